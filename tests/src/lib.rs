@@ -1,0 +1,1 @@
+//! End-to-end tests of the `passk` binary and the `xtask` pipeline live in `tests/`.
