@@ -1,1 +1,82 @@
-//! End-to-end tests of the `passk` binary and the `xtask` pipeline live in `tests/`.
+//! Fixtures for the end-to-end tests: a scratch project with small experiment files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// A temporary project directory with `experiments/`, `results/` and `figures/`.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// An empty scratch project.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for sub in ["experiments", "results", "figures"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("scratch layout");
+        }
+        Self { dir }
+    }
+
+    /// The project root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `root/rel`.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes `text` to `root/rel`.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("parent dir");
+        std::fs::write(&path, text).expect("write fixture");
+        path
+    }
+
+    /// Runs `passk` in-process with `--results`/`--figures` pointing into the scratch project.
+    pub fn passk(&self, args: &[&str]) -> anyhow::Result<ExitCode> {
+        let mut raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let takes_dirs = !matches!(args.first(), Some(&"experiments") | Some(&"gate"));
+        if takes_dirs {
+            raw.extend([
+                "--results".to_string(),
+                self.path("results").display().to_string(),
+                "--figures".to_string(),
+                self.path("figures").display().to_string(),
+                "--quiet".to_string(),
+            ]);
+        }
+        passk_cli::run_cli(&raw)
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A small theory experiment: two separations (one interfering, one not), two k, one seed.
+pub const SMALL_THEORY: &str = r#"
+[experiment]
+name = "theory"
+tier = "theory"
+
+[matrix]
+separation = [0.5, 6.0]
+p_hard = [0.2]
+k = [4, 8]
+seed = [0]
+
+[params]
+n_prompts = 32
+feature_std = 1.0
+theta0 = [2.0, 0.0]
+k_scan = [1, 2, 4, 8, 16]
+lr = 1.0
+steps = 100
+one_step_eta = 0.01
+"#;

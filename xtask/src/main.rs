@@ -1,1 +1,127 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner. Builds `passk` in release and drives it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+const USAGE: &str = "\
+cargo xtask <command>
+
+  reproduce all | <experiment>   run every missing cell (all experiments, or
+                                 experiments/<experiment>.toml), then regenerate
+                                 figures/ and results/MANIFEST
+  report                         regenerate figures/ from results/ only
+  verify                         fail on any changed/missing/extra result file or a
+                                 figure that differs from a fresh regeneration
+  check                          the CI gate: recompute the gate experiments named in
+                                 experiments/claims.toml into target/passk-check/,
+                                 evaluate every claim, then verify the committed results
+  ci                             fmt check, clippy -D warnings, tests, check
+  help                           this text
+
+Options: --cuda builds passk with CUDA (`--features cuda`; needs nvcc).
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cuda = args.iter().any(|a| a == "--cuda");
+    let args: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--cuda").collect();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match args.as_slice() {
+        ["reproduce", target] => reproduce(&sh, target, cuda),
+        ["reproduce"] => bail!("say what to reproduce: `cargo xtask reproduce all` or `cargo xtask reproduce theory`"),
+        ["report"] => {
+            let passk = build_passk(&sh, cuda)?;
+            cmd!(sh, "{passk} report").run()?;
+            Ok(())
+        }
+        ["verify"] => {
+            let passk = build_passk(&sh, cuda)?;
+            cmd!(sh, "{passk} verify").run()?;
+            Ok(())
+        }
+        ["check"] => check(&sh, cuda),
+        ["ci"] => ci(&sh),
+        [] | ["help"] | ["--help"] | ["-h"] => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown xtask command {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
+}
+
+/// Builds the `passk` binary in release and returns its path.
+fn build_passk(sh: &Shell, cuda: bool) -> Result<PathBuf> {
+    let features: &[&str] = if cuda { &["--features", "cuda"] } else { &[] };
+    cmd!(sh, "cargo build --release --quiet -p passk-cli --bin passk {features...}")
+        .run()
+        .context("building passk failed")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    Ok(target.join("release").join("passk"))
+}
+
+fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
+    let passk = build_passk(sh, cuda)?;
+    let files: Vec<String> = if target == "all" {
+        cmd!(sh, "{passk} experiments experiments")
+            .read()?
+            .lines()
+            .map(str::to_string)
+            .collect()
+    } else {
+        let file = format!("experiments/{target}.toml");
+        if !Path::new(&project_root()).join(&file).is_file() {
+            bail!("no experiment file {file}; `ls experiments/` lists them");
+        }
+        vec![file]
+    };
+    if files.is_empty() {
+        bail!("no experiment files found in experiments/");
+    }
+    cmd!(sh, "{passk} run {files...}").run()?;
+    cmd!(sh, "{passk} report").run()?;
+    cmd!(sh, "{passk} manifest").run()?;
+    println!("reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims");
+    Ok(())
+}
+
+fn check(sh: &Shell, cuda: bool) -> Result<()> {
+    let passk = build_passk(sh, cuda)?;
+    let scratch = project_root().join("target").join("passk-check");
+    let gate: Vec<String> = cmd!(sh, "{passk} gate")
+        .read()?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if scratch.exists() {
+        // Cells are cached by config hash, not by code: start clean so the gate recomputes.
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    println!("check: recomputing {} gate experiment(s) into {}", gate.len(), scratch.display());
+    cmd!(sh, "{passk} run {gate...} --results {scratch} --quiet").run()?;
+    let claims = cmd!(sh, "{passk} check --results {scratch}").run();
+    let verified = cmd!(sh, "{passk} verify").run();
+    claims.context("a claim failed (table above)")?;
+    verified.context("committed results or figures do not verify (messages above)")?;
+    Ok(())
+}
+
+fn ci(sh: &Shell) -> Result<()> {
+    cmd!(sh, "cargo fmt --all -- --check").run().context("run `cargo fmt --all`")?;
+    cmd!(sh, "cargo clippy --workspace --all-targets --release -- -D warnings").run()?;
+    cmd!(sh, "cargo test --workspace --release").run()?;
+    check(sh, false)?;
+    println!("ci: all green");
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! Experiment files: parsing, validation and expansion of the matrix into cells.
+//!
+//! An experiment TOML has three tables: `[experiment]` (name, tier, description), `[matrix]`
+//! (each key a non-empty list; the cross product gives the cells) and `[params]` (values shared
+//! by every cell). A cell's configuration is the flat union of one matrix point and the params;
+//! its hash (the name of its results directory) is the sha256 of that object's canonical JSON.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Tiers this binary can run.
+pub const TIERS: &[&str] = &["theory"];
+
+/// A parsed and validated experiment file.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// Where it was read from (for error messages).
+    pub path: PathBuf,
+    /// `[experiment] name`: also the results sub-directory.
+    pub name: String,
+    /// `[experiment] tier`.
+    pub tier: String,
+    /// `[experiment] description`.
+    pub description: String,
+    /// Whether `reproduce all` runs it (`[experiment] in_all`, default true).
+    pub in_all: bool,
+    /// The expanded cells, in matrix order (last key varies fastest, keys sorted by name).
+    pub cells: Vec<Cell>,
+}
+
+/// One point of an experiment's matrix.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The canonical flat configuration (keys sorted).
+    pub config: Map<String, Value>,
+    /// First 16 hex digits of the sha256 of `canonical_json(config)` prefixed by the tier.
+    pub hash: String,
+    /// The matrix coordinates alone, for progress lines.
+    pub coords: Vec<(String, Value)>,
+}
+
+/// Reads, validates and expands `path`. Nothing is written.
+pub fn load_experiment(path: &Path) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    parse_experiment(&text, path)
+}
+
+/// Parses experiment TOML `text`; `path` is used only in messages.
+pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
+    let file = path.display();
+    let root: toml::Table =
+        toml::from_str(text).with_context(|| format!("{file}: malformed TOML"))?;
+    for key in root.keys() {
+        if !["experiment", "matrix", "params"].contains(&key.as_str()) {
+            bail!("{file}: unknown top-level table `{key}`; allowed: [experiment], [matrix], [params]");
+        }
+    }
+    let header = table(&root, "experiment", &file.to_string())?
+        .with_context(|| format!("{file}: missing [experiment] table with `name` and `tier`"))?;
+    for key in header.keys() {
+        if !["name", "tier", "description", "in_all"].contains(&key.as_str()) {
+            bail!("{file}: unknown key `experiment.{key}`; allowed: name, tier, description, in_all");
+        }
+    }
+    let name = string_key(header, "name", &file.to_string())?;
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("{file}: `experiment.name` = {name:?} must be non-empty and use only [A-Za-z0-9_-] (it names a directory)");
+    }
+    let tier = string_key(header, "tier", &file.to_string())?;
+    if !TIERS.contains(&tier.as_str()) {
+        bail!("{file}: `experiment.tier` = {tier:?} is not a tier this build runs; allowed: {TIERS:?}");
+    }
+    let description = match header.get("description") {
+        None => String::new(),
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(_) => bail!("{file}: `experiment.description` must be a string"),
+    };
+    let in_all = match header.get("in_all") {
+        None => true,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => bail!("{file}: `experiment.in_all` must be true or false"),
+    };
+
+    let empty = toml::Table::new();
+    let matrix = table(&root, "matrix", &file.to_string())?.unwrap_or(&empty);
+    let params = table(&root, "params", &file.to_string())?.unwrap_or(&empty);
+    let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
+    for (key, value) in matrix {
+        let toml::Value::Array(items) = value else {
+            bail!("{file}: `matrix.{key}` must be a list of values (the matrix axis), e.g. {key} = [1, 2]");
+        };
+        if items.is_empty() {
+            bail!("{file}: `matrix.{key}` is an empty list, so the matrix has no cells; give at least one value");
+        }
+        if params.contains_key(key) {
+            bail!("{file}: `{key}` is both in [matrix] and [params]; keep it in one of them");
+        }
+        let values = items
+            .iter()
+            .map(|v| to_json(v).with_context(|| format!("{file}: `matrix.{key}`")))
+            .collect::<Result<Vec<_>>>()?;
+        axes.push((key.clone(), values));
+    }
+    let mut base = Map::new();
+    for (key, value) in params {
+        base.insert(
+            key.clone(),
+            to_json(value).with_context(|| format!("{file}: `params.{key}`"))?,
+        );
+    }
+
+    let mut cells = Vec::new();
+    let mut index = vec![0usize; axes.len()];
+    loop {
+        let mut config = base.clone();
+        let mut coords = Vec::new();
+        for (axis, &i) in axes.iter().zip(&index) {
+            config.insert(axis.0.clone(), axis.1[i].clone());
+            coords.push((axis.0.clone(), axis.1[i].clone()));
+        }
+        let config = sorted(config);
+        crate::tiers::validate(&tier, &config)
+            .with_context(|| format!("{file}: cell {}", describe(&coords)))?;
+        let hash = cell_hash(&tier, &config);
+        cells.push(Cell {
+            config,
+            hash,
+            coords,
+        });
+        // Odometer increment, last axis fastest.
+        let mut pos = axes.len();
+        loop {
+            if pos == 0 {
+                return finish(path, name, tier, description, in_all, cells);
+            }
+            pos -= 1;
+            index[pos] += 1;
+            if index[pos] < axes[pos].1.len() {
+                break;
+            }
+            index[pos] = 0;
+        }
+    }
+}
+
+fn finish(
+    path: &Path,
+    name: String,
+    tier: String,
+    description: String,
+    in_all: bool,
+    cells: Vec<Cell>,
+) -> Result<Experiment> {
+    let mut seen = BTreeMap::new();
+    for cell in &cells {
+        if let Some(previous) = seen.insert(cell.hash.clone(), describe(&cell.coords)) {
+            bail!(
+                "{}: two matrix points give the same cell ({previous} and {}); remove the duplicate value",
+                path.display(),
+                describe(&cell.coords)
+            );
+        }
+    }
+    Ok(Experiment {
+        path: path.to_path_buf(),
+        name,
+        tier,
+        description,
+        in_all,
+        cells,
+    })
+}
+
+/// `key=value, …` for progress lines and messages.
+pub fn describe(coords: &[(String, Value)]) -> String {
+    coords
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The cell hash: sha256 over `tier` and the canonical JSON of the config, 16 hex digits.
+pub fn cell_hash(tier: &str, config: &Map<String, Value>) -> String {
+    let canonical = serde_json::to_string(&Value::Object(config.clone()))
+        .expect("a JSON map always serialises");
+    let mut hasher = Sha256::new();
+    hasher.update(tier.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(canonical.as_bytes());
+    hex(&hasher.finalize())[..16].to_string()
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sorted(map: Map<String, Value>) -> Map<String, Value> {
+    // serde_json's Map is a BTreeMap without `preserve_order`; rebuild to be explicit.
+    map.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect()
+}
+
+fn table<'a>(root: &'a toml::Table, key: &str, file: &str) -> Result<Option<&'a toml::Table>> {
+    match root.get(key) {
+        None => Ok(None),
+        Some(toml::Value::Table(t)) => Ok(Some(t)),
+        Some(_) => bail!("{file}: `{key}` must be a table ([{key}])"),
+    }
+}
+
+fn string_key(table: &toml::Table, key: &str, file: &str) -> Result<String> {
+    match table.get(key) {
+        Some(toml::Value::String(s)) => Ok(s.clone()),
+        Some(_) => bail!("{file}: `experiment.{key}` must be a string"),
+        None => bail!("{file}: missing `experiment.{key}`"),
+    }
+}
+
+fn to_json(value: &toml::Value) -> Result<Value> {
+    Ok(match value {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => {
+            if !f.is_finite() {
+                bail!("{f} is not a finite number");
+            }
+            Value::from(*f)
+        }
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Array(items) => {
+            Value::Array(items.iter().map(to_json).collect::<Result<Vec<_>>>()?)
+        }
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
+                .collect::<Result<Map<_, _>>>()?,
+        ),
+        toml::Value::Datetime(_) => bail!("dates are not allowed in experiment files"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[experiment]
+name = "t"
+tier = "theory"
+
+[matrix]
+k = [2, 4]
+separation = [0.5, 6.0]
+seed = [0]
+
+[params]
+p_hard = 0.2
+"#;
+
+    fn parse(text: &str) -> Result<Experiment> {
+        parse_experiment(text, Path::new("exp.toml"))
+    }
+
+    #[test]
+    fn expands_the_cross_product_with_distinct_hashes() {
+        let exp = parse(GOOD).unwrap();
+        assert_eq!(exp.cells.len(), 4);
+        let hashes: std::collections::BTreeSet<_> = exp.cells.iter().map(|c| &c.hash).collect();
+        assert_eq!(hashes.len(), 4);
+        assert_eq!(exp.cells[0].config["p_hard"], Value::from(0.2));
+    }
+
+    #[test]
+    fn hash_ignores_key_order_in_the_file() {
+        let a = parse(GOOD).unwrap();
+        let swapped = GOOD.replace(
+            "k = [2, 4]\nseparation = [0.5, 6.0]",
+            "separation = [0.5, 6.0]\nk = [2, 4]",
+        );
+        let b = parse(&swapped).unwrap();
+        let ha: std::collections::BTreeSet<_> = a.cells.iter().map(|c| c.hash.clone()).collect();
+        let hb: std::collections::BTreeSet<_> = b.cells.iter().map(|c| c.hash.clone()).collect();
+        assert_eq!(ha, hb);
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn bad_input_names_the_file_and_key() {
+        assert!(err("[experiment\nname=").contains("malformed TOML"));
+        assert!(err(&GOOD.replace("p_hard = 0.2", "p_hard = 0.2\nbogus = 1"))
+            .contains("bogus"));
+        assert!(err(&GOOD.replace("seed = [0]", "seed = []")).contains("empty list"));
+        assert!(err(&GOOD.replace("k = [2, 4]", "k = [0, 4]")).contains("k"));
+        assert!(err(&GOOD.replace("p_hard = 0.2", "p_hard = 1.5")).contains("p_hard"));
+        assert!(err(&GOOD.replace("tier = \"theory\"", "tier = \"nope\"")).contains("tier"));
+        assert!(err(&GOOD.replace("[params]", "[parms]")).contains("parms"));
+        let e = err(&GOOD.replace("k = [2, 4]", "k = [2, 2]"));
+        assert!(e.contains("duplicate"), "{e}");
+        assert!(err(GOOD).contains("exp.toml") || parse(GOOD).is_ok());
+        assert!(err(&GOOD.replace("p_hard = 0.2", "p_hard = 2.0")).contains("exp.toml"));
+    }
+}

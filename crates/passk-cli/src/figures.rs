@@ -1,0 +1,152 @@
+//! Regenerating figures/ from results/, and checking that figures/ is what results/ gives.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use passk_report::schema::CellRecord;
+
+/// Renders every experiment under `results` into `out/<experiment>/`; returns files written.
+fn render_all(results: &Path, out: &Path) -> Result<usize> {
+    let mut written = 0;
+    for (experiment, tier) in experiments(results)? {
+        let target = out.join(&experiment);
+        let source = results.join(&experiment);
+        match tier.as_str() {
+            "theory" => {
+                let cells = passk_report::load::load_theory_cells(&source)?;
+                written += passk_report::theory::render_theory(&cells, &target)?.len();
+            }
+            other => bail!(
+                "{}: tier {other:?} has no report in this build",
+                source.display()
+            ),
+        }
+    }
+    Ok(written)
+}
+
+/// Experiments under `results` (sorted) with the tier named by their first cell.
+fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    if !results.is_dir() {
+        bail!(
+            "{} does not exist; run `cargo xtask reproduce all` first",
+            results.display()
+        );
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(results)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let mut cells: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path().join("cell.json")))
+            .filter(|p| p.is_file())
+            .collect();
+        cells.sort();
+        let Some(first) = cells.first() else { continue };
+        let record: CellRecord = serde_json::from_slice(&std::fs::read(first)?)
+            .with_context(|| format!("cannot parse {}", first.display()))?;
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        out.push((name, record.tier));
+    }
+    Ok(out)
+}
+
+/// Replaces the contents of `figures` with a fresh rendering of `results`.
+pub fn regenerate(results: &Path, figures: &Path) -> Result<usize> {
+    let staging = figures.join(format!(".staging-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(&staging)?;
+    let written = match render_all(results, &staging) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    for entry in std::fs::read_dir(figures)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            if name.starts_with(".staging-") && entry.path() != staging {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    for entry in std::fs::read_dir(&staging)? {
+        let entry = entry?;
+        std::fs::rename(entry.path(), figures.join(entry.file_name()))?;
+    }
+    std::fs::remove_dir_all(&staging)?;
+    Ok(written)
+}
+
+/// Differences between `figures` and a fresh rendering of `results`, one message per file.
+pub fn verify(results: &Path, figures: &Path) -> Result<Vec<String>> {
+    let fresh = std::env::temp_dir().join(format!("passk-verify-{}", std::process::id()));
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh)?;
+    }
+    std::fs::create_dir_all(&fresh)?;
+    let rendered = render_all(results, &fresh);
+    let problems = rendered.and_then(|_| {
+        let want = files(&fresh)?;
+        let have = if figures.is_dir() { files(figures)? } else { BTreeMap::new() };
+        let mut problems = Vec::new();
+        for (rel, bytes) in &want {
+            match have.get(rel) {
+                None => problems.push(format!("figures/{rel} is missing (run `cargo xtask report`)")),
+                Some(b) if b != bytes => problems.push(format!(
+                    "figures/{rel} differs from a fresh regeneration of results/ (run `cargo xtask report`)"
+                )),
+                Some(_) => {}
+            }
+        }
+        for rel in have.keys().filter(|r| !want.contains_key(*r)) {
+            problems.push(format!("figures/{rel} is not produced from results/ (stale or hand-made)"));
+        }
+        Ok(problems)
+    });
+    let _ = std::fs::remove_dir_all(&fresh);
+    problems
+}
+
+fn files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            } else {
+                let rel = entry
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap_or(&entry.path())
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.insert(rel, std::fs::read(entry.path())?);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,248 @@
+//! The `passk` command line: runs experiment cells, regenerates figures, hashes and verifies
+//! results, and checks the claims. `cargo xtask` drives it through the `passk` binary; the
+//! end-to-end tests call [`run_cli`] in-process.
+
+pub mod config;
+mod environment;
+pub mod figures;
+pub mod run;
+pub mod theory;
+pub mod tiers;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+passk: the pass@k interference suite's compute binary
+
+USAGE:
+  passk run <experiment.toml>... [--results DIR] [--quiet] [--prune]
+      Run every cell of the experiments whose results are missing, then rewrite the manifest.
+      --prune deletes cell directories the experiment no longer lists.
+  passk list <experiment.toml>... [--results DIR]
+      Print each cell's hash, status (done/missing) and matrix coordinates.
+  passk experiments [DIR]
+      Print the experiment files in DIR (default experiments/) that `reproduce all` runs.
+  passk report [--results DIR] [--figures DIR]
+      Regenerate every figure and table under figures/ from results/ only.
+  passk manifest [--results DIR]
+      Rewrite results/MANIFEST (sha256 and size of every result file).
+  passk verify [--results DIR] [--figures DIR]
+      Fail when a result file differs from MANIFEST, or figures/ from a fresh regeneration.
+  passk check [--claims FILE] [--results DIR]
+      Evaluate the claims (default experiments/claims.toml) and print a verdict table;
+      exit 1 when any claim fails.
+  passk gate [--claims FILE]
+      Print the experiment files the CI gate recomputes before checking the claims.
+
+Defaults: --results results, --figures figures.
+";
+
+struct Args {
+    positional: Vec<String>,
+    results: PathBuf,
+    figures: PathBuf,
+    claims: PathBuf,
+    quiet: bool,
+    prune: bool,
+}
+
+fn parse_args(raw: &[String]) -> Result<Args> {
+    let mut args = Args {
+        positional: Vec::new(),
+        results: PathBuf::from("results"),
+        figures: PathBuf::from("figures"),
+        claims: PathBuf::from("experiments/claims.toml"),
+        quiet: std::env::var_os("CI").is_some(),
+        prune: false,
+    };
+    let mut it = raw.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value; see `passk --help`"))
+        };
+        match arg.as_str() {
+            "--results" => args.results = value("--results")?.into(),
+            "--figures" => args.figures = value("--figures")?.into(),
+            "--claims" => args.claims = value("--claims")?.into(),
+            "--quiet" => args.quiet = true,
+            "--prune" => args.prune = true,
+            flag if flag.starts_with("--") => bail!("unknown option {flag}; see `passk --help`"),
+            other => args.positional.push(other.to_string()),
+        }
+    }
+    Ok(args)
+}
+
+/// Runs the command line `raw` (without the program name); errors are usage or input errors.
+pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
+    let Some(command) = raw.first() else {
+        print!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    if command == "--help" || command == "-h" || command == "help" {
+        print!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let args = parse_args(&raw[1..])?;
+    match command.as_str() {
+        "run" => cmd_run(&args),
+        "list" => cmd_list(&args),
+        "experiments" => cmd_experiments(&args),
+        "report" => {
+            let written = figures::regenerate(&args.results, &args.figures)?;
+            if !args.quiet {
+                eprintln!("report: wrote {written} files under {}", args.figures.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "manifest" => {
+            let n = passk_report::manifest::write_manifest(&args.results)
+                .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
+            if !args.quiet {
+                eprintln!("manifest: {n} files listed in {}/MANIFEST", args.results.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "verify" => cmd_verify(&args),
+        "check" => cmd_check(&args),
+        "gate" => {
+            let text = std::fs::read_to_string(&args.claims)
+                .with_context(|| format!("cannot read {}", args.claims.display()))?;
+            for file in passk_report::claims::parse_claims(&text, &args.claims)?.gate {
+                println!("{file}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command {other:?}; see `passk --help`"),
+    }
+}
+
+fn load_all(paths: &[String]) -> Result<Vec<config::Experiment>> {
+    if paths.is_empty() {
+        bail!("name at least one experiment file, e.g. experiments/theory.toml");
+    }
+    // Validate every file before running anything: a bad file writes nothing.
+    let experiments = paths
+        .iter()
+        .map(|p| config::load_experiment(Path::new(p)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut names = std::collections::BTreeSet::new();
+    for exp in &experiments {
+        if !names.insert(exp.name.clone()) {
+            bail!("two experiment files are named {:?}; names must be unique", exp.name);
+        }
+    }
+    Ok(experiments)
+}
+
+fn cmd_run(args: &Args) -> Result<ExitCode> {
+    let experiments = load_all(&args.positional)?;
+    let mut ran = 0;
+    for exp in &experiments {
+        let stale = run::stale_cells(exp, &args.results)?;
+        for dir in &stale {
+            if args.prune {
+                std::fs::remove_dir_all(dir)?;
+                eprintln!("pruned {}", dir.display());
+            } else {
+                eprintln!(
+                    "warning: {} is not a cell of {} (changed matrix?); it still feeds the report. \
+                     Rerun with --prune to delete it.",
+                    dir.display(),
+                    exp.path.display()
+                );
+            }
+        }
+        let stats = run::run_experiment(exp, &args.results, args.quiet)?;
+        ran += stats.ran;
+        println!(
+            "{}: ran {} cells, {} already done",
+            exp.name, stats.ran, stats.cached
+        );
+    }
+    if ran > 0 {
+        environment::write(&args.results)?;
+    }
+    passk_report::manifest::write_manifest(&args.results)
+        .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_list(args: &Args) -> Result<ExitCode> {
+    for exp in load_all(&args.positional)? {
+        println!("{} ({}, tier {}): {} cells", exp.name, exp.path.display(), exp.tier, exp.cells.len());
+        for cell in &exp.cells {
+            let status = if run::is_done(&args.results, &exp.name, &cell.hash) { "done" } else { "missing" };
+            println!("  {}  {:<7}  {}", cell.hash, status, config::describe(&cell.coords));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_experiments(args: &Args) -> Result<ExitCode> {
+    let dir = args.positional.first().map_or_else(|| PathBuf::from("experiments"), PathBuf::from);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let Ok(table) = text.parse::<toml::Table>() else {
+            bail!("{}: malformed TOML", file.display());
+        };
+        if !table.contains_key("experiment") {
+            continue; // claims and other non-experiment files
+        }
+        let exp = config::load_experiment(&file)?;
+        if exp.in_all {
+            println!("{}", file.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_verify(args: &Args) -> Result<ExitCode> {
+    let mut problems: Vec<String> = passk_report::manifest::verify_manifest(&args.results)
+        .iter()
+        .map(|p| format!("results/{p}"))
+        .collect();
+    problems.extend(figures::verify(&args.results, &args.figures)?);
+    if problems.is_empty() {
+        println!(
+            "verify: every result file matches {}/MANIFEST and {} matches a fresh regeneration",
+            args.results.display(),
+            args.figures.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            eprintln!("verify: {p}");
+        }
+        eprintln!("verify FAILED: {} problem(s)", problems.len());
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn cmd_check(args: &Args) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.claims)
+        .with_context(|| format!("cannot read {}", args.claims.display()))?;
+    let claims = passk_report::claims::parse_claims(&text, &args.claims)?;
+    let verdicts = passk_report::claims::evaluate(&claims.claim, &args.results);
+    print!("{}", passk_report::claims::render_table(&verdicts));
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    if failed == 0 {
+        println!("check: all {} claims hold", verdicts.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("check: {failed} of {} claims FAILED", verdicts.len());
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,139 @@
+//! Running an experiment's missing cells, each into its own results directory.
+//!
+//! A cell runs in `results/<experiment>/.tmp-<hash>/` and is renamed to
+//! `results/<experiment>/<hash>/` only when every file is written, so a directory named by a
+//! hash is always complete; a killed run leaves only a hidden temporary that the next run removes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use passk_report::schema::{CellRecord, SCHEMA_VERSION};
+use serde_json::Value;
+
+use crate::config::{describe, Experiment};
+use crate::write::write_json;
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunStats {
+    /// Cells computed now.
+    pub ran: usize,
+    /// Cells whose results already existed.
+    pub cached: usize,
+}
+
+/// The directory of one cell's results.
+pub fn cell_dir(results: &Path, experiment: &str, hash: &str) -> PathBuf {
+    results.join(experiment).join(hash)
+}
+
+/// Whether a cell's results are complete (its directory exists with `cell.json`).
+pub fn is_done(results: &Path, experiment: &str, hash: &str) -> bool {
+    cell_dir(results, experiment, hash).join("cell.json").is_file()
+}
+
+/// Runs every cell of `exp` that has no results yet.
+pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<RunStats> {
+    let exp_dir = results.join(&exp.name);
+    std::fs::create_dir_all(&exp_dir)
+        .with_context(|| format!("cannot create {}", exp_dir.display()))?;
+    remove_stale_temporaries(&exp_dir)?;
+    let todo: Vec<_> = exp
+        .cells
+        .iter()
+        .filter(|c| !is_done(results, &exp.name, &c.hash))
+        .collect();
+    let mut stats = RunStats {
+        ran: 0,
+        cached: exp.cells.len() - todo.len(),
+    };
+    if !quiet {
+        eprintln!(
+            "{}: {} cells, {} cached, {} to run",
+            exp.name,
+            exp.cells.len(),
+            stats.cached,
+            todo.len()
+        );
+    }
+    let bar = ProgressBar::new(todo.len() as u64);
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} cells, {elapsed} elapsed, ETA {eta} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(exp.name.clone());
+    let logged = !quiet && bar.is_hidden();
+    for cell in todo {
+        let started = Instant::now();
+        let tmp = exp_dir.join(format!(".tmp-{}", cell.hash));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        let record = CellRecord {
+            schema: SCHEMA_VERSION,
+            experiment: exp.name.clone(),
+            tier: exp.tier.clone(),
+            hash: cell.hash.clone(),
+            config: Value::Object(cell.config.clone()),
+        };
+        crate::tiers::run_cell(&exp.tier, &cell.config, &tmp)
+            .with_context(|| format!("{}: cell {} ({})", exp.name, cell.hash, describe(&cell.coords)))?;
+        // cell.json last: its presence marks the directory complete.
+        write_json(&tmp.join("cell.json"), &record)?;
+        let dir = cell_dir(results, &exp.name, &cell.hash);
+        std::fs::rename(&tmp, &dir)
+            .with_context(|| format!("cannot move {} into place", dir.display()))?;
+        stats.ran += 1;
+        bar.inc(1);
+        if logged {
+            eprintln!(
+                "  [{}/{}] {} ({}) in {:.2}s",
+                stats.ran,
+                bar.length().unwrap_or(0),
+                cell.hash,
+                describe(&cell.coords),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    bar.finish_and_clear();
+    Ok(stats)
+}
+
+/// Cell directories under `results/<experiment>/` that the experiment no longer lists.
+pub fn stale_cells(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> {
+    let dir = results.join(&exp.name);
+    let mut stale = Vec::new();
+    if !dir.is_dir() {
+        return Ok(stale);
+    }
+    for entry in std::fs::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        if !exp.cells.iter().any(|c| c.hash == name) {
+            stale.push(entry.path());
+        }
+    }
+    stale.sort();
+    Ok(stale)
+}
+
+fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! `experiments/claims.toml`: named claims about results, each a statistic, a comparison and a
+//! threshold, evaluated from the files under `results/` only.
+//!
+//! ```toml
+//! [[claim]]
+//! name = "exact.conflict_past_kstar"
+//! experiment = "theory"              # results/<experiment>/
+//! select = { separation = [0.5, 1.0] } # config filters: a value or a list of allowed values
+//! statistic = "fraction_with_kstar"  # see `STATISTICS`
+//! op = ">="                          # one of < <= > >=
+//! threshold = 1.0
+//! why = "why this threshold"
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ReportError;
+use crate::load::{load_theory_cells, TheoryCell};
+
+/// The statistics a claim may name, with what each measures.
+pub const STATISTICS: &[(&str, &str)] = &[
+    ("max_identity_gap", "largest |<grad J_k, grad J_1> - E[w_k a]| over cells and scanned k (exact tier)"),
+    ("fraction_with_kstar", "share of cells where some scanned k has <grad J_k, grad J_1> < 0 at the start"),
+    ("fraction_negative_beyond_kstar", "share of cells with a k* where every scanned k >= k* stays negative"),
+    ("max_passk_delta_j1", "largest change of J_1 under exact ascent on J_k (negative: J_1 fell in every cell)"),
+    ("min_passk_delta_j1", "smallest change of J_1 under exact ascent on J_k"),
+    ("min_passk_delta_jk", "smallest change of J_k under exact ascent on J_k"),
+    ("min_pass1_delta_j1", "smallest change of J_1 under exact ascent on J_1"),
+    ("max_one_step_delta_j1_in_conflict", "largest measured one-step change of J_1 among cells whose first-order prediction is negative"),
+    ("max_one_step_relative_error", "largest |measured - first order| / |first order| of the one-step change of J_1"),
+];
+
+/// One claim as written in the claims file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// Unique name, printed in the verdict table.
+    pub name: String,
+    /// The experiment whose results it reads.
+    pub experiment: String,
+    /// Config filters; a cell is used when every key matches.
+    #[serde(default)]
+    pub select: toml::Table,
+    /// A name from [`STATISTICS`].
+    pub statistic: String,
+    /// Comparison of the measured value against the threshold.
+    pub op: String,
+    /// The threshold.
+    pub threshold: f64,
+    /// Why the threshold is what it is.
+    pub why: String,
+}
+
+/// A parsed claims file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsFile {
+    /// Experiment files that `cargo xtask check` recomputes from scratch before evaluating.
+    pub gate: Vec<String>,
+    /// The claims.
+    pub claim: Vec<Claim>,
+}
+
+/// A claim's verdict.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The claim.
+    pub claim: Claim,
+    /// The measured statistic, when it could be computed.
+    pub measured: Option<f64>,
+    /// A confidence interval, when the statistic has one.
+    pub interval: Option<(f64, f64)>,
+    /// Number of cells the statistic used.
+    pub cells: usize,
+    /// Whether the claim holds.
+    pub passed: bool,
+    /// Why it failed to evaluate, if it did.
+    pub error: Option<String>,
+}
+
+/// Parses a claims file; errors name the file and say what is allowed.
+pub fn parse_claims(text: &str, path: &Path) -> Result<ClaimsFile, ReportError> {
+    let file: ClaimsFile = toml::from_str(text)
+        .map_err(|e| ReportError::invalid(path, format!("malformed claims file: {e}")))?;
+    let mut names = std::collections::BTreeSet::new();
+    for claim in &file.claim {
+        if !names.insert(claim.name.clone()) {
+            return Err(ReportError::invalid(path, format!("claim `{}` is defined twice", claim.name)));
+        }
+        if !["<", "<=", ">", ">="].contains(&claim.op.as_str()) {
+            return Err(ReportError::invalid(
+                path,
+                format!("claim `{}`: op {:?} is not one of <, <=, >, >=", claim.name, claim.op),
+            ));
+        }
+        if !STATISTICS.iter().any(|(s, _)| *s == claim.statistic) {
+            let known: Vec<_> = STATISTICS.iter().map(|(s, _)| *s).collect();
+            return Err(ReportError::invalid(
+                path,
+                format!("claim `{}`: unknown statistic {:?}; known: {known:?}", claim.name, claim.statistic),
+            ));
+        }
+    }
+    if file.claim.is_empty() {
+        return Err(ReportError::invalid(path, "no [[claim]] entries"));
+    }
+    Ok(file)
+}
+
+/// Evaluates every claim against `results`; a claim that cannot be evaluated fails.
+pub fn evaluate(claims: &[Claim], results: &Path) -> Vec<Verdict> {
+    claims.iter().map(|c| evaluate_one(c, results)).collect()
+}
+
+fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
+    let failed = |error: String| Verdict {
+        claim: claim.clone(),
+        measured: None,
+        interval: None,
+        cells: 0,
+        passed: false,
+        error: Some(error),
+    };
+    let cells = match load_theory_cells(&results.join(&claim.experiment)) {
+        Ok(c) => c,
+        Err(e) => return failed(e.to_string()),
+    };
+    let selected: Vec<&TheoryCell> = cells.iter().filter(|c| matches(&claim.select, &c.record.config)).collect();
+    if selected.is_empty() {
+        return failed(format!(
+            "no cell of `{}` matches select = {}; check the claim or run the experiment",
+            claim.experiment, claim.select
+        ));
+    }
+    match theory_statistic(&claim.statistic, &selected) {
+        Ok(value) => Verdict {
+            claim: claim.clone(),
+            measured: Some(value),
+            interval: None,
+            cells: selected.len(),
+            passed: compare(value, &claim.op, claim.threshold),
+            error: None,
+        },
+        Err(e) => failed(e),
+    }
+}
+
+fn compare(value: f64, op: &str, threshold: f64) -> bool {
+    match op {
+        "<" => value < threshold,
+        "<=" => value <= threshold,
+        ">" => value > threshold,
+        ">=" => value >= threshold,
+        _ => false,
+    }
+}
+
+fn matches(select: &toml::Table, config: &Value) -> bool {
+    select.iter().all(|(key, wanted)| {
+        let Some(have) = config.get(key) else { return false };
+        match wanted {
+            toml::Value::Array(options) => options.iter().any(|o| same(o, have)),
+            single => same(single, have),
+        }
+    })
+}
+
+fn same(wanted: &toml::Value, have: &Value) -> bool {
+    match wanted {
+        toml::Value::Integer(i) => have.as_f64() == Some(*i as f64),
+        toml::Value::Float(f) => have.as_f64() == Some(*f),
+        toml::Value::String(s) => have.as_str() == Some(s),
+        toml::Value::Boolean(b) => have.as_bool() == Some(*b),
+        _ => false,
+    }
+}
+
+fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64, String> {
+    let max = |it: &mut dyn Iterator<Item = f64>| it.fold(f64::NEG_INFINITY, f64::max);
+    let min = |it: &mut dyn Iterator<Item = f64>| it.fold(f64::INFINITY, f64::min);
+    let fraction = |hits: usize, of: usize| {
+        if of == 0 {
+            Err("no cell qualifies for this statistic".to_string())
+        } else {
+            Ok(hits as f64 / of as f64)
+        }
+    };
+    match name {
+        "max_identity_gap" => Ok(max(&mut cells.iter().map(|c| c.summary.max_identity_gap))),
+        "fraction_with_kstar" => fraction(
+            cells.iter().filter(|c| c.summary.k_star.is_some()).count(),
+            cells.len(),
+        ),
+        "fraction_negative_beyond_kstar" => {
+            let with: Vec<_> = cells.iter().filter_map(|c| c.summary.k_star.map(|k| (c, k))).collect();
+            let hits = with
+                .iter()
+                .filter(|(c, k_star)| c.kscan.iter().filter(|r| r.k >= *k_star).all(|r| r.inner < 0.0))
+                .count();
+            fraction(hits, with.len())
+        }
+        "max_passk_delta_j1" => Ok(max(&mut cells.iter().map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
+        "min_passk_delta_j1" => Ok(min(&mut cells.iter().map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
+        "min_passk_delta_jk" => Ok(min(&mut cells.iter().map(|c| c.summary.passk_final_jk - c.summary.jk_start))),
+        "min_pass1_delta_j1" => Ok(min(&mut cells.iter().map(|c| c.summary.pass1_final_j1 - c.summary.j1_start))),
+        "max_one_step_delta_j1_in_conflict" => {
+            let conflict: Vec<_> = cells.iter().filter(|c| c.summary.one_step_first_order < 0.0).collect();
+            if conflict.is_empty() {
+                return Err("no selected cell has a negative first-order one-step change".into());
+            }
+            Ok(max(&mut conflict.iter().map(|c| c.summary.one_step_delta_j1)))
+        }
+        "max_one_step_relative_error" => Ok(max(&mut cells.iter().map(|c| {
+            let s = &c.summary;
+            (s.one_step_delta_j1 - s.one_step_first_order).abs() / s.one_step_first_order.abs().max(1e-300)
+        }))),
+        other => Err(format!("statistic {other:?} is not defined for the theory tier")),
+    }
+}
+
+/// Renders verdicts as an aligned text table.
+pub fn render_table(verdicts: &[Verdict]) -> String {
+    let mut rows = vec![[
+        "claim".to_string(),
+        "measured".to_string(),
+        "CI".to_string(),
+        "threshold".to_string(),
+        "cells".to_string(),
+        "verdict".to_string(),
+    ]];
+    for v in verdicts {
+        rows.push([
+            v.claim.name.clone(),
+            v.measured.map_or("n/a".into(), |m| format!("{m:.6}")),
+            v.interval.map_or("-".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]")),
+            format!("{} {}", v.claim.op, v.claim.threshold),
+            v.cells.to_string(),
+            if v.passed { "PASS".into() } else { "FAIL".into() },
+        ]);
+    }
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if n == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 10));
+            out.push('\n');
+        }
+    }
+    for v in verdicts.iter().filter(|v| !v.passed) {
+        out.push_str(&format!(
+            "FAILED {}: {}\n",
+            v.claim.name,
+            v.error.clone().unwrap_or_else(|| format!(
+                "measured {} is not {} {} ({})",
+                v.measured.map_or("n/a".into(), |m| format!("{m:.6}")),
+                v.claim.op,
+                v.claim.threshold,
+                v.claim.why
+            ))
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rejects_unknown_statistic_and_op() {
+        let base = r#"
+gate = ["experiments/theory.toml"]
+
+[[claim]]
+name = "a"
+experiment = "theory"
+statistic = "fraction_with_kstar"
+op = ">="
+threshold = 1.0
+why = "w"
+"#;
+        assert_eq!(parse_claims(base, Path::new("c.toml")).unwrap().claim.len(), 1);
+        let bad = base.replace("fraction_with_kstar", "nope");
+        assert!(parse_claims(&bad, Path::new("c.toml")).unwrap_err().to_string().contains("nope"));
+        let bad = base.replace("\">=\"", "\"==\"");
+        assert!(parse_claims(&bad, Path::new("c.toml")).is_err());
+        let bad = base.replace("why = \"w\"", "why = \"w\"\nextra = 1");
+        assert!(parse_claims(&bad, Path::new("c.toml")).unwrap_err().to_string().contains("extra"));
+    }
+
+    #[test]
+    fn selection_matches_values_and_lists() {
+        let config: Value = serde_json::json!({"separation": 0.5, "k": 4, "tier": "x"});
+        let t: toml::Table = toml::from_str("separation = 0.5\nk = [2, 4]").unwrap();
+        assert!(matches(&t, &config));
+        let t: toml::Table = toml::from_str("separation = 6.0").unwrap();
+        assert!(!matches(&t, &config));
+        let t: toml::Table = toml::from_str("missing = 1").unwrap();
+        assert!(!matches(&t, &config));
+    }
+
+    #[test]
+    fn comparisons() {
+        assert!(compare(-0.1, "<", 0.0));
+        assert!(!compare(0.0, "<", 0.0));
+        assert!(compare(0.0, "<=", 0.0));
+        assert!(compare(1.0, ">=", 1.0));
+        assert!(!compare(f64::NAN, ">=", 1.0));
+    }
+}

@@ -1,0 +1,163 @@
+//! The pipeline end to end on the exact tier: run, cache, report, manifest, verify, bad input.
+
+use std::process::ExitCode;
+
+use passk_e2e::{Scratch, SMALL_THEORY};
+
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn run_is_cached_verified_and_detects_one_changed_byte() {
+    let s = Scratch::new();
+    let exp = s.write("experiments/theory.toml", SMALL_THEORY);
+    let exp = exp.to_str().unwrap();
+    assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
+    let cells: Vec<_> = std::fs::read_dir(s.path("results/theory"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cells.len(), 4, "2 separations x 2 k");
+    for cell in &cells {
+        for f in ["cell.json", "kscan.csv", "prompts.csv", "trajectory.csv", "summary.json"] {
+            assert!(cell.join(f).is_file(), "{} lacks {f}", cell.display());
+        }
+    }
+    assert_eq!(s.passk(&["report"]).unwrap(), ExitCode::SUCCESS);
+    let before = files_under(&s.path("results"));
+    let mtimes: Vec<_> = cells
+        .iter()
+        .map(|c| std::fs::metadata(c.join("summary.json")).unwrap().modified().unwrap())
+        .collect();
+
+    // A second run does no work: same files, untouched.
+    assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(files_under(&s.path("results")), before);
+    for (c, m) in cells.iter().zip(&mtimes) {
+        assert_eq!(std::fs::metadata(c.join("summary.json")).unwrap().modified().unwrap(), *m);
+    }
+
+    assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::SUCCESS);
+    let target = cells[0].join("kscan.csv");
+    let mut bytes = std::fs::read(&target).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] = if bytes[last] == b'1' { b'2' } else { b'1' };
+    std::fs::write(&target, &bytes).unwrap();
+    assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::from(1));
+}
+
+#[test]
+fn figures_are_a_pure_function_of_results() {
+    let s = Scratch::new();
+    let exp = s.write("experiments/theory.toml", SMALL_THEORY);
+    s.passk(&["run", exp.to_str().unwrap()]).unwrap();
+    s.passk(&["report"]).unwrap();
+    let first: Vec<(String, Vec<u8>)> = files_under(&s.path("figures"))
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(s.path("figures").join(&f)).unwrap()))
+        .collect();
+    assert!(first.iter().any(|(f, _)| f.ends_with(".png")));
+    assert!(first.iter().any(|(f, _)| f.ends_with(".svg")));
+    s.passk(&["report"]).unwrap();
+    let second: Vec<(String, Vec<u8>)> = files_under(&s.path("figures"))
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(s.path("figures").join(&f)).unwrap()))
+        .collect();
+    assert_eq!(first, second);
+    // A hand-made file in figures/ is reported by verify.
+    s.write("figures/theory/extra.txt", "x");
+    s.passk(&["manifest"]).unwrap();
+    assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::from(1));
+}
+
+#[test]
+fn killed_run_leaves_no_complete_looking_cell_and_resumes() {
+    let s = Scratch::new();
+    let exp = s.write("experiments/theory.toml", SMALL_THEORY);
+    // Simulate a kill mid-cell: a temporary directory with a partial file.
+    s.write("results/theory/.tmp-0123456789abcdef/kscan.csv", "k,inn");
+    s.passk(&["run", exp.to_str().unwrap()]).unwrap();
+    assert!(!s.path("results/theory/.tmp-0123456789abcdef").exists());
+    assert_eq!(std::fs::read_dir(s.path("results/theory")).unwrap().count(), 4);
+}
+
+#[test]
+fn bad_input_names_file_and_key_and_writes_nothing() {
+    let cases = [
+        ("k = [4, 8]", "k = [0, 8]", "k"),
+        ("p_hard = [0.2]", "p_hard = [1.2]", "p_hard"),
+        ("seed = [0]", "seed = []", "empty"),
+        ("lr = 1.0", "lr = 1.0\nlearning_rate = 2.0", "learning_rate"),
+        ("[matrix]", "[matrix\n", "malformed"),
+    ];
+    for (from, to, needle) in cases {
+        let s = Scratch::new();
+        let exp = s.write("experiments/bad.toml", &SMALL_THEORY.replace(from, to));
+        let err = s.passk(&["run", exp.to_str().unwrap()]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("bad.toml"), "{msg}");
+        assert!(msg.contains(needle), "expected {needle:?} in {msg}");
+        assert!(files_under(&s.path("results")).is_empty(), "wrote files for {to}");
+    }
+}
+
+#[test]
+fn claims_pass_on_the_toy_and_fail_when_the_threshold_is_wrong() {
+    let s = Scratch::new();
+    let exp = s.write("experiments/theory.toml", SMALL_THEORY);
+    s.passk(&["run", exp.to_str().unwrap()]).unwrap();
+    let claims = r#"
+gate = []
+
+[[claim]]
+name = "conflict at low separation"
+experiment = "theory"
+select = { separation = 0.5 }
+statistic = "fraction_with_kstar"
+op = ">="
+threshold = 1.0
+why = "test"
+
+[[claim]]
+name = "pass@k ascent lowers J_1 at low separation"
+experiment = "theory"
+select = { separation = 0.5 }
+statistic = "max_passk_delta_j1"
+op = "<"
+threshold = 0.0
+why = "test"
+
+[[claim]]
+name = "no conflict at high separation"
+experiment = "theory"
+select = { separation = 6.0 }
+statistic = "fraction_with_kstar"
+op = "<="
+threshold = 0.0
+why = "test"
+"#;
+    let path = s.write("experiments/claims.toml", claims);
+    let path = path.to_str().unwrap();
+    assert_eq!(s.passk(&["check", "--claims", path]).unwrap(), ExitCode::SUCCESS);
+    // The same statistic with the control's cells must fail the interference claim.
+    let wrong = claims.replacen("select = { separation = 0.5 }", "select = { separation = 6.0 }", 1);
+    let path = s.write("experiments/wrong.toml", &wrong);
+    assert_eq!(
+        s.passk(&["check", "--claims", path.to_str().unwrap()]).unwrap(),
+        ExitCode::from(1)
+    );
+}
