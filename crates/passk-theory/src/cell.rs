@@ -1,0 +1,266 @@
+//! One exact-tier experiment cell: the toy at theta_0, a k scan, two ascent runs and a one-step check.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ascent::{ascent, AscentObjective};
+use crate::error::TheoryError;
+use crate::math::{axpy, norm};
+use crate::toy::{build_toy, ToyConfig};
+
+/// Configuration of one exact-tier cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TheoryCellConfig {
+    /// The toy bandit and theta_0.
+    pub toy: ToyConfig,
+    /// The pass@k objective's k (>= 1).
+    pub k: u32,
+    /// The k values at which <grad J_k, grad J_1> is scanned at theta_0 (each >= 1).
+    pub k_scan: Vec<u32>,
+    /// Step size of both ascent runs (finite, > 0).
+    pub lr: f64,
+    /// Number of ascent steps of each run.
+    pub steps: usize,
+    /// Step size of the single step theta_0 + eta grad J_k (finite, > 0).
+    pub one_step_eta: f64,
+}
+
+impl Default for TheoryCellConfig {
+    /// [`ToyConfig::default`], k = 8, k_scan = 1..=16 plus 32 and 64, lr = 1, 300 steps,
+    /// one_step_eta = 0.05. lr = 1 keeps ascent monotone on the toy (gradients are O(0.1)) and
+    /// 300 steps move theta by several units; the cell runs in a few milliseconds.
+    fn default() -> Self {
+        Self {
+            toy: ToyConfig::default(),
+            k: 8,
+            k_scan: (1..=16).chain([32, 64]).collect(),
+            lr: DEFAULT_LR,
+            steps: DEFAULT_STEPS,
+            one_step_eta: 0.05,
+        }
+    }
+}
+
+/// Default ascent step size.
+pub const DEFAULT_LR: f64 = 1.0;
+/// Default number of ascent steps.
+pub const DEFAULT_STEPS: usize = 300;
+
+/// <grad J_k, grad J_1> at theta_0 for one k.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KScan {
+    /// The k.
+    pub k: u32,
+    /// <grad J_k, grad J_1>, from the gradient vectors.
+    pub inner: f64,
+    /// cos(grad J_k, grad J_1); `None` when a gradient is zero.
+    pub cosine: Option<f64>,
+    /// |grad J_k|.
+    pub norm_k: f64,
+    /// |grad J_1|.
+    pub norm_1: f64,
+    /// |inner - sum_x m(x) w_k(p(x)) a(x)| (the conflict identity's numerical residual).
+    pub identity_gap: f64,
+}
+
+/// One prompt's exact quantities at theta_0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptInfo {
+    /// Prompt index in the bandit.
+    pub prompt: usize,
+    /// Group label ("easy" or "hard").
+    pub group: String,
+    /// Normalised mass m(x).
+    pub mass: f64,
+    /// The toy's scalar feature s(x).
+    pub feature: f64,
+    /// Success probability p(x).
+    pub p: f64,
+    /// Agreement a(x) = <grad p(x), grad J_1>.
+    pub agreement: f64,
+    /// pass@k weight w_k(p(x)) for the cell's k.
+    pub w_k: f64,
+}
+
+/// One step of one of the cell's two ascent runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrajPoint {
+    /// "pass@1" or "pass@k": the objective being climbed.
+    pub objective: String,
+    /// Step index (0 = theta_0).
+    pub step: usize,
+    /// J_1 at this step.
+    pub j1: f64,
+    /// J_k (the cell's k) at this step.
+    pub jk: f64,
+    /// cos(grad J_k, grad J_1) at this step.
+    pub cosine: Option<f64>,
+}
+
+/// The cell's headline numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The cell's k.
+    pub k: u32,
+    /// Smallest k in k_scan with <grad J_k, grad J_1> < 0 at theta_0; `None` if there is none.
+    pub k_star: Option<u32>,
+    /// J_1 at theta_0.
+    pub j1_start: f64,
+    /// J_k at theta_0.
+    pub jk_start: f64,
+    /// J_1 after the pass@1 ascent run.
+    pub pass1_final_j1: f64,
+    /// J_k after the pass@1 ascent run.
+    pub pass1_final_jk: f64,
+    /// J_1 after the pass@k ascent run.
+    pub passk_final_j1: f64,
+    /// J_k after the pass@k ascent run.
+    pub passk_final_jk: f64,
+    /// Largest identity_gap over the k scan.
+    pub max_identity_gap: f64,
+    /// eta of the single step theta_0 + eta grad J_k.
+    pub one_step_eta: f64,
+    /// J_1(theta_0 + eta grad J_k) - J_1(theta_0), exact.
+    pub one_step_delta_j1: f64,
+    /// First-order prediction of that change, eta <grad J_1, grad J_k>.
+    pub one_step_first_order: f64,
+}
+
+/// Everything a cell produces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TheoryCellOutcome {
+    /// The k scan at theta_0.
+    pub kscan: Vec<KScan>,
+    /// Per-prompt quantities at theta_0.
+    pub prompts: Vec<PromptInfo>,
+    /// The pass@1 run followed by the pass@k run.
+    pub trajectory: Vec<TrajPoint>,
+    /// Headline numbers.
+    pub summary: Summary,
+}
+
+impl TheoryCellConfig {
+    /// Checks every field's range; the error names the first offending field.
+    pub fn validate(&self) -> Result<(), TheoryError> {
+        let invalid = |field, reason: String| Err(TheoryError::InvalidConfig { field, reason });
+        self.toy.validate()?;
+        if self.k == 0 {
+            return invalid("k", "0; use k >= 1".into());
+        }
+        if self.k_scan.contains(&0) {
+            return invalid(
+                "k_scan",
+                format!("{:?} contains 0; every k must be >= 1", self.k_scan),
+            );
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return invalid("lr", format!("{} must be finite and > 0", self.lr));
+        }
+        if !(self.one_step_eta > 0.0 && self.one_step_eta.is_finite()) {
+            return invalid(
+                "one_step_eta",
+                format!("{} must be finite and > 0", self.one_step_eta),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Runs one exact-tier cell: builds the toy, scans k at theta_0, runs exact ascent on J_1 and on
+/// J_k (both tracking J_k), and takes one step theta_0 + eta grad J_k.
+pub fn run_cell(cfg: &TheoryCellConfig) -> Result<TheoryCellOutcome, TheoryError> {
+    cfg.validate()?;
+    let bandit = build_toy(&cfg.toy)?;
+    let theta0 = cfg.toy.theta0.to_vec();
+    let snap = bandit.snapshot(&theta0)?;
+    let norm_1 = norm(&snap.grad_j1);
+
+    let kscan: Vec<KScan> = cfg
+        .k_scan
+        .iter()
+        .map(|&k| {
+            let inner = snap.inner(k);
+            KScan {
+                k,
+                inner,
+                cosine: snap.cosine(k),
+                norm_k: norm(&snap.grad_jk(k)),
+                norm_1,
+                identity_gap: (inner - snap.inner_by_identity(k)).abs(),
+            }
+        })
+        .collect();
+    let k_star = kscan.iter().filter(|s| s.inner < 0.0).map(|s| s.k).min();
+    let max_identity_gap = kscan.iter().map(|s| s.identity_gap).fold(0.0, f64::max);
+
+    let weights = snap.weights(cfg.k);
+    let prompts = bandit
+        .prompts()
+        .iter()
+        .enumerate()
+        .map(|(x, pr)| PromptInfo {
+            prompt: x,
+            group: pr.group.clone(),
+            mass: pr.mass,
+            feature: pr.feature,
+            p: snap.p[x],
+            agreement: snap.agreement[x],
+            w_k: weights[x],
+        })
+        .collect();
+
+    let run1 = ascent(
+        &bandit,
+        &theta0,
+        AscentObjective::Pass1,
+        cfg.lr,
+        cfg.steps,
+        cfg.k,
+    )?;
+    let runk = ascent(
+        &bandit,
+        &theta0,
+        AscentObjective::PassK(cfg.k),
+        cfg.lr,
+        cfg.steps,
+        cfg.k,
+    )?;
+    let last1 = run1.last().expect("ascent returns step 0").clone();
+    let lastk = runk.last().expect("ascent returns step 0").clone();
+    let trajectory = run1
+        .into_iter()
+        .map(|s| ("pass@1", s))
+        .chain(runk.into_iter().map(|s| ("pass@k", s)))
+        .map(|(name, s)| TrajPoint {
+            objective: name.to_string(),
+            step: s.step,
+            j1: s.j1,
+            jk: s.jk,
+            cosine: s.cosine,
+        })
+        .collect();
+
+    let grad_k = snap.grad_jk(cfg.k);
+    let mut theta1 = theta0.clone();
+    axpy(cfg.one_step_eta, &grad_k, &mut theta1);
+    let one_step_delta_j1 = bandit.j1(&theta1)? - snap.j1();
+
+    Ok(TheoryCellOutcome {
+        kscan,
+        prompts,
+        trajectory,
+        summary: Summary {
+            k: cfg.k,
+            k_star,
+            j1_start: snap.j1(),
+            jk_start: snap.jk(cfg.k),
+            pass1_final_j1: last1.j1,
+            pass1_final_jk: last1.jk,
+            passk_final_j1: lastk.j1,
+            passk_final_jk: lastk.jk,
+            max_identity_gap,
+            one_step_eta: cfg.one_step_eta,
+            one_step_delta_j1,
+            one_step_first_order: cfg.one_step_eta * snap.inner(cfg.k),
+        },
+    })
+}
