@@ -3,4 +3,11 @@
 //! Everything here is a pure function of the files under `results/`: the same results give
 //! byte-identical tables and figures.
 
+pub mod atomic;
+pub mod error;
+pub mod load;
+pub mod claims;
+pub mod manifest;
+pub mod plot;
 pub mod schema;
+pub mod tables;

@@ -1,0 +1,529 @@
+//! Line and scatter charts rendered identically to SVG and PNG with a bundled font.
+//!
+//! Text is drawn with DejaVu Sans from `assets/` (registered once with plotters' `ab_glyph`
+//! support), so PNGs never depend on system fonts; the same [`Figure`] always gives the same
+//! bytes.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::ReportError;
+use crate::load::{rename_into_place, temp_path_for, write_atomic};
+
+/// The font family name every chart uses; it is mapped to the bundled DejaVu Sans.
+pub const FONT_FAMILY: &str = "sans-serif";
+
+/// DejaVu Sans (Bitstream Vera licence, `assets/DejaVuSans-LICENSE.txt`).
+static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+static REGISTERED: OnceLock<bool> = OnceLock::new();
+
+/// Registers the bundled font as [`FONT_FAMILY`] with plotters (once per process).
+pub fn ensure_font() -> Result<(), ReportError> {
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, DEJAVU_SANS).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ReportError::Plot {
+            path: PathBuf::from("assets/DejaVuSans.ttf"),
+            message: "the bundled font does not parse".to_string(),
+        })
+    }
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A solid polyline through the points in order.
+    Line,
+    /// A dashed polyline through the points in order.
+    DashedLine,
+    /// Unconnected filled circles.
+    Points,
+    /// A solid polyline with a filled circle at each point.
+    LineAndPoints,
+}
+
+/// Where the legend box sits inside the plot area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legend {
+    /// Top left corner.
+    UpperLeft,
+    /// Top right corner.
+    UpperRight,
+    /// Bottom left corner.
+    LowerLeft,
+    /// Bottom right corner.
+    LowerRight,
+    /// No legend.
+    Hidden,
+}
+
+/// One labelled series of (x, y) points; non-finite points are skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// The points, in drawing order.
+    pub points: Vec<(f64, f64)>,
+    /// How to draw them.
+    pub mark: Mark,
+    /// Index into [`PALETTE`] (taken modulo its length).
+    pub color: usize,
+}
+
+impl Series {
+    /// A series with the given label, points, mark and palette colour.
+    pub fn new(
+        label: impl Into<String>,
+        points: Vec<(f64, f64)>,
+        mark: Mark,
+        color: usize,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            points,
+            mark,
+            color,
+        }
+    }
+}
+
+/// One panel: axes with a title, axis labels and series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    /// Panel title.
+    pub title: String,
+    /// X axis label (say what and in which unit).
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The series, drawn in order (later on top).
+    pub series: Vec<Series>,
+    /// Draw a thin horizontal line at y = 0 (and include 0 in the y range).
+    pub zero_line: bool,
+    /// Fixed x range; `None` fits the data with a small margin.
+    pub x_range: Option<(f64, f64)>,
+    /// Fixed y range; `None` fits the data with a small margin.
+    pub y_range: Option<(f64, f64)>,
+    /// Label only integer x ticks (for k axes).
+    pub integer_x: bool,
+    /// Legend placement.
+    pub legend: Legend,
+}
+
+impl Chart {
+    /// A panel with no series, automatic ranges and the legend at the upper right.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series: Vec::new(),
+            zero_line: false,
+            x_range: None,
+            y_range: None,
+            integer_x: false,
+            legend: Legend::UpperRight,
+        }
+    }
+
+    /// The x and y ranges the panel will use.
+    pub fn ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let finite = || {
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+        };
+        let x = self
+            .x_range
+            .unwrap_or_else(|| padded(finite().map(|p| p.0), false));
+        let y = self
+            .y_range
+            .unwrap_or_else(|| padded(finite().map(|p| p.1), self.zero_line));
+        (x, y)
+    }
+}
+
+/// A figure: one or more panels side by side, written as `<stem>.svg` and `<stem>.png`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// File stem.
+    pub stem: String,
+    /// Width in pixels (SVG user units).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Panels, left to right.
+    pub panels: Vec<Chart>,
+}
+
+/// A colour-blind-safe palette (Okabe & Ito), used in order.
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 0, 0),
+    RGBColor(150, 150, 150),
+];
+
+/// The range of `values` widened by 5% on each side (always non-empty), including 0 if asked.
+fn padded(values: impl Iterator<Item = f64>, include_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if include_zero {
+        lo = lo.min(0.0);
+        hi = hi.max(0.0);
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let span = hi - lo;
+    if span <= 1e-12 * lo.abs().max(hi.abs()).max(1e-300) {
+        let half = (lo.abs() * 0.1).max(0.5);
+        return (lo - half, hi + half);
+    }
+    (lo - 0.05 * span, hi + 0.05 * span)
+}
+
+fn draw_err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> ReportError + '_ {
+    move |e| ReportError::Plot {
+        path: path.to_path_buf(),
+        message: format!("{e:?}"),
+    }
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let err = draw_err(path);
+    let ((x0, x1), (y0, y1)) = chart.ranges();
+    let mut ctx = ChartBuilder::on(area)
+        .caption(&chart.title, (FONT_FAMILY, 20))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(&err)?;
+    let integer_x = chart.integer_x;
+    let x_fmt = move |v: &f64| {
+        if integer_x {
+            if (v - v.round()).abs() > 1e-9 {
+                String::new()
+            } else {
+                format!("{:.0}", v.round())
+            }
+        } else {
+            tick(*v)
+        }
+    };
+    let y_fmt = |v: &f64| tick(*v);
+    ctx.configure_mesh()
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .axis_desc_style((FONT_FAMILY, 16))
+        .label_style((FONT_FAMILY, 13))
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .light_line_style(RGBColor(245, 245, 245))
+        .draw()
+        .map_err(&err)?;
+    if chart.zero_line {
+        ctx.draw_series(LineSeries::new(
+            vec![(x0, 0.0), (x1, 0.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(&err)?;
+    }
+    for s in &chart.series {
+        let color = PALETTE[s.color % PALETTE.len()];
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let line = color.stroke_width(2);
+        let label = s.label.clone();
+        match s.mark {
+            Mark::Line | Mark::LineAndPoints => {
+                ctx.draw_series(LineSeries::new(pts.clone(), line))
+                    .map_err(&err)?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
+                if s.mark == Mark::LineAndPoints {
+                    ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(&err)?;
+                }
+            }
+            Mark::DashedLine => {
+                ctx.draw_series(DashedLineSeries::new(pts, 8, 5, line))
+                    .map_err(&err)?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (8, 0)], line)
+                            + PathElement::new(vec![(13, 0), (20, 0)], line)
+                    });
+            }
+            Mark::Points => {
+                ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(&err)?
+                    .label(label)
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            }
+        }
+    }
+    let position = match chart.legend {
+        Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
+        Legend::UpperRight => SeriesLabelPosition::UpperRight,
+        Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
+        Legend::LowerRight => SeriesLabelPosition::LowerRight,
+        Legend::Hidden => return Ok(()),
+    };
+    if !chart.series.is_empty() {
+        ctx.configure_series_labels()
+            .position(position)
+            .label_font((FONT_FAMILY, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(160, 160, 160))
+            .draw()
+            .map_err(&err)?;
+    }
+    Ok(())
+}
+
+/// A tick label: up to 4 significant decimals, trailing zeros trimmed, never `-0`.
+fn tick(v: f64) -> String {
+    let s = if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
+        format!("{v:.1e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s
+    }
+}
+
+fn draw_figure<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    fig: &Figure,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let err = draw_err(path);
+    root.fill(&WHITE).map_err(&err)?;
+    let n = fig.panels.len().max(1);
+    let areas = root.split_evenly((1, n));
+    for (area, chart) in areas.iter().zip(&fig.panels) {
+        draw_panel(area, chart, path)?;
+    }
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+/// The figure as an SVG document.
+pub fn render_svg(fig: &Figure) -> Result<String, ReportError> {
+    ensure_font()?;
+    let path = PathBuf::from(format!("{}.svg", fig.stem));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (fig.width, fig.height)).into_drawing_area();
+        draw_figure(root, fig, &path)?;
+    }
+    Ok(svg)
+}
+
+/// Writes the figure as `<dir>/<stem>.svg` and `<dir>/<stem>.png` (each through a temporary
+/// file renamed into place) and returns both paths, SVG first.
+pub fn render_figure(fig: &Figure, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    if fig.panels.is_empty() {
+        return Err(ReportError::invalid(
+            dir.join(&fig.stem),
+            "a figure needs at least one panel (bug in the figure builder)",
+        ));
+    }
+    let svg_path = dir.join(format!("{}.svg", fig.stem));
+    write_atomic(&svg_path, render_svg(fig)?.as_bytes())?;
+
+    let png_path = dir.join(format!("{}.png", fig.stem));
+    // The bitmap backend picks the encoder from the extension, so the temporary keeps `.png`.
+    let tmp = temp_path_for(&png_path);
+    let drawn = {
+        let root = BitMapBackend::new(&tmp, (fig.width, fig.height)).into_drawing_area();
+        draw_figure(root, fig, &png_path)
+    };
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    rename_into_place(&tmp, &png_path)?;
+    Ok(vec![svg_path, png_path])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Figure {
+        let mut a = Chart::new("Demo chart: cos vs k", "k", "cosine");
+        a.zero_line = true;
+        a.integer_x = true;
+        a.series.push(Series::new(
+            "separation 0.5",
+            (1..=8).map(|k| (k as f64, 0.3 - 0.1 * k as f64)).collect(),
+            Mark::LineAndPoints,
+            0,
+        ));
+        a.series.push(Series::new(
+            "dashed",
+            vec![(1.0, 0.1), (8.0, f64::NAN), (8.0, 0.2)],
+            Mark::DashedLine,
+            1,
+        ));
+        let mut b = Chart::new("Second panel", "p(x)", "a(x)");
+        b.series.push(Series::new(
+            "easy",
+            vec![(0.8, 0.01), (0.9, 0.02)],
+            Mark::Points,
+            2,
+        ));
+        b.series.push(Series::new(
+            "flat",
+            vec![(0.5, 1.0), (0.6, 1.0)],
+            Mark::Line,
+            3,
+        ));
+        b.legend = Legend::LowerLeft;
+        Figure {
+            stem: "demo".into(),
+            width: 900,
+            height: 600,
+            panels: vec![a, b],
+        }
+    }
+
+    #[test]
+    fn renders_svg_and_png_byte_identically_twice() {
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let fig = demo();
+        let p1 = render_figure(&fig, d1.path()).unwrap();
+        let p2 = render_figure(&fig, d2.path()).unwrap();
+        assert_eq!(p1.len(), 2);
+        for (a, b) in p1.iter().zip(&p2) {
+            let (ba, bb) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+            assert!(ba.len() > 1000, "{} is too small", a.display());
+            assert_eq!(ba, bb, "{} differs between renders", a.display());
+        }
+        let svg = std::fs::read_to_string(&p1[0]).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("Demo chart: cos vs k"));
+        assert!(svg.contains("separation 0.5"));
+        assert!(svg.contains("Second panel"));
+        let png = std::fs::read(&p1[1]).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // Only the two outputs remain: temporaries were renamed away.
+        assert_eq!(std::fs::read_dir(d1.path()).unwrap().count(), 2);
+    }
+
+    fn dark_pixels_in_top_band(fig: &Figure, band: u32) -> usize {
+        ensure_font().unwrap();
+        let mut buf = vec![0u8; (fig.width * fig.height * 3) as usize];
+        {
+            let root =
+                BitMapBackend::with_buffer(&mut buf, (fig.width, fig.height)).into_drawing_area();
+            draw_figure(root, fig, Path::new("mem.png")).unwrap();
+        }
+        buf[..(fig.width * band * 3) as usize]
+            .chunks(3)
+            .filter(|px| px.iter().all(|&c| c < 100))
+            .count()
+    }
+
+    #[test]
+    fn png_text_is_drawn_with_the_bundled_font() {
+        let mut with = Chart::new("TITLE TEXT", "x", "y");
+        with.series.push(Series::new(
+            "s",
+            vec![(0.0, 0.0), (1.0, 1.0)],
+            Mark::Line,
+            0,
+        ));
+        let mut without = with.clone();
+        without.title = String::new();
+        let mk = |c: Chart| Figure {
+            stem: "t".into(),
+            width: 300,
+            height: 200,
+            panels: vec![c],
+        };
+        let titled = dark_pixels_in_top_band(&mk(with), 36);
+        let untitled = dark_pixels_in_top_band(&mk(without), 36);
+        assert!(titled > 50, "title drew only {titled} dark pixels");
+        assert!(
+            untitled < titled / 4,
+            "untitled {untitled} vs titled {titled}"
+        );
+    }
+
+    #[test]
+    fn ranges_pad_and_handle_degenerate_data() {
+        let mut c = Chart::new("t", "x", "y");
+        assert_eq!(c.ranges(), ((0.0, 1.0), (0.0, 1.0)));
+        c.series.push(Series::new(
+            "s",
+            vec![(1.0, 2.0), (3.0, 2.0), (f64::NAN, 9.0)],
+            Mark::Line,
+            0,
+        ));
+        let ((x0, x1), (y0, y1)) = c.ranges();
+        assert!((x0 - 0.9).abs() < 1e-12 && (x1 - 3.1).abs() < 1e-12);
+        assert!(y0 < 2.0 && y1 > 2.0);
+        c.zero_line = true;
+        let (_, (y0, y1)) = c.ranges();
+        assert!(y0 < 0.0 && y1 > 2.0);
+        c.y_range = Some((-1.0, 1.0));
+        assert_eq!(c.ranges().1, (-1.0, 1.0));
+    }
+
+    #[test]
+    fn tick_labels_are_short_and_unsigned_at_zero() {
+        assert_eq!(tick(-0.0), "0");
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(2.0), "2");
+        assert_eq!(tick(-0.00001), "-1.0e-5");
+        assert_eq!(tick(-0.00001 * 0.0), "0");
+    }
+
+    #[test]
+    fn empty_figure_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fig = Figure {
+            stem: "e".into(),
+            width: 10,
+            height: 10,
+            panels: vec![],
+        };
+        assert!(render_figure(&fig, dir.path()).is_err());
+    }
+}
