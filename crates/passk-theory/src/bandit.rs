@@ -400,11 +400,11 @@ mod tests {
             let mean_a: f64 = s.mass.iter().zip(&s.agreement).map(|(m, a)| m * a).sum();
             assert!((mean_a - dot(&s.grad_j1, &s.grad_j1)).abs() < 1e-14);
             let kern = s.kernel();
-            for x in 0..b.n_prompts() {
-                let row: f64 = kern[x].iter().zip(&s.mass).map(|(k, m)| k * m).sum();
-                assert!((row - s.agreement[x]).abs() < 1e-14);
-                for y in 0..b.n_prompts() {
-                    assert_eq!(kern[x][y], kern[y][x]);
+            for (x, row) in kern.iter().enumerate() {
+                let mean: f64 = row.iter().zip(&s.mass).map(|(k, m)| k * m).sum();
+                assert!((mean - s.agreement[x]).abs() < 1e-14);
+                for (y, k) in row.iter().enumerate() {
+                    assert_eq!(*k, kern[y][x]);
                 }
             }
             // conflict identity, and J_1 = J_k at k = 1

@@ -33,6 +33,8 @@
 //! wrong answers, and grad p = (1 - p) m_c - p m_w (m_c, m_w: pi-weighted feature sums over
 //! correct and wrong answers), so nothing cancels when p is near 0 or 1.
 
+#![warn(missing_docs)]
+
 mod ascent;
 mod bandit;
 mod cell;
@@ -48,16 +50,3 @@ pub use cell::{
 };
 pub use error::TheoryError;
 pub use toy::{build_toy, two_prompt_example, ToyConfig, TwoPromptExample, EASY, HARD};
-
-/// Seeded ChaCha8 generator for `seed` and a stream path (local stand-in for passk-core's).
-pub(crate) fn seeded(seed: u64, stream: &[u64]) -> rand_chacha::ChaCha8Rng {
-    use rand::SeedableRng;
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-    for s in stream {
-        h = (h ^ s).wrapping_mul(0x100_0000_01b3).rotate_left(29);
-    }
-    key[8..16].copy_from_slice(&h.to_le_bytes());
-    rand_chacha::ChaCha8Rng::from_seed(key)
-}

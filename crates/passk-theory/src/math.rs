@@ -54,6 +54,21 @@ mod tests {
     }
 
     #[test]
+    fn weights_agree_with_passk_core() {
+        for p in [0.0, 1e-9, 0.05, 0.3, 0.5, 0.88, 0.999, 1.0] {
+            for k in [1, 2, 3, 8, 16, 64] {
+                let (a, b) = (w_k_of_q(1.0 - p, k), passk_core::estimators::w_k(p, k));
+                assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "w_k({p},{k})");
+                let (a, b) = (
+                    pass_at_k_of_q(1.0 - p, k),
+                    passk_core::estimators::pass_at_k_of_p(p, k),
+                );
+                assert!((a - b).abs() <= 1e-12, "pass@k({p},{k})");
+            }
+        }
+    }
+
+    #[test]
     fn cosine_handles_zero_and_parallel_vectors() {
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), None);
         assert!((cosine(&[1.0, 1.0], &[2.0, 2.0]).unwrap() - 1.0).abs() < 1e-15);

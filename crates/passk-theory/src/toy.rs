@@ -1,15 +1,14 @@
 //! The paper's two-Gaussian toy (our concrete version) and THEORY.md §4's two-prompt example.
 
-use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::bandit::{BanditPrompt, SoftmaxBandit};
 use crate::error::TheoryError;
-use crate::seeded;
+use passk_core::rng::{seeded, uniform_f64};
 
 /// Random stream used for drawing the toy's prompts (kept apart from any other use of the seed).
-const TOY_STREAM: u64 = 0x746f_79;
+const TOY_STREAM: u64 = 0x0074_6f79; // ASCII "toy"
 
 /// Group label of easy prompts (correct answer A).
 pub const EASY: &str = "easy";
@@ -102,7 +101,7 @@ pub fn build_toy(cfg: &ToyConfig) -> Result<SoftmaxBandit, TheoryError> {
     cfg.validate()?;
     let mut rng = seeded(cfg.seed, &[TOY_STREAM]);
     let mut hard: Vec<bool> = (0..cfg.n_prompts)
-        .map(|_| rng.random_bool(cfg.p_hard))
+        .map(|_| uniform_f64(&mut rng) < cfg.p_hard)
         .collect();
     if hard.iter().all(|h| *h) || hard.iter().all(|h| !*h) {
         let last = hard.len() - 1;
