@@ -10,4 +10,5 @@ pub mod claims;
 pub mod manifest;
 pub mod plot;
 pub mod schema;
+pub mod theory;
 pub mod tables;

@@ -1,0 +1,751 @@
+//! Figures and tables of the exact ("theory") tier.
+//!
+//! [`render_theory`] turns the cells of one theory experiment into
+//! - `cosine_vs_k`: cos(∇J_k, ∇J_1) at the initial parameters against k, one line per separation;
+//! - `ascent`: J_1 and J_k along exact ascent on pass@1 and on pass@k, for the lowest and the
+//!   highest separation;
+//! - `agreement_vs_p`: each prompt's agreement a(x) against p(x), with w_k(p) scaled onto the
+//!   same axis;
+//! - the tables `kstar` and `final_objectives`;
+//!
+//! and for each a sidecar `<name>.sources.json` with its caption and the sorted hashes of the
+//! cells it was made from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::ReportError;
+use crate::load::{write_json_atomic, TheoryCell, TheoryKey};
+use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
+use crate::tables::{fmt_mean_range, fmt_param, Table};
+
+/// Objective names used in `trajectory.csv`.
+const PASS1: &str = "pass@1";
+const PASSK: &str = "pass@k";
+
+/// The sidecar written beside every figure and table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Sources {
+    /// Figure or table name (the file stem).
+    pub name: String,
+    /// `figure` or `table`.
+    pub kind: String,
+    /// What the figure or table shows, including which cells and how they were aggregated.
+    pub caption: String,
+    /// File names written for it (without the sidecar).
+    pub files: Vec<String>,
+    /// Hashes of the cells it was made from, sorted.
+    pub cells: Vec<String>,
+}
+
+/// A cell with its parsed coordinates.
+struct Keyed<'a> {
+    cell: &'a TheoryCell,
+    key: TheoryKey,
+}
+
+/// Sorted distinct values (by total order; `-0.0` and `0.0` are kept apart only if both occur).
+fn distinct(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup_by(|a, b| a == b);
+    v
+}
+
+/// Writes `figure` or `table` outputs' sidecar and returns all paths.
+fn write_sources(
+    out_dir: &Path,
+    name: &str,
+    kind: &str,
+    caption: &str,
+    files: &[PathBuf],
+    cells: &[&Keyed<'_>],
+) -> Result<Vec<PathBuf>, ReportError> {
+    let hashes: BTreeSet<String> = cells.iter().map(|c| c.cell.hash().to_string()).collect();
+    let sources = Sources {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        caption: caption.to_string(),
+        files: files
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        cells: hashes.into_iter().collect(),
+    };
+    let path = out_dir.join(format!("{name}.sources.json"));
+    write_json_atomic(&path, &sources)?;
+    let mut all = files.to_vec();
+    all.push(path);
+    Ok(all)
+}
+
+/// Renders every theory figure and table of `cells` into `out_dir` and returns the written
+/// paths, sorted. Needs `separation`, `p_hard`, `k` and `seed` in every cell's config.
+pub fn render_theory(cells: &[TheoryCell], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    if cells.is_empty() {
+        return Err(ReportError::NoCells {
+            path: out_dir.to_path_buf(),
+        });
+    }
+    let mut keyed = cells
+        .iter()
+        .map(|cell| {
+            Ok(Keyed {
+                cell,
+                key: cell.key()?,
+            })
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
+    keyed.sort_by(|a, b| a.cell.hash().cmp(b.cell.hash()));
+
+    let mut paths = Vec::new();
+    for built in [cosine_vs_k(&keyed), ascent(&keyed), agreement_vs_p(&keyed)] {
+        paths.extend(built.write(out_dir)?);
+    }
+    for table in [kstar_table(&keyed), final_objectives_table(&keyed)] {
+        let files = table.write_all(out_dir)?;
+        let all: Vec<&Keyed> = keyed.iter().collect();
+        paths.extend(write_sources(
+            out_dir,
+            &table.name,
+            "table",
+            &table.caption,
+            &files,
+            &all,
+        )?);
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Cells grouped by seed (ascending), each group sorted by hash.
+fn by_seed<'a, 'b>(cells: &[&'b Keyed<'a>]) -> BTreeMap<u64, Vec<&'b Keyed<'a>>> {
+    let mut map: BTreeMap<u64, Vec<&Keyed>> = BTreeMap::new();
+    for c in cells {
+        map.entry(c.key.seed).or_default().push(c);
+    }
+    map
+}
+
+/// The p_hard the figures use: the one covering the most separations, then the most cells,
+/// then the smallest.
+fn main_p_hard(keyed: &[Keyed<'_>]) -> f64 {
+    let mut best: Option<(usize, usize, f64)> = None;
+    for ph in distinct(keyed.iter().map(|c| c.key.p_hard)) {
+        let cells: Vec<&Keyed> = keyed.iter().filter(|c| c.key.p_hard == ph).collect();
+        let seps = distinct(cells.iter().map(|c| c.key.separation)).len();
+        if best.is_none_or(|(bs, bc, _)| (seps, cells.len()) > (bs, bc)) {
+            best = Some((seps, cells.len(), ph));
+        }
+    }
+    best.map_or(f64::NAN, |b| b.2)
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// A figure ready to render, its caption and the cells it was made from.
+struct Built<'a, 'b> {
+    figure: Figure,
+    caption: String,
+    used: Vec<&'b Keyed<'a>>,
+}
+
+impl Built<'_, '_> {
+    fn write(&self, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        let files = render_figure(&self.figure, out_dir)?;
+        write_sources(
+            out_dir,
+            &self.figure.stem,
+            "figure",
+            &self.caption,
+            &files,
+            &self.used,
+        )
+    }
+}
+
+fn cosine_vs_k<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
+    let p0 = main_p_hard(keyed);
+    let separations = distinct(keyed.iter().map(|c| c.key.separation));
+    let mut chart = Chart::new(
+        format!("cos(∇Jₖ, ∇J₁) at θ₀ against k (p_hard = {})", fmt_param(p0)),
+        "k (pass@k)",
+        "cos(∇Jₖ, ∇J₁) at the initial parameters",
+    );
+    chart.zero_line = true;
+    chart.integer_x = true;
+    chart.legend = Legend::LowerLeft;
+    let mut used = Vec::new();
+    let mut seed_counts = Vec::new();
+    for (i, &sep) in separations.iter().enumerate() {
+        let group: Vec<&Keyed> = keyed
+            .iter()
+            .filter(|c| c.key.separation == sep && c.key.p_hard == p0)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        // Per seed: the mean over that seed's cells (their k scans coincide); then the mean
+        // over seeds, skipping undefined cosines.
+        let mut per_k: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+        let seeds = by_seed(&group);
+        for cells in seeds.values() {
+            let mut seed_k: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+            for c in cells {
+                for row in &c.cell.kscan {
+                    if let Some(cos) = row.cosine {
+                        seed_k.entry(row.k).or_default().push(cos);
+                    }
+                }
+            }
+            for (k, v) in seed_k {
+                per_k.entry(k).or_default().extend(mean(&v));
+            }
+        }
+        let points = per_k
+            .iter()
+            .filter_map(|(&k, v)| mean(v).map(|m| (f64::from(k), m)))
+            .collect();
+        chart.series.push(Series::new(
+            format!("separation {} ({} seeds)", fmt_param(sep), seeds.len()),
+            points,
+            Mark::LineAndPoints,
+            i,
+        ));
+        seed_counts.push(seeds.len());
+        used.extend(group);
+    }
+    let caption = format!(
+        "Cosine between the pass@k and pass@1 gradients at the initial parameters, against k, one line per feature separation, for p_hard = {} (the p_hard covering the most separations; ties go to the smallest); each point is the mean over seeds (seeds per line: {:?}) of the exact cosine from kscan.csv, skipping seeds where it is undefined. Below the zero line, an ascent step on pass@k lowers pass@1 to first order.",
+        fmt_param(p0),
+        seed_counts
+    );
+    let figure = Figure {
+        stem: "cosine_vs_k".into(),
+        width: 900,
+        height: 600,
+        panels: vec![chart],
+    };
+    Built {
+        figure,
+        caption,
+        used,
+    }
+}
+
+/// The representative cells: the lowest and the highest separation (one if equal), each at
+/// the main p_hard ([`main_p_hard`]), smallest seed and largest k, first by hash.
+fn representatives<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Vec<&'b Keyed<'a>> {
+    let p0 = main_p_hard(keyed);
+    let seps = distinct(
+        keyed
+            .iter()
+            .filter(|c| c.key.p_hard == p0)
+            .map(|c| c.key.separation),
+    );
+    let mut chosen_seps = vec![seps[0]];
+    if seps.len() > 1 {
+        chosen_seps.push(seps[seps.len() - 1]);
+    }
+    chosen_seps
+        .into_iter()
+        .filter_map(|sep| {
+            let group: Vec<&Keyed> = keyed
+                .iter()
+                .filter(|c| c.key.separation == sep && c.key.p_hard == p0)
+                .collect();
+            let seed = group.iter().map(|c| c.key.seed).min()?;
+            let k = group
+                .iter()
+                .filter(|c| c.key.seed == seed)
+                .map(|c| c.key.k)
+                .max()?;
+            group
+                .into_iter()
+                .find(|c| c.key.seed == seed && c.key.k == k)
+        })
+        .collect()
+}
+
+fn describe(c: &Keyed<'_>) -> String {
+    format!(
+        "separation {}, p_hard {}, k {}, seed {}",
+        fmt_param(c.key.separation),
+        fmt_param(c.key.p_hard),
+        c.key.k,
+        c.key.seed
+    )
+}
+
+fn trajectory(c: &Keyed<'_>, objective: &str, jk: bool) -> Vec<(f64, f64)> {
+    c.cell
+        .trajectory
+        .iter()
+        .filter(|r| r.objective == objective)
+        .map(|r| (r.step as f64, if jk { r.jk } else { r.j1 }))
+        .collect()
+}
+
+fn ascent<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
+    let reps = representatives(keyed);
+    let mut panels = Vec::new();
+    for c in &reps {
+        let mut chart = Chart::new(
+            format!("Exact ascent, {}", describe(c)),
+            "ascent step",
+            "objective value (probability)",
+        );
+        chart.legend = Legend::LowerRight;
+        let k = c.key.k;
+        for (objective, color) in [(PASS1, 0), (PASSK, 1)] {
+            let name = if objective == PASS1 {
+                "pass@1".to_string()
+            } else {
+                format!("pass@{k}")
+            };
+            chart.series.push(Series::new(
+                format!("J₁ under {name} ascent"),
+                trajectory(c, objective, false),
+                Mark::Line,
+                color,
+            ));
+            chart.series.push(Series::new(
+                format!("J{k} under {name} ascent"),
+                trajectory(c, objective, true),
+                Mark::DashedLine,
+                color,
+            ));
+        }
+        panels.push(chart);
+    }
+    let which: Vec<String> = reps
+        .iter()
+        .map(|c| format!("{} (cell {})", describe(c), c.cell.hash()))
+        .collect();
+    let caption = format!(
+        "pass@1 (J_1, solid) and pass@k (J_k, dashed) along exact gradient ascent on the pass@1 objective and on the pass@k objective, for the lowest and the highest feature separation at the p_hard covering the most separations, smallest seed and largest k: {}.",
+        which.join("; ")
+    );
+    let figure = Figure {
+        stem: "ascent".into(),
+        width: 700 * panels.len() as u32,
+        height: 560,
+        panels,
+    };
+    Built {
+        figure,
+        caption,
+        used: reps,
+    }
+}
+
+fn agreement_vs_p<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
+    let reps = representatives(keyed);
+    let mut panels = Vec::new();
+    let mut scales = Vec::new();
+    for c in &reps {
+        let k = c.cell.summary.k;
+        let mut chart = Chart::new(
+            format!("Agreement a(x) against p(x), {}", describe(c)),
+            "success probability p(x) at θ₀",
+            "agreement a(x) = ⟨∇p(x), ∇J₁⟩",
+        );
+        chart.zero_line = true;
+        chart.x_range = Some((0.0, 1.0));
+        chart.legend = Legend::UpperLeft;
+        let groups: BTreeSet<&str> = c.cell.prompts.iter().map(|p| p.group.as_str()).collect();
+        for (i, g) in groups.iter().enumerate() {
+            chart.series.push(Series::new(
+                format!("{g} prompts"),
+                c.cell
+                    .prompts
+                    .iter()
+                    .filter(|p| p.group == *g)
+                    .map(|p| (p.p, p.agreement))
+                    .collect(),
+                Mark::Points,
+                i,
+            ));
+        }
+        // w_k peaks at k (p = 0); scale it so that its peak matches the largest |a|.
+        let max_a = c
+            .cell
+            .prompts
+            .iter()
+            .map(|p| p.agreement.abs())
+            .filter(|a| a.is_finite())
+            .fold(0.0, f64::max);
+        let scale = if max_a > 0.0 {
+            max_a / f64::from(k.max(1))
+        } else {
+            1.0
+        };
+        let curve = (0..=100)
+            .map(|i| {
+                let p = f64::from(i) / 100.0;
+                let w = f64::from(k) * (1.0 - p).powi(k as i32 - 1);
+                (p, w * scale)
+            })
+            .collect();
+        chart.series.push(Series::new(
+            format!("w{k}(p) × {scale:.2e} (scaled)"),
+            curve,
+            Mark::Line,
+            7,
+        ));
+        scales.push(format!(
+            "{} (cell {}): × {scale:.3e}",
+            describe(c),
+            c.cell.hash()
+        ));
+        panels.push(chart);
+    }
+    let caption = format!(
+        "Each prompt's agreement a(x) = <grad p(x), grad J_1> against its success probability p(x) at the initial parameters, coloured by group, from prompts.csv; the grey line is the pass@k weight w_k(p) = k(1-p)^(k-1) for the cell's k, scaled so that its maximum w_k(0) = k equals the largest |a(x)| (scale factors: {}). <grad J_k, grad J_1> is the w_k-weighted mean of a(x).",
+        scales.join("; ")
+    );
+    let figure = Figure {
+        stem: "agreement_vs_p".into(),
+        width: 700 * panels.len() as u32,
+        height: 560,
+        panels,
+    };
+    Built {
+        figure,
+        caption,
+        used: reps,
+    }
+}
+
+/// Groups by (separation, p_hard), both ascending.
+fn by_setting<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Vec<((f64, f64), Vec<&'b Keyed<'a>>)> {
+    let mut out: Vec<((f64, f64), Vec<&Keyed>)> = Vec::new();
+    for sep in distinct(keyed.iter().map(|c| c.key.separation)) {
+        for ph in distinct(keyed.iter().map(|c| c.key.p_hard)) {
+            let g: Vec<&Keyed> = keyed
+                .iter()
+                .filter(|c| c.key.separation == sep && c.key.p_hard == ph)
+                .collect();
+            if !g.is_empty() {
+                out.push(((sep, ph), g));
+            }
+        }
+    }
+    out
+}
+
+fn kstar_table(keyed: &[Keyed<'_>]) -> Table {
+    let mut table = Table::new(
+        "kstar",
+        "Smallest scanned k with <grad J_k, grad J_1> < 0 at the initial parameters (k*), per feature separation and p_hard: how many seeds have one, each seed's value (seed:k*, `none` when no scanned k conflicts), and the range of k scanned. Taken from each seed's first cell by hash (k* does not depend on the cell's k).",
+        &[
+            "separation",
+            "p_hard",
+            "seeds",
+            "seeds with k*",
+            "k* per seed",
+            "k* min",
+            "k* max",
+            "k scanned",
+        ],
+    );
+    for ((sep, ph), group) in by_setting(keyed) {
+        let seeds = by_seed(&group);
+        let mut per_seed = Vec::new();
+        let mut found = Vec::new();
+        for (seed, cells) in &seeds {
+            let ks = cells[0].cell.summary.k_star;
+            per_seed.push(format!(
+                "{seed}:{}",
+                ks.map_or("none".to_string(), |k| k.to_string())
+            ));
+            found.extend(ks);
+        }
+        let scanned: Vec<u32> = group
+            .iter()
+            .flat_map(|c| c.cell.kscan.iter().map(|r| r.k))
+            .collect();
+        let range = match (scanned.iter().min(), scanned.iter().max()) {
+            (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+            _ => String::new(),
+        };
+        table.rows.push(vec![
+            fmt_param(sep),
+            fmt_param(ph),
+            seeds.len().to_string(),
+            found.len().to_string(),
+            per_seed.join(" "),
+            found.iter().min().map_or(String::new(), |k| k.to_string()),
+            found.iter().max().map_or(String::new(), |k| k.to_string()),
+            range,
+        ]);
+    }
+    table
+}
+
+fn final_objectives_table(keyed: &[Keyed<'_>]) -> Table {
+    let mut table = Table::new(
+        "final_objectives",
+        "pass@1 (J_1) and pass@k (J_k, the cell's k) at the start and after exact gradient ascent on the pass@1 objective and on the pass@k objective, per feature separation, p_hard and k: mean over cells (one per seed) with [min, max] when they differ. Delta J_1 is the change of pass@1 under pass@k ascent; negative means optimising pass@k lowered pass@1.",
+        &[
+            "separation",
+            "p_hard",
+            "k",
+            "seeds",
+            "J_1 start",
+            "J_k start",
+            "pass@1 ascent: J_1",
+            "pass@1 ascent: J_k",
+            "pass@k ascent: J_1",
+            "pass@k ascent: J_k",
+            "pass@k ascent: Delta J_1",
+        ],
+    );
+    for ((sep, ph), group) in by_setting(keyed) {
+        let ks: BTreeSet<u32> = group.iter().map(|c| c.key.k).collect();
+        for k in ks {
+            let cells: Vec<&&Keyed> = group.iter().filter(|c| c.key.k == k).collect();
+            let col = |f: &dyn Fn(&TheoryCell) -> f64| {
+                let v: Vec<f64> = cells.iter().map(|c| f(c.cell)).collect();
+                fmt_mean_range(&v, 4)
+            };
+            let seeds: BTreeSet<u64> = cells.iter().map(|c| c.key.seed).collect();
+            table.rows.push(vec![
+                fmt_param(sep),
+                fmt_param(ph),
+                k.to_string(),
+                seeds.len().to_string(),
+                col(&|c| c.summary.j1_start),
+                col(&|c| c.summary.jk_start),
+                col(&|c| c.summary.pass1_final_j1),
+                col(&|c| c.summary.pass1_final_jk),
+                col(&|c| c.summary.passk_final_j1),
+                col(&|c| c.summary.passk_final_jk),
+                col(&|c| c.summary.passk_final_j1 - c.summary.j1_start),
+            ]);
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::fixtures::{fake_cell, fake_matrix, write_cell};
+    use crate::load::{load_theory_cells, read_json};
+
+    fn keyed(cells: &[TheoryCell]) -> Vec<Keyed<'_>> {
+        cells
+            .iter()
+            .map(|cell| Keyed {
+                cell,
+                key: cell.key().unwrap(),
+            })
+            .collect()
+    }
+
+    fn names(paths: &[PathBuf]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn renders_everything_from_loaded_cells_deterministically() {
+        let results = tempfile::tempdir().unwrap();
+        let cells = fake_matrix();
+        for c in &cells {
+            write_cell(results.path(), c);
+        }
+        let loaded = load_theory_cells(results.path()).unwrap();
+        let out1 = tempfile::tempdir().unwrap();
+        let out2 = tempfile::tempdir().unwrap();
+        let p1 = render_theory(&loaded, &out1.path().join("figures/theory")).unwrap();
+        let p2 = render_theory(&loaded, &out2.path().join("figures/theory")).unwrap();
+        let expected: Vec<String> = [
+            "agreement_vs_p.png",
+            "agreement_vs_p.sources.json",
+            "agreement_vs_p.svg",
+            "ascent.png",
+            "ascent.sources.json",
+            "ascent.svg",
+            "cosine_vs_k.png",
+            "cosine_vs_k.sources.json",
+            "cosine_vs_k.svg",
+            "final_objectives.csv",
+            "final_objectives.md",
+            "final_objectives.sources.json",
+            "final_objectives.tex",
+            "kstar.csv",
+            "kstar.md",
+            "kstar.sources.json",
+            "kstar.tex",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(names(&p1), expected);
+        assert!(p1.windows(2).all(|w| w[0] < w[1]), "paths are sorted");
+        for (a, b) in p1.iter().zip(&p2) {
+            let (ba, bb) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+            assert!(!ba.is_empty(), "{} is empty", a.display());
+            assert_eq!(ba, bb, "{} differs between two renders", a.display());
+        }
+        // Nothing else (no temporaries) in the output directory.
+        let dir = out1.path().join("figures/theory");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), expected.len());
+
+        let svg = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        assert!(svg("cosine_vs_k.svg").contains("cos(∇Jₖ, ∇J₁) at θ₀ against k (p_hard = 0.5)"));
+        assert!(svg("cosine_vs_k.svg").contains("separation 6 (3 seeds)"));
+        assert!(svg("ascent.svg").contains("Exact ascent, separation 0.5, p_hard 0.5, k 4, seed 0"));
+        assert!(svg("ascent.svg").contains("Exact ascent, separation 6, p_hard 0.5, k 4, seed 0"));
+        assert!(svg("agreement_vs_p.svg").contains("Agreement a(x) against p(x), separation 6"));
+        assert!(svg("agreement_vs_p.svg").contains("hard prompts"));
+
+        let csv = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        // Header plus one row per (separation, p_hard) [x k]: 3 settings with one k each.
+        assert_eq!(csv("kstar.csv").lines().count(), 4);
+        assert_eq!(csv("final_objectives.csv").lines().count(), 4);
+        assert_eq!(
+            csv("kstar.md")
+                .lines()
+                .filter(|l| l.starts_with("| "))
+                .count(),
+            5
+        );
+
+        let src: Sources = read_json(&dir.join("cosine_vs_k.sources.json")).unwrap();
+        let mut want: Vec<String> = cells
+            .iter()
+            .filter(|c| c.key().unwrap().p_hard == 0.5)
+            .map(|c| c.record.hash.clone())
+            .collect();
+        want.sort();
+        assert_eq!(src.cells, want);
+        assert_eq!(src.files, ["cosine_vs_k.svg", "cosine_vs_k.png"]);
+        let src: Sources = read_json(&dir.join("kstar.sources.json")).unwrap();
+        assert_eq!(src.cells.len(), cells.len());
+        assert_eq!(src.kind, "table");
+    }
+
+    #[test]
+    fn cosine_is_mean_over_seeds_skipping_undefined() {
+        let cells = fake_matrix();
+        let k = keyed(&cells);
+        let built = cosine_vs_k(&k);
+        let chart = &built.figure.panels[0];
+        assert_eq!(chart.series.len(), 2);
+        let low = &chart.series[0];
+        assert!(low.label.starts_with("separation 0.5"));
+        let cos_at = |seed: u64, kk: usize| {
+            cells
+                .iter()
+                .find(|c| {
+                    let key = c.key().unwrap();
+                    key.seed == seed && key.separation == 0.5 && key.p_hard == 0.5
+                })
+                .unwrap()
+                .kscan[kk - 1]
+                .cosine
+        };
+        let (x, y) = low.points[1];
+        assert_eq!(x, 2.0);
+        let want = (cos_at(0, 2).unwrap() + cos_at(1, 2).unwrap() + cos_at(2, 2).unwrap()) / 3.0;
+        assert!((y - want).abs() < 1e-15);
+        // At k = 8 seed 1 has no cosine: the mean is over seeds 0 and 2 only.
+        assert_eq!(cos_at(1, 8), None);
+        let (x, y) = low.points[7];
+        assert_eq!(x, 8.0);
+        let want = (cos_at(0, 8).unwrap() + cos_at(2, 8).unwrap()) / 2.0;
+        assert!((y - want).abs() < 1e-15);
+        assert!(built.caption.contains("[3, 3]"), "{}", built.caption);
+    }
+
+    #[test]
+    fn kstar_and_final_objective_tables_aggregate_per_setting() {
+        let cells = fake_matrix();
+        let k = keyed(&cells);
+        let t = kstar_table(&k);
+        assert_eq!(t.rows.len(), 3);
+        // separation 0.5, p_hard 0.5: seeds 0, 1, 2 have k* 3, 4, none.
+        let row = t
+            .rows
+            .iter()
+            .find(|r| r[0] == "0.5" && r[1] == "0.5")
+            .unwrap();
+        assert_eq!(row[2..], ["3", "2", "0:3 1:4 2:none", "3", "4", "1-8"]);
+        let row = t.rows.iter().find(|r| r[0] == "6").unwrap();
+        assert_eq!(row[2..7], ["3", "0", "0:none 1:none 2:none", "", ""]);
+
+        let t = final_objectives_table(&k);
+        assert_eq!(t.rows.len(), 3);
+        let row = t
+            .rows
+            .iter()
+            .find(|r| r[0] == "0.5" && r[1] == "0.5")
+            .unwrap();
+        assert_eq!(row[2], "4");
+        assert_eq!(row[3], "3");
+        // j1_start = 0.6 + 0.01 seed → mean 0.61 over seeds 0..3.
+        assert_eq!(row[4], "0.6100 [0.6000, 0.6200]");
+        // Delta J_1 under pass@k ascent = 0.55 - 0.6 for every seed.
+        assert_eq!(row[10], "-0.0500");
+        let row = t.rows.iter().find(|r| r[0] == "6").unwrap();
+        assert_eq!(row[10], "0.0500");
+    }
+
+    #[test]
+    fn representatives_pick_extreme_separations_at_main_p_hard() {
+        let mut cells = fake_matrix();
+        cells.push(fake_cell(6.0, 0.5, 16, 0));
+        cells.push(fake_cell(6.0, 0.5, 32, 5));
+        let k = keyed(&cells);
+        assert_eq!(main_p_hard(&k), 0.5);
+        let reps = representatives(&k);
+        let keys: Vec<(f64, u32, u64)> = reps
+            .iter()
+            .map(|c| (c.key.separation, c.key.k, c.key.seed))
+            .collect();
+        assert_eq!(keys, [(0.5, 4, 0), (6.0, 16, 0)]);
+        let built = agreement_vs_p(&k);
+        assert_eq!(built.figure.panels.len(), 2);
+        let wk = built.figure.panels[1].series.last().unwrap();
+        assert!(wk.label.starts_with("w16(p)"), "{}", wk.label);
+        // The scaled weight peaks at p = 0 at the largest |a(x)|.
+        let max_a = reps[1]
+            .cell
+            .prompts
+            .iter()
+            .map(|p| p.agreement.abs())
+            .fold(0.0, f64::max);
+        assert!((wk.points[0].1 - max_a).abs() < 1e-15);
+        assert_eq!(wk.points[100], (1.0, 0.0));
+    }
+
+    #[test]
+    fn single_cell_and_errors() {
+        let cells = vec![fake_cell(1.5, 0.3, 2, 7)];
+        let out = tempfile::tempdir().unwrap();
+        let paths = render_theory(&cells, out.path()).unwrap();
+        assert_eq!(paths.len(), 17);
+        let k = keyed(&cells);
+        assert_eq!(ascent(&k).figure.panels.len(), 1);
+
+        let err = render_theory(&[], out.path()).unwrap_err();
+        assert!(matches!(err, ReportError::NoCells { .. }));
+        let mut bad = fake_cell(1.5, 0.3, 2, 7);
+        bad.record
+            .config
+            .as_object_mut()
+            .unwrap()
+            .remove("separation");
+        let err = render_theory(&[bad], out.path()).unwrap_err().to_string();
+        assert!(err.contains("`separation`"), "{err}");
+    }
+}
