@@ -24,6 +24,13 @@
 //! (the default `p_hard` = 0.2): with p_hard = 0.5 and theta_0 = (2, 0) the bias components of
 //! grad J_1 cancel and every prompt agrees with pass@1.
 //!
+//! What exact ascent shows on the default toy (separation 0.5, seed 0, k = 8): J_1 falls from
+//! 0.809 to 0.567 while J_8 rises from 0.966 to 0.998; ascent on J_1 instead lowers J_8 (to 0.909).
+//! At separation 6 no k in 1..=16 conflicts and ascent on J_8 raises J_1 (0.809 to 0.954). When
+//! the first conflicting k is marginal (<grad J_k, grad J_1> near 0 at theta_0), J_1 only dips
+//! along the pass@k path and can end above its start: a conflict at theta_0 is a first-order,
+//! local statement.
+//!
 //! # Defaults
 //!
 //! [`TheoryCellConfig::default`] uses lr = 1 and 300 steps: on the toy the gradients are O(0.1),
