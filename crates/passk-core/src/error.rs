@@ -80,6 +80,9 @@ pub enum CoreError {
         /// The size found.
         got: usize,
     },
+    /// `k = 0` was asked for where a pass@k target needs `k >= 1`.
+    #[error("k = 0 is not a pass@k target: every k must be >= 1")]
+    ZeroK,
     /// Prompt masses were negative, non-finite or summed to zero.
     #[error("invalid prompt mass: {0} (masses must be finite, >= 0 and not all zero)")]
     InvalidMass(String),
