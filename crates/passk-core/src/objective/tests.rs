@@ -339,3 +339,37 @@ fn loo_minus_one_is_stable_for_large_groups() {
     );
     assert_eq!(w[n - 1], 0.0);
 }
+
+mod properties {
+    use super::*;
+    use crate::estimators::pass_at_k;
+    use proptest::prelude::*;
+
+    fn group(n: u32, c: u32) -> Vec<f64> {
+        (0..n).map(|i| if i < c { 1.0 } else { 0.0 }).collect()
+    }
+
+    proptest! {
+        /// Σ_i s_i = k ρ(n, c, k) (each k-subset credits max_S f to its k members), and
+        /// Σ_i s^(loo−1)_i = c · C(n−c, k−1)/C(n, k), for groups far beyond brute-force size.
+        #[test]
+        fn pkpo_sums(n in 1u32..300, c_frac in 0.0f64..=1.0, k_frac in 0.0f64..=1.0) {
+            let c = (n as f64 * c_frac).floor() as u32;
+            let k = 1 + ((n - 1) as f64 * k_frac).floor() as u32;
+            let r = group(n, c);
+            let s: f64 = obj(&format!("pkpo_s:k={k}")).weights(&r).unwrap().iter().sum();
+            let want = k as f64 * pass_at_k(n, c, k).unwrap();
+            prop_assert!((s - want).abs() <= 1e-10 * want.max(1.0));
+            let w = obj(&format!("pkpo_loo_minus_one:k={k}")).weights(&r).unwrap();
+            prop_assert!(w.iter().all(|&x| (0.0..=k as f64 / n as f64 + 1e-15).contains(&x)));
+            let ln_each = crate::special::ln_binomial(u64::from(n - c), u64::from(k - 1))
+                - crate::special::ln_binomial(u64::from(n), u64::from(k));
+            let want_loo1 = if c == 0 { 0.0 } else { c as f64 * ln_each.exp() };
+            let got_loo1: f64 = w.iter().sum();
+            prop_assert!((got_loo1 - want_loo1).abs() <= 1e-9 * want_loo1 + 1e-12);
+            // k = 1: every pass@k transform is f_i / n.
+            let w1 = obj("pkpo_s:k=1").weights(&r).unwrap();
+            prop_assert!(w1.iter().zip(&r).all(|(a, f)| (a - f / n as f64).abs() < 1e-15));
+        }
+    }
+}
