@@ -113,7 +113,7 @@ pub fn normalize(answer: &str) -> String {
     if answer.len() > MAX_ANSWER_LEN {
         return answer.to_string();
     }
-    let mut s = answer.trim().to_string();
+    let mut s = answer.trim().trim_end_matches('.').to_string();
     s = replace_all(
         s,
         &[
@@ -350,6 +350,7 @@ mod tests {
         assert_eq!(normalize(r"\$18.50"), "18.50");
         assert_eq!(normalize(r"10\text{ inches}"), "10");
         assert_eq!(normalize(r"5\text{ cm}^2"), "5");
+        assert_eq!(normalize(r"5.4 \text{ cents}."), "5.4");
         assert_eq!(normalize(r"\text{(C)}"), "(C)");
         assert_eq!(normalize(r"\textbf{(B)}"), "(B)");
         assert_eq!(normalize("x = 5."), "5");
