@@ -1,1 +1,32 @@
-//! placeholder
+//! The tiny transformer policy of the pass@k interference suite, in candle.
+//!
+//! - [`GptConfig`] and its presets ([`GptConfig::nano`], [`GptConfig::small`],
+//!   [`GptConfig::medium`]) describe a pre-norm decoder-only transformer.
+//! - [`Gpt`] holds the named parameters (initialised from a seeded generator, listed sorted by
+//!   name), computes differentiable logits and sequence log-probabilities
+//!   ([`Gpt::sequence_logprobs`], [`SequenceBatch`]), samples with a KV cache on detached
+//!   weights ([`Gpt::sample`]) and saves/loads safetensors ([`Gpt::save`], [`Gpt::load`]).
+//! - [`DeviceChoice`] parses `cpu` / `cuda` / `auto`; [`clip_grad_norm`] clips gradients in a
+//!   deterministic order.
+//!
+//! Everything trainable is built from candle ops that have a backward pass (slow layer norm,
+//! softmax from `exp`/`sum`, learned positions).
+
+mod config;
+mod device;
+mod error;
+mod grad;
+mod io;
+mod model;
+mod rng;
+mod sample;
+
+pub use config::GptConfig;
+pub use device::DeviceChoice;
+pub use error::{PolicyError, Result};
+pub use grad::{clip_grad_norm, grad_norm};
+pub use model::{Gpt, KvCache, SequenceBatch};
+pub use sample::{choose_token, SamplingParams};
+
+#[cfg(test)]
+mod tests;

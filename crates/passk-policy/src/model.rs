@@ -1,0 +1,535 @@
+//! The tiny GPT: parameters, initialisation and the differentiable forward pass.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::config::GptConfig;
+use crate::error::{PolicyError, Result};
+use crate::rng::{hash_str, seeded};
+
+/// Epsilon of every layer norm.
+const LN_EPS: f32 = 1e-5;
+/// Standard deviation of the normal initialisation.
+const INIT_STD: f64 = 0.02;
+
+/// A pre-norm decoder-only transformer with learned token and position embeddings, causal
+/// self-attention, a GELU MLP, a final layer norm and an untied output head.
+///
+/// Parameters are named (see [`Gpt::params`]); linear weights are stored `[in, out]`, so a layer
+/// computes `x @ W + b`.
+pub struct Gpt {
+    cfg: GptConfig,
+    device: Device,
+    vars: BTreeMap<String, Var>,
+}
+
+/// The tensors of one transformer block.
+pub(crate) struct BlockWeights {
+    pub(crate) ln1_w: Tensor,
+    pub(crate) ln1_b: Tensor,
+    pub(crate) qkv_w: Tensor,
+    pub(crate) qkv_b: Tensor,
+    pub(crate) proj_w: Tensor,
+    pub(crate) proj_b: Tensor,
+    pub(crate) ln2_w: Tensor,
+    pub(crate) ln2_b: Tensor,
+    pub(crate) fc_w: Tensor,
+    pub(crate) fc_b: Tensor,
+    pub(crate) fc2_w: Tensor,
+    pub(crate) fc2_b: Tensor,
+}
+
+/// All tensors of the model, either tracked (training) or detached (sampling).
+pub(crate) struct Weights {
+    pub(crate) wte: Tensor,
+    pub(crate) wpe: Tensor,
+    pub(crate) blocks: Vec<BlockWeights>,
+    pub(crate) lnf_w: Tensor,
+    pub(crate) lnf_b: Tensor,
+    pub(crate) head: Tensor,
+}
+
+/// Keys and values of every layer for the positions seen so far (used by sampling).
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+    batch: Option<usize>,
+}
+
+impl KvCache {
+    /// An empty cache for a model of shape `cfg`.
+    pub fn new(cfg: &GptConfig) -> Self {
+        Self {
+            layers: (0..cfg.n_layer).map(|_| None).collect(),
+            len: 0,
+            batch: None,
+        }
+    }
+
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// How to initialise a parameter.
+enum Init {
+    Normal(f64),
+    Zeros,
+    Ones,
+}
+
+/// Names, shapes and initialisations of every parameter of a model of shape `cfg`.
+fn param_specs(cfg: &GptConfig) -> Vec<(String, Vec<usize>, Init)> {
+    let d = cfg.d_model;
+    let h = cfg.mlp_hidden();
+    let resid_std = INIT_STD / ((2 * cfg.n_layer) as f64).sqrt();
+    let mut specs = vec![
+        (
+            "wte".to_string(),
+            vec![cfg.vocab_size, d],
+            Init::Normal(INIT_STD),
+        ),
+        (
+            "wpe".to_string(),
+            vec![cfg.context, d],
+            Init::Normal(INIT_STD),
+        ),
+        ("ln_f.weight".to_string(), vec![d], Init::Ones),
+        ("ln_f.bias".to_string(), vec![d], Init::Zeros),
+        (
+            "head.weight".to_string(),
+            vec![d, cfg.vocab_size],
+            Init::Normal(INIT_STD),
+        ),
+    ];
+    for i in 0..cfg.n_layer {
+        let p = |s: &str| format!("h.{i}.{s}");
+        specs.extend([
+            (p("ln1.weight"), vec![d], Init::Ones),
+            (p("ln1.bias"), vec![d], Init::Zeros),
+            (p("attn.qkv.weight"), vec![d, 3 * d], Init::Normal(INIT_STD)),
+            (p("attn.qkv.bias"), vec![3 * d], Init::Zeros),
+            (p("attn.proj.weight"), vec![d, d], Init::Normal(resid_std)),
+            (p("attn.proj.bias"), vec![d], Init::Zeros),
+            (p("ln2.weight"), vec![d], Init::Ones),
+            (p("ln2.bias"), vec![d], Init::Zeros),
+            (p("mlp.fc.weight"), vec![d, h], Init::Normal(INIT_STD)),
+            (p("mlp.fc.bias"), vec![h], Init::Zeros),
+            (p("mlp.proj.weight"), vec![h, d], Init::Normal(resid_std)),
+            (p("mlp.proj.bias"), vec![d], Init::Zeros),
+        ]);
+    }
+    specs
+}
+
+impl Gpt {
+    /// A freshly initialised model: weights N(0, 0.02) (residual projections scaled by
+    /// 1/sqrt(2 n_layer)), biases 0, norm gains 1. Each parameter draws from its own seeded
+    /// stream (keyed by `seed` and its name), so the same seed gives bit-identical weights.
+    pub fn new(cfg: GptConfig, seed: u64, device: &Device) -> Result<Self> {
+        cfg.validate()?;
+        let mut vars = BTreeMap::new();
+        for (name, shape, init) in param_specs(&cfg) {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = match init {
+                Init::Zeros => vec![0.0; n],
+                Init::Ones => vec![1.0; n],
+                Init::Normal(std) => {
+                    let mut rng = seeded(seed, &[hash_str(&name)]);
+                    (0..n)
+                        .map(|_| {
+                            let z: f64 = StandardNormal.sample(&mut rng);
+                            (z * std) as f32
+                        })
+                        .collect()
+                }
+            };
+            let tensor = Tensor::from_vec(data, shape, device)?;
+            vars.insert(name, Var::from_tensor(&tensor)?);
+        }
+        Ok(Self {
+            cfg,
+            device: device.clone(),
+            vars,
+        })
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &GptConfig {
+        &self.cfg
+    }
+
+    /// The device holding the parameters.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every parameter with its name, sorted by name (a deterministic order for optimisers).
+    pub fn params(&self) -> Vec<(String, Var)> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The parameters as plain `Var`s, sorted by name.
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.values().cloned().collect()
+    }
+
+    /// One parameter by name, if it exists.
+    pub fn var(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name)
+    }
+
+    /// Number of scalar parameters.
+    pub fn num_params(&self) -> usize {
+        self.vars.values().map(|v| v.elem_count()).sum()
+    }
+
+    fn tensor(&self, name: &str, detach: bool) -> Tensor {
+        let t = self.vars[name].as_tensor();
+        if detach {
+            t.detach()
+        } else {
+            t.clone()
+        }
+    }
+
+    /// The model's tensors; `detach` gives views that share storage but build no graph.
+    pub(crate) fn weights(&self, detach: bool) -> Weights {
+        let t = |n: &str| self.tensor(n, detach);
+        Weights {
+            wte: t("wte"),
+            wpe: t("wpe"),
+            blocks: (0..self.cfg.n_layer)
+                .map(|i| {
+                    let b = |s: &str| t(&format!("h.{i}.{s}"));
+                    BlockWeights {
+                        ln1_w: b("ln1.weight"),
+                        ln1_b: b("ln1.bias"),
+                        qkv_w: b("attn.qkv.weight"),
+                        qkv_b: b("attn.qkv.bias"),
+                        proj_w: b("attn.proj.weight"),
+                        proj_b: b("attn.proj.bias"),
+                        ln2_w: b("ln2.weight"),
+                        ln2_b: b("ln2.bias"),
+                        fc_w: b("mlp.fc.weight"),
+                        fc_b: b("mlp.fc.bias"),
+                        fc2_w: b("mlp.proj.weight"),
+                        fc2_b: b("mlp.proj.bias"),
+                    }
+                })
+                .collect(),
+            lnf_w: t("ln_f.weight"),
+            lnf_b: t("ln_f.bias"),
+            head: t("head.weight"),
+        }
+    }
+
+    /// Checks a `[B, T]` u32 token tensor against the model and returns `(B, T)`.
+    fn check_tokens(&self, tokens: &Tensor, offset: usize) -> Result<(usize, usize)> {
+        if tokens.dtype() != DType::U32 {
+            return Err(PolicyError::Input(format!(
+                "tokens must be u32, got {:?}",
+                tokens.dtype()
+            )));
+        }
+        let (b, t) = tokens.dims2().map_err(|_| {
+            PolicyError::Input(format!(
+                "tokens must have shape [batch, time], got {:?}",
+                tokens.dims()
+            ))
+        })?;
+        if b == 0 || t == 0 {
+            return Err(PolicyError::Input("empty token batch".to_string()));
+        }
+        if offset + t > self.cfg.context {
+            return Err(PolicyError::Input(format!(
+                "sequence of {} positions exceeds the model context {}; shorten it or use a \
+                 larger context",
+                offset + t,
+                self.cfg.context
+            )));
+        }
+        let max = tokens.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        if max as usize >= self.cfg.vocab_size {
+            return Err(PolicyError::Input(format!(
+                "token id {max} is outside the vocabulary of {}",
+                self.cfg.vocab_size
+            )));
+        }
+        Ok((b, t))
+    }
+
+    /// Final-norm hidden states `[B, T, d]` for `tokens` placed after the cached positions.
+    pub(crate) fn hidden(
+        &self,
+        w: &Weights,
+        tokens: &Tensor,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let offset = cache.as_ref().map_or(0, |c| c.len);
+        let (b, t) = self.check_tokens(tokens, offset)?;
+        if let Some(c) = cache.as_ref() {
+            if c.batch.is_some_and(|cb| cb != b) {
+                return Err(PolicyError::Input(format!(
+                    "cache holds {} rows but {b} were given",
+                    c.batch.unwrap_or(0)
+                )));
+            }
+        }
+        let d = self.cfg.d_model;
+        let tok = w
+            .wte
+            .index_select(&tokens.flatten_all()?, 0)?
+            .reshape((b, t, d))?;
+        let pos = w.wpe.narrow(0, offset, t)?;
+        let mut x = tok.broadcast_add(&pos)?;
+        let mask = causal_mask(t, offset, &self.device)?;
+        for (i, blk) in w.blocks.iter().enumerate() {
+            let h = candle_nn::ops::layer_norm_slow(&x, &blk.ln1_w, &blk.ln1_b, LN_EPS)?;
+            let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
+            let a = self.attention(blk, &h, mask.as_ref(), layer_cache)?;
+            x = (x + a)?;
+            let h = candle_nn::ops::layer_norm_slow(&x, &blk.ln2_w, &blk.ln2_b, LN_EPS)?;
+            let m = linear(
+                &linear(&h, &blk.fc_w, &blk.fc_b)?.gelu_erf()?,
+                &blk.fc2_w,
+                &blk.fc2_b,
+            )?;
+            x = (x + m)?;
+        }
+        if let Some(c) = cache {
+            c.len += t;
+            c.batch = Some(b);
+        }
+        Ok(candle_nn::ops::layer_norm_slow(
+            &x, &w.lnf_w, &w.lnf_b, LN_EPS,
+        )?)
+    }
+
+    /// Causal multi-head self-attention of `x` `[B, T, d]`, extending `cache` when given.
+    fn attention(
+        &self,
+        blk: &BlockWeights,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let (nh, hd) = (self.cfg.n_head, self.cfg.head_dim());
+        let qkv = linear(x, &blk.qkv_w, &blk.qkv_b)?;
+        let split = |i: usize| -> Result<Tensor> {
+            Ok(qkv
+                .narrow(D::Minus1, i * d, d)?
+                .reshape((b, t, nh, hd))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
+        if let Some(slot) = cache {
+            if let Some((k0, v0)) = slot.as_ref() {
+                k = Tensor::cat(&[k0, &k], 2)?;
+                v = Tensor::cat(&[v0, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut att = (q.matmul(&k.t()?)? * scale)?;
+        if let Some(mask) = mask {
+            att = att.broadcast_add(mask)?;
+        }
+        let att = softmax_last(&att)?;
+        let y = att
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, d))?;
+        linear(&y, &blk.proj_w, &blk.proj_b)
+    }
+
+    /// Next-token logits `[B, T, V]` for a `[B, T]` u32 token batch (differentiable).
+    pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        let w = self.weights(false);
+        let h = self.hidden(&w, tokens, None)?;
+        head(&h, &w.head)
+    }
+
+    /// Log-probability of each row's completion: the sum of `log pi(token_t | tokens_<t)` over
+    /// positions `t >= prompt_len`, each multiplied by `mask[b, t - prompt_len]` (1 keeps a
+    /// position, 0 drops it: padding or tokens after `<eos>`). `tokens` is `[B, T]` u32, `mask`
+    /// is `[B, T - prompt_len]` f32; the result is `[B]` and differentiable.
+    pub fn sequence_logprobs(
+        &self,
+        tokens: &Tensor,
+        prompt_len: usize,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        if prompt_len == 0 || prompt_len >= t {
+            return Err(PolicyError::Input(format!(
+                "prompt_len must be in 1..{t} (the sequence length), got {prompt_len}"
+            )));
+        }
+        let l = t - prompt_len;
+        if mask.dims() != [b, l] || mask.dtype() != DType::F32 {
+            return Err(PolicyError::Input(format!(
+                "mask must be f32 of shape [{b}, {l}], got {:?} {:?}",
+                mask.dtype(),
+                mask.dims()
+            )));
+        }
+        let w = self.weights(false);
+        let h = self.hidden(&w, tokens, None)?;
+        let h = h.narrow(1, prompt_len - 1, l)?.contiguous()?;
+        let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
+        let logp = log_softmax_last(&logits)?;
+        let targets = tokens
+            .narrow(1, prompt_len, l)?
+            .contiguous()?
+            .reshape((b * l, 1))?;
+        let picked = logp.gather(&targets, 1)?.reshape((b, l))?;
+        Ok((picked * mask.to_device(&self.device)?)?.sum(1)?)
+    }
+
+    /// [`Gpt::sequence_logprobs`] of a prepared [`SequenceBatch`].
+    pub fn batch_logprobs(&self, batch: &SequenceBatch) -> Result<Tensor> {
+        self.sequence_logprobs(&batch.tokens, batch.prompt_len, &batch.mask)
+    }
+
+    /// Logits `[B, T, V]` of `tokens` placed after the cached positions, computed from
+    /// detached weights (no graph); extends `cache`.
+    pub fn forward_cached(&self, cache: &mut KvCache, tokens: &Tensor) -> Result<Tensor> {
+        let w = self.weights(true);
+        self.forward_cached_with(&w, cache, tokens)
+    }
+
+    pub(crate) fn forward_cached_with(
+        &self,
+        w: &Weights,
+        cache: &mut KvCache,
+        tokens: &Tensor,
+    ) -> Result<Tensor> {
+        if cache.layers.len() != self.cfg.n_layer {
+            return Err(PolicyError::Input(
+                "cache was made for a model with a different number of layers".to_string(),
+            ));
+        }
+        let h = self.hidden(w, tokens, Some(cache))?;
+        head(&h, &w.head)
+    }
+}
+
+/// Prompt-plus-completion rows ready for [`Gpt::batch_logprobs`].
+#[derive(Debug, Clone)]
+pub struct SequenceBatch {
+    /// `[B, P + L]` u32: each prompt followed by its completion, padded to the longest.
+    pub tokens: Tensor,
+    /// `[B, L]` f32: 1 on completion tokens up to and including the first `<eos>`, else 0.
+    pub mask: Tensor,
+    /// The common prompt length `P`.
+    pub prompt_len: usize,
+}
+
+impl SequenceBatch {
+    /// Builds a batch from `(prompt, completion)` pairs. All prompts must have the same length;
+    /// completions are padded with `pad` to the longest; tokens after the first `eos` in a
+    /// completion are masked out.
+    pub fn new(rows: &[(&[u32], &[u32])], eos: u32, pad: u32, device: &Device) -> Result<Self> {
+        let Some((first, _)) = rows.first() else {
+            return Err(PolicyError::Input("no rows to batch".to_string()));
+        };
+        let p = first.len();
+        if p == 0 || rows.iter().any(|(pr, _)| pr.len() != p) {
+            return Err(PolicyError::Input(
+                "all prompts in a batch must be non-empty and equally long; group rows by \
+                 prompt length"
+                    .to_string(),
+            ));
+        }
+        let l = rows.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
+        if l == 0 {
+            return Err(PolicyError::Input("every completion is empty".to_string()));
+        }
+        let mut tokens = Vec::with_capacity(rows.len() * (p + l));
+        let mut mask = Vec::with_capacity(rows.len() * l);
+        for (prompt, completion) in rows {
+            tokens.extend_from_slice(prompt);
+            let mut live = true;
+            for j in 0..l {
+                let tok = completion.get(j).copied();
+                tokens.push(tok.unwrap_or(pad));
+                mask.push(if live && tok.is_some() { 1.0f32 } else { 0.0 });
+                if tok == Some(eos) {
+                    live = false;
+                }
+            }
+        }
+        Ok(Self {
+            tokens: Tensor::from_vec(tokens, (rows.len(), p + l), device)?,
+            mask: Tensor::from_vec(mask, (rows.len(), l), device)?,
+            prompt_len: p,
+        })
+    }
+}
+
+/// `x @ w + b` for `x` `[B, T, in]`, `w` `[in, out]`, `b` `[out]`.
+fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (bs, t, din) = x.dims3()?;
+    let dout = w.dim(1)?;
+    let y = x.reshape((bs * t, din))?.matmul(w)?.broadcast_add(b)?;
+    Ok(y.reshape((bs, t, dout))?)
+}
+
+/// The untied output head: `[B, T, d] -> [B, T, V]`.
+fn head(h: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (b, t, d) = h.dims3()?;
+    let v = w.dim(1)?;
+    Ok(h.reshape((b * t, d))?.matmul(w)?.reshape((b, t, v))?)
+}
+
+/// Additive causal mask `[T, offset + T]` (0 where visible, -inf in the future), or `None`
+/// when every key is visible (a single new position).
+fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Option<Tensor>> {
+    if t == 1 {
+        return Ok(None);
+    }
+    let s = offset + t;
+    let data: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..s).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Some(Tensor::from_vec(data, (t, s), device)?))
+}
+
+/// Softmax over the last dimension from differentiable primitives (the max is a constant).
+fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let s = e.sum_keepdim(D::Minus1)?;
+    Ok(e.broadcast_div(&s)?)
+}
+
+/// Log-softmax over the last dimension from differentiable primitives.
+fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let z = x.broadcast_sub(&max)?;
+    let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(z.broadcast_sub(&lse)?)
+}
