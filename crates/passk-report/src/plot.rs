@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::ReportError;
 use crate::load::{rename_into_place, temp_path_for, write_atomic};
@@ -60,6 +61,10 @@ pub enum Legend {
     LowerLeft,
     /// Bottom right corner.
     LowerRight,
+    /// Middle of the right edge.
+    MiddleRight,
+    /// Outside the plot area, in a strip at the panel's right (never hides data).
+    Outside,
     /// No legend.
     Hidden,
 }
@@ -94,6 +99,28 @@ impl Series {
     }
 }
 
+/// How the x axis maps data to position and how its ticks are labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XScale {
+    /// Linear, decimal tick labels.
+    Linear,
+    /// Linear, only integer ticks labelled (for k axes with few values).
+    Integer,
+    /// Logarithmic base 2 (x must be > 0), ticks labelled at powers of two (for k axes).
+    Log2,
+}
+
+impl XScale {
+    /// The plotting position of data value `x` (`NaN` if it cannot be shown).
+    pub fn to_axis(self, x: f64) -> f64 {
+        match self {
+            XScale::Log2 if x > 0.0 => x.log2(),
+            XScale::Log2 => f64::NAN,
+            _ => x,
+        }
+    }
+}
+
 /// One panel: axes with a title, axis labels and series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {
@@ -111,8 +138,8 @@ pub struct Chart {
     pub x_range: Option<(f64, f64)>,
     /// Fixed y range; `None` fits the data with a small margin.
     pub y_range: Option<(f64, f64)>,
-    /// Label only integer x ticks (for k axes).
-    pub integer_x: bool,
+    /// X axis scale and tick labels.
+    pub x_scale: XScale,
     /// Legend placement.
     pub legend: Legend,
 }
@@ -132,22 +159,33 @@ impl Chart {
             zero_line: false,
             x_range: None,
             y_range: None,
-            integer_x: false,
+            x_scale: XScale::Linear,
             legend: Legend::UpperRight,
         }
     }
 
-    /// The x and y ranges the panel will use.
+    /// The points of series `s` in plotting coordinates, non-finite ones dropped.
+    fn axis_points(&self, s: &Series) -> Vec<(f64, f64)> {
+        s.points
+            .iter()
+            .map(|&(x, y)| (self.x_scale.to_axis(x), y))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    }
+
+    /// The x and y ranges the panel will use, in plotting coordinates (log2 x for
+    /// [`XScale::Log2`]); a fixed `x_range` is given in data units.
     pub fn ranges(&self) -> ((f64, f64), (f64, f64)) {
-        let finite = || {
-            self.series
-                .iter()
-                .flat_map(|s| s.points.iter())
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-        };
-        let x = self
-            .x_range
-            .unwrap_or_else(|| padded(finite().map(|p| p.0), false));
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| self.axis_points(s))
+            .collect();
+        let finite = || pts.iter();
+        let x = self.x_range.map_or_else(
+            || padded(finite().map(|p| p.0), false),
+            |(a, b)| (self.x_scale.to_axis(a), self.x_scale.to_axis(b)),
+        );
         let y = self
             .y_range
             .unwrap_or_else(|| padded(finite().map(|p| p.1), self.zero_line));
@@ -207,33 +245,77 @@ fn draw_err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> ReportError + '_ {
     }
 }
 
+/// Draws the legend sample of a series centred vertically at `(x, y)`, 20 pixels wide.
+fn sample<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    mark: Mark,
+    color: RGBColor,
+    (x, y): (i32, i32),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let line = color.stroke_width(2);
+    match mark {
+        Mark::Line => area.draw(&PathElement::new(vec![(x, y), (x + 20, y)], line)),
+        Mark::LineAndPoints => {
+            area.draw(&PathElement::new(vec![(x, y), (x + 20, y)], line))?;
+            area.draw(&Circle::new((x + 10, y), 3, color.filled()))
+        }
+        Mark::DashedLine => {
+            area.draw(&PathElement::new(vec![(x, y), (x + 8, y)], line))?;
+            area.draw(&PathElement::new(vec![(x + 13, y), (x + 20, y)], line))
+        }
+        Mark::Points => area.draw(&Circle::new((x + 10, y), 4, color.filled())),
+    }
+}
+
+/// Width in pixels of a legend strip that fits every label of `chart`.
+fn legend_width<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> u32 {
+    let style = TextStyle::from((FONT_FAMILY, LEGEND_FONT));
+    let widest = chart
+        .series
+        .iter()
+        .filter_map(|s| area.estimate_text_size(&s.label, &style).ok())
+        .map(|(w, _)| w)
+        .max()
+        .unwrap_or(0);
+    (widest + 48).min(area.dim_in_pixel().0 / 2)
+}
+
+/// Legend label font size.
+const LEGEND_FONT: u32 = 14;
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     chart: &Chart,
     path: &Path,
 ) -> Result<(), ReportError> {
     let err = draw_err(path);
+    let outside = chart.legend == Legend::Outside && !chart.series.is_empty();
+    let (plot_area, legend_area) = if outside {
+        let w = area.dim_in_pixel().0;
+        let (a, b) = area.split_horizontally(w - legend_width(area, chart));
+        (a, Some(b))
+    } else {
+        (area.clone(), None)
+    };
     let ((x0, x1), (y0, y1)) = chart.ranges();
-    let mut ctx = ChartBuilder::on(area)
+    let mut ctx = ChartBuilder::on(&plot_area)
         .caption(&chart.title, (FONT_FAMILY, 20))
         .margin(14)
         .x_label_area_size(48)
         .y_label_area_size(72)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(&err)?;
-    let integer_x = chart.integer_x;
+    let (x_scale, x_span, y_span) = (chart.x_scale, x1 - x0, y1 - y0);
     let x_fmt = move |v: &f64| {
-        if integer_x {
-            if (v - v.round()).abs() > 1e-9 {
-                String::new()
-            } else {
-                format!("{:.0}", v.round())
-            }
-        } else {
-            tick(*v)
+        let near_int = (v - v.round()).abs() <= 1e-9 * x_span.abs().max(1.0);
+        match x_scale {
+            XScale::Linear => tick(*v, x_span),
+            XScale::Integer | XScale::Log2 if !near_int => String::new(),
+            XScale::Integer => format!("{:.0}", v.round()),
+            XScale::Log2 => tick(v.round().exp2(), 1.0),
         }
     };
-    let y_fmt = |v: &f64| tick(*v);
+    let y_fmt = move |v: &f64| tick(*v, y_span);
     ctx.configure_mesh()
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
@@ -254,24 +336,27 @@ fn draw_panel<DB: DrawingBackend>(
     }
     for s in &chart.series {
         let color = PALETTE[s.color % PALETTE.len()];
-        let pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
+        let pts = chart.axis_points(s);
         let line = color.stroke_width(2);
         let label = s.label.clone();
         match s.mark {
-            Mark::Line | Mark::LineAndPoints => {
-                ctx.draw_series(LineSeries::new(pts.clone(), line))
+            Mark::Line => {
+                ctx.draw_series(LineSeries::new(pts, line))
                     .map_err(&err)?
                     .label(label)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
-                if s.mark == Mark::LineAndPoints {
-                    ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                        .map_err(&err)?;
-                }
+            }
+            Mark::LineAndPoints => {
+                ctx.draw_series(LineSeries::new(pts.clone(), line))
+                    .map_err(&err)?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (20, 0)], line)
+                            + Circle::new((10, 0), 3, color.filled())
+                    });
+                ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(&err)?;
             }
             Mark::DashedLine => {
                 ctx.draw_series(DashedLineSeries::new(pts, 8, 5, line))
@@ -291,17 +376,30 @@ fn draw_panel<DB: DrawingBackend>(
             }
         }
     }
+    if let Some(legend) = legend_area {
+        let style =
+            TextStyle::from((FONT_FAMILY, LEGEND_FONT)).pos(Pos::new(HPos::Left, VPos::Center));
+        for (i, s) in chart.series.iter().enumerate() {
+            let y = 60 + 24 * i as i32;
+            sample(&legend, s.mark, PALETTE[s.color % PALETTE.len()], (8, y)).map_err(&err)?;
+            legend
+                .draw(&Text::new(s.label.clone(), (36, y), style.clone()))
+                .map_err(&err)?;
+        }
+        return Ok(());
+    }
     let position = match chart.legend {
         Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
         Legend::UpperRight => SeriesLabelPosition::UpperRight,
         Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
         Legend::LowerRight => SeriesLabelPosition::LowerRight,
-        Legend::Hidden => return Ok(()),
+        Legend::MiddleRight => SeriesLabelPosition::MiddleRight,
+        Legend::Hidden | Legend::Outside => return Ok(()),
     };
     if !chart.series.is_empty() {
         ctx.configure_series_labels()
             .position(position)
-            .label_font((FONT_FAMILY, 14))
+            .label_font((FONT_FAMILY, LEGEND_FONT))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(160, 160, 160))
             .draw()
@@ -310,8 +408,10 @@ fn draw_panel<DB: DrawingBackend>(
     Ok(())
 }
 
-/// A tick label: up to 4 significant decimals, trailing zeros trimmed, never `-0`.
-fn tick(v: f64) -> String {
+/// A tick label on an axis spanning `span`: up to 4 decimals, trailing zeros trimmed, never
+/// `-0`; values within `1e-9 * span` of zero print as `0`.
+fn tick(v: f64, span: f64) -> String {
+    let v = if v.abs() <= 1e-9 * span.abs() { 0.0 } else { v };
     let s = if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
         format!("{v:.1e}")
     } else {
@@ -387,7 +487,7 @@ mod tests {
     fn demo() -> Figure {
         let mut a = Chart::new("Demo chart: cos vs k", "k", "cosine");
         a.zero_line = true;
-        a.integer_x = true;
+        a.x_scale = XScale::Integer;
         a.series.push(Series::new(
             "separation 0.5",
             (1..=8).map(|k| (k as f64, 0.3 - 0.1 * k as f64)).collect(),
@@ -487,6 +587,74 @@ mod tests {
     }
 
     #[test]
+    fn log2_axis_and_outside_legend() {
+        let mut c = Chart::new("Log axis", "k", "y");
+        c.x_scale = XScale::Log2;
+        c.legend = Legend::Outside;
+        c.series.push(Series::new(
+            "outside legend entry",
+            vec![(1.0, 0.5), (4.0, -0.5), (64.0, 0.25), (0.0, 9.0)],
+            Mark::LineAndPoints,
+            4,
+        ));
+        // x = 0 cannot be shown on a log axis and is dropped: log2 range is [0, 6] padded.
+        let ((x0, x1), (y0, y1)) = c.ranges();
+        assert!(
+            (x0 + 0.3).abs() < 1e-12 && (x1 - 6.3).abs() < 1e-12,
+            "{x0} {x1}"
+        );
+        assert!(y0 < -0.5 && y1 > 0.5 && y1 < 1.0);
+        c.x_range = Some((1.0, 128.0));
+        assert_eq!(c.ranges().0, (0.0, 7.0));
+        c.x_range = None;
+        let svg = render_svg(&Figure {
+            stem: "log".into(),
+            width: 800,
+            height: 500,
+            panels: vec![c],
+        })
+        .unwrap();
+        assert!(svg.contains("outside legend entry"));
+        let texts: Vec<&str> = svg
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('<'))
+            .collect();
+        for label in ["1", "2", "8", "64"] {
+            assert!(texts.contains(&label), "missing tick {label}");
+        }
+        // On a short range plotters puts ticks between powers of two; they stay unlabelled.
+        let mut short = Chart::new("Short log axis", "k", "y");
+        short.x_scale = XScale::Log2;
+        short.series.push(Series::new(
+            "s",
+            (1..=4).map(|k| (k as f64, 0.1 * k as f64)).collect(),
+            Mark::Line,
+            0,
+        ));
+        let svg = render_svg(&Figure {
+            stem: "short".into(),
+            width: 800,
+            height: 500,
+            panels: vec![short],
+        })
+        .unwrap();
+        let numbers: Vec<f64> = svg
+            .lines()
+            .filter_map(|l| l.trim().parse::<f64>().ok())
+            .collect();
+        // y labels are below 1 here; the x labels are exactly the powers of two, once each.
+        let x_labels: Vec<f64> = numbers.into_iter().filter(|&v| v >= 1.0).collect();
+        assert_eq!(
+            x_labels,
+            [1.0, 2.0, 4.0],
+            "log ticks label only powers of two"
+        );
+        // ... but are still drawn as grid lines.
+        assert!(svg.matches("#E1E1E1").count() > 3);
+    }
+
+    #[test]
     fn ranges_pad_and_handle_degenerate_data() {
         let mut c = Chart::new("t", "x", "y");
         assert_eq!(c.ranges(), ((0.0, 1.0), (0.0, 1.0)));
@@ -508,11 +676,12 @@ mod tests {
 
     #[test]
     fn tick_labels_are_short_and_unsigned_at_zero() {
-        assert_eq!(tick(-0.0), "0");
-        assert_eq!(tick(0.25), "0.25");
-        assert_eq!(tick(2.0), "2");
-        assert_eq!(tick(-0.00001), "-1.0e-5");
-        assert_eq!(tick(-0.00001 * 0.0), "0");
+        assert_eq!(tick(-0.0, 1.0), "0");
+        assert_eq!(tick(0.25, 1.0), "0.25");
+        assert_eq!(tick(2.0, 1.0), "2");
+        assert_eq!(tick(-0.00001, 1e-4), "-1.0e-5");
+        assert_eq!(tick(-2.2e-16, 2.0), "0");
+        assert_eq!(tick(-0.00001 * 0.0, 1.0), "0");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::ReportError;
 use crate::load::{write_json_atomic, TheoryCell, TheoryKey};
-use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
+use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series, XScale};
 use crate::tables::{fmt_mean_range, fmt_param, Table};
 
 /// Objective names used in `trajectory.csv`.
@@ -143,6 +143,14 @@ fn main_p_hard(keyed: &[Keyed<'_>]) -> f64 {
     best.map_or(f64::NAN, |b| b.2)
 }
 
+/// `n` in Unicode subscript digits (`8` → `₈`).
+fn subscript(n: u32) -> String {
+    n.to_string()
+        .chars()
+        .map(|c| char::from_u32(0x2080 + c.to_digit(10).unwrap_or(0)).unwrap_or(c))
+        .collect()
+}
+
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
@@ -173,12 +181,12 @@ fn cosine_vs_k<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
     let separations = distinct(keyed.iter().map(|c| c.key.separation));
     let mut chart = Chart::new(
         format!("cos(∇Jₖ, ∇J₁) at θ₀ against k (p_hard = {})", fmt_param(p0)),
-        "k (pass@k)",
+        "k of pass@k (log scale)",
         "cos(∇Jₖ, ∇J₁) at the initial parameters",
     );
     chart.zero_line = true;
-    chart.integer_x = true;
-    chart.legend = Legend::LowerLeft;
+    chart.x_scale = XScale::Log2;
+    chart.legend = Legend::Outside;
     let mut used = Vec::new();
     let mut seed_counts = Vec::new();
     for (i, &sep) in separations.iter().enumerate() {
@@ -226,7 +234,7 @@ fn cosine_vs_k<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
     );
     let figure = Figure {
         stem: "cosine_vs_k".into(),
-        width: 900,
+        width: 1100,
         height: 600,
         panels: vec![chart],
     };
@@ -299,7 +307,7 @@ fn ascent<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
             "ascent step",
             "objective value (probability)",
         );
-        chart.legend = Legend::LowerRight;
+        chart.legend = Legend::Outside;
         let k = c.key.k;
         for (objective, color) in [(PASS1, 0), (PASSK, 1)] {
             let name = if objective == PASS1 {
@@ -314,7 +322,7 @@ fn ascent<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
                 color,
             ));
             chart.series.push(Series::new(
-                format!("J{k} under {name} ascent"),
+                format!("J{} under {name} ascent", subscript(k)),
                 trajectory(c, objective, true),
                 Mark::DashedLine,
                 color,
@@ -332,7 +340,7 @@ fn ascent<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
     );
     let figure = Figure {
         stem: "ascent".into(),
-        width: 700 * panels.len() as u32,
+        width: 820 * panels.len() as u32,
         height: 560,
         panels,
     };
@@ -356,7 +364,7 @@ fn agreement_vs_p<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
         );
         chart.zero_line = true;
         chart.x_range = Some((0.0, 1.0));
-        chart.legend = Legend::UpperLeft;
+        chart.legend = Legend::Outside;
         let groups: BTreeSet<&str> = c.cell.prompts.iter().map(|p| p.group.as_str()).collect();
         for (i, g) in groups.iter().enumerate() {
             chart.series.push(Series::new(
@@ -392,7 +400,7 @@ fn agreement_vs_p<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
             })
             .collect();
         chart.series.push(Series::new(
-            format!("w{k}(p) × {scale:.2e} (scaled)"),
+            format!("w{}(p) × {scale:.2e} (scaled)", subscript(k)),
             curve,
             Mark::Line,
             7,
@@ -410,7 +418,7 @@ fn agreement_vs_p<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Built<'a, 'b> {
     );
     let figure = Figure {
         stem: "agreement_vs_p".into(),
-        width: 700 * panels.len() as u32,
+        width: 820 * panels.len() as u32,
         height: 560,
         panels,
     };
@@ -441,7 +449,7 @@ fn by_setting<'a, 'b>(keyed: &'b [Keyed<'a>]) -> Vec<((f64, f64), Vec<&'b Keyed<
 fn kstar_table(keyed: &[Keyed<'_>]) -> Table {
     let mut table = Table::new(
         "kstar",
-        "Smallest scanned k with <grad J_k, grad J_1> < 0 at the initial parameters (k*), per feature separation and p_hard: how many seeds have one, each seed's value (seed:k*, `none` when no scanned k conflicts), and the range of k scanned. Taken from each seed's first cell by hash (k* does not depend on the cell's k).",
+        "Smallest scanned k with <grad J_k, grad J_1> < 0 at the initial parameters (k*), per feature separation and p_hard: how many seeds have one, each seed's value (seed:k*, or none when no scanned k conflicts), and the range of k scanned. Taken from each seed's first cell by hash (k* does not depend on the cell's k).",
         &[
             "separation",
             "p_hard",
@@ -716,7 +724,7 @@ mod tests {
         let built = agreement_vs_p(&k);
         assert_eq!(built.figure.panels.len(), 2);
         let wk = built.figure.panels[1].series.last().unwrap();
-        assert!(wk.label.starts_with("w16(p)"), "{}", wk.label);
+        assert!(wk.label.starts_with("w₁₆(p)"), "{}", wk.label);
         // The scaled weight peaks at p = 0 at the largest |a(x)|.
         let max_a = reps[1]
             .cell
