@@ -33,7 +33,13 @@ fn run_is_cached_verified_and_detects_one_changed_byte() {
         .collect();
     assert_eq!(cells.len(), 4, "2 separations x 2 k");
     for cell in &cells {
-        for f in ["cell.json", "kscan.csv", "prompts.csv", "trajectory.csv", "summary.json"] {
+        for f in [
+            "cell.json",
+            "kscan.csv",
+            "prompts.csv",
+            "trajectory.csv",
+            "summary.json",
+        ] {
             assert!(cell.join(f).is_file(), "{} lacks {f}", cell.display());
         }
     }
@@ -41,14 +47,25 @@ fn run_is_cached_verified_and_detects_one_changed_byte() {
     let before = files_under(&s.path("results"));
     let mtimes: Vec<_> = cells
         .iter()
-        .map(|c| std::fs::metadata(c.join("summary.json")).unwrap().modified().unwrap())
+        .map(|c| {
+            std::fs::metadata(c.join("summary.json"))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
         .collect();
 
     // A second run does no work: same files, untouched.
     assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
     assert_eq!(files_under(&s.path("results")), before);
     for (c, m) in cells.iter().zip(&mtimes) {
-        assert_eq!(std::fs::metadata(c.join("summary.json")).unwrap().modified().unwrap(), *m);
+        assert_eq!(
+            std::fs::metadata(c.join("summary.json"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            *m
+        );
     }
 
     assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::SUCCESS);
@@ -68,14 +85,24 @@ fn figures_are_a_pure_function_of_results() {
     s.passk(&["report"]).unwrap();
     let first: Vec<(String, Vec<u8>)> = files_under(&s.path("figures"))
         .into_iter()
-        .map(|f| (f.clone(), std::fs::read(s.path("figures").join(&f)).unwrap()))
+        .map(|f| {
+            (
+                f.clone(),
+                std::fs::read(s.path("figures").join(&f)).unwrap(),
+            )
+        })
         .collect();
     assert!(first.iter().any(|(f, _)| f.ends_with(".png")));
     assert!(first.iter().any(|(f, _)| f.ends_with(".svg")));
     s.passk(&["report"]).unwrap();
     let second: Vec<(String, Vec<u8>)> = files_under(&s.path("figures"))
         .into_iter()
-        .map(|f| (f.clone(), std::fs::read(s.path("figures").join(&f)).unwrap()))
+        .map(|f| {
+            (
+                f.clone(),
+                std::fs::read(s.path("figures").join(&f)).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(first, second);
     // A hand-made file in figures/ is reported by verify.
@@ -92,7 +119,10 @@ fn killed_run_leaves_no_complete_looking_cell_and_resumes() {
     s.write("results/theory/.tmp-0123456789abcdef/kscan.csv", "k,inn");
     s.passk(&["run", exp.to_str().unwrap()]).unwrap();
     assert!(!s.path("results/theory/.tmp-0123456789abcdef").exists());
-    assert_eq!(std::fs::read_dir(s.path("results/theory")).unwrap().count(), 4);
+    assert_eq!(
+        std::fs::read_dir(s.path("results/theory")).unwrap().count(),
+        4
+    );
 }
 
 #[test]
@@ -111,7 +141,10 @@ fn bad_input_names_file_and_key_and_writes_nothing() {
         let msg = format!("{err:#}");
         assert!(msg.contains("bad.toml"), "{msg}");
         assert!(msg.contains(needle), "expected {needle:?} in {msg}");
-        assert!(files_under(&s.path("results")).is_empty(), "wrote files for {to}");
+        assert!(
+            files_under(&s.path("results")).is_empty(),
+            "wrote files for {to}"
+        );
     }
 }
 
@@ -152,12 +185,20 @@ why = "test"
 "#;
     let path = s.write("experiments/claims.toml", claims);
     let path = path.to_str().unwrap();
-    assert_eq!(s.passk(&["check", "--claims", path]).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(
+        s.passk(&["check", "--claims", path]).unwrap(),
+        ExitCode::SUCCESS
+    );
     // The same statistic with the control's cells must fail the interference claim.
-    let wrong = claims.replacen("select = { separation = 0.5 }", "select = { separation = 6.0 }", 1);
+    let wrong = claims.replacen(
+        "select = { separation = 0.5 }",
+        "select = { separation = 6.0 }",
+        1,
+    );
     let path = s.write("experiments/wrong.toml", &wrong);
     assert_eq!(
-        s.passk(&["check", "--claims", path.to_str().unwrap()]).unwrap(),
+        s.passk(&["check", "--claims", path.to_str().unwrap()])
+            .unwrap(),
         ExitCode::from(1)
     );
 }

@@ -26,12 +26,18 @@ Options: --cuda builds passk with CUDA (`--features cuda`; needs nvcc).
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cuda = args.iter().any(|a| a == "--cuda");
-    let args: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--cuda").collect();
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--cuda")
+        .collect();
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match args.as_slice() {
         ["reproduce", target] => reproduce(&sh, target, cuda),
-        ["reproduce"] => bail!("say what to reproduce: `cargo xtask reproduce all` or `cargo xtask reproduce theory`"),
+        ["reproduce"] => bail!(
+            "say what to reproduce: `cargo xtask reproduce all` or `cargo xtask reproduce theory`"
+        ),
         ["report"] => {
             let passk = build_passk(&sh, cuda)?;
             cmd!(sh, "{passk} report").run()?;
@@ -62,9 +68,12 @@ fn project_root() -> PathBuf {
 /// Builds the `passk` binary in release and returns its path.
 fn build_passk(sh: &Shell, cuda: bool) -> Result<PathBuf> {
     let features: &[&str] = if cuda { &["--features", "cuda"] } else { &[] };
-    cmd!(sh, "cargo build --release --quiet -p passk-cli --bin passk {features...}")
-        .run()
-        .context("building passk failed")?;
+    cmd!(
+        sh,
+        "cargo build --release --quiet -p passk-cli --bin passk {features...}"
+    )
+    .run()
+    .context("building passk failed")?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"));
@@ -92,7 +101,9 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
     cmd!(sh, "{passk} run {files...}").run()?;
     cmd!(sh, "{passk} report").run()?;
     cmd!(sh, "{passk} manifest").run()?;
-    println!("reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims");
+    println!(
+        "reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims"
+    );
     Ok(())
 }
 
@@ -108,7 +119,11 @@ fn check(sh: &Shell, cuda: bool) -> Result<()> {
         // Cells are cached by config hash, not by code: start clean so the gate recomputes.
         std::fs::remove_dir_all(&scratch)?;
     }
-    println!("check: recomputing {} gate experiment(s) into {}", gate.len(), scratch.display());
+    println!(
+        "check: recomputing {} gate experiment(s) into {}",
+        gate.len(),
+        scratch.display()
+    );
     cmd!(sh, "{passk} run {gate...} --results {scratch} --quiet").run()?;
     let claims = cmd!(sh, "{passk} check --results {scratch}").run();
     let verified = cmd!(sh, "{passk} verify").run();
@@ -118,8 +133,14 @@ fn check(sh: &Shell, cuda: bool) -> Result<()> {
 }
 
 fn ci(sh: &Shell) -> Result<()> {
-    cmd!(sh, "cargo fmt --all -- --check").run().context("run `cargo fmt --all`")?;
-    cmd!(sh, "cargo clippy --workspace --all-targets --release -- -D warnings").run()?;
+    cmd!(sh, "cargo fmt --all -- --check")
+        .run()
+        .context("run `cargo fmt --all`")?;
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --release -- -D warnings"
+    )
+    .run()?;
     cmd!(sh, "cargo test --workspace --release").run()?;
     check(sh, false)?;
     println!("ci: all green");

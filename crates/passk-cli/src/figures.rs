@@ -51,7 +51,11 @@ fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
         let Some(first) = cells.first() else { continue };
         let record: CellRecord = serde_json::from_slice(&std::fs::read(first)?)
             .with_context(|| format!("cannot parse {}", first.display()))?;
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         out.push((name, record.tier));
     }
     Ok(out)
@@ -59,7 +63,7 @@ fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
 
 /// Replaces the contents of `figures` with a fresh rendering of `results`.
 pub fn regenerate(results: &Path, figures: &Path) -> Result<usize> {
-    let staging = figures.join(format!(".staging-{}", std::process::id()));
+    let staging = unique_dir(figures, ".staging");
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }
@@ -96,13 +100,16 @@ pub fn regenerate(results: &Path, figures: &Path) -> Result<usize> {
 
 /// Differences between `figures` and a fresh rendering of `results`, one message per file.
 pub fn verify(results: &Path, figures: &Path) -> Result<Vec<String>> {
-    let fresh = std::env::temp_dir().join(format!("passk-verify-{}", std::process::id()));
+    let fresh = unique_dir(&std::env::temp_dir(), "passk-verify");
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh)?;
     }
     std::fs::create_dir_all(&fresh)?;
-    let rendered = render_all(results, &fresh);
-    let problems = rendered.and_then(|_| {
+    if let Err(e) = render_all(results, &fresh) {
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Ok(vec![format!("figures/ cannot be regenerated from results/: {e:#}")]);
+    }
+    let problems = (|| {
         let want = files(&fresh)?;
         let have = if figures.is_dir() { files(figures)? } else { BTreeMap::new() };
         let mut problems = Vec::new();
@@ -119,9 +126,16 @@ pub fn verify(results: &Path, figures: &Path) -> Result<Vec<String>> {
             problems.push(format!("figures/{rel} is not produced from results/ (stale or hand-made)"));
         }
         Ok(problems)
-    });
+    })();
     let _ = std::fs::remove_dir_all(&fresh);
     problems
+}
+
+/// A fresh path under `parent` unique to this process and call (tests run passk in parallel).
+fn unique_dir(parent: &Path, prefix: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    parent.join(format!("{prefix}-{}-{n}", std::process::id()))
 }
 
 fn files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {

@@ -97,15 +97,22 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         "report" => {
             let written = figures::regenerate(&args.results, &args.figures)?;
             if !args.quiet {
-                eprintln!("report: wrote {written} files under {}", args.figures.display());
+                eprintln!(
+                    "report: wrote {written} files under {}",
+                    args.figures.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         "manifest" => {
-            let n = passk_report::manifest::write_manifest(&args.results)
-                .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
+            let n = passk_report::manifest::write_manifest(&args.results).with_context(|| {
+                format!("cannot write the manifest of {}", args.results.display())
+            })?;
             if !args.quiet {
-                eprintln!("manifest: {n} files listed in {}/MANIFEST", args.results.display());
+                eprintln!(
+                    "manifest: {n} files listed in {}/MANIFEST",
+                    args.results.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -135,7 +142,10 @@ fn load_all(paths: &[String]) -> Result<Vec<config::Experiment>> {
     let mut names = std::collections::BTreeSet::new();
     for exp in &experiments {
         if !names.insert(exp.name.clone()) {
-            bail!("two experiment files are named {:?}; names must be unique", exp.name);
+            bail!(
+                "two experiment files are named {:?}; names must be unique",
+                exp.name
+            );
         }
     }
     Ok(experiments)
@@ -176,17 +186,35 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
 
 fn cmd_list(args: &Args) -> Result<ExitCode> {
     for exp in load_all(&args.positional)? {
-        println!("{} ({}, tier {}): {} cells", exp.name, exp.path.display(), exp.tier, exp.cells.len());
+        println!(
+            "{} ({}, tier {}): {} cells",
+            exp.name,
+            exp.path.display(),
+            exp.tier,
+            exp.cells.len()
+        );
         for cell in &exp.cells {
-            let status = if run::is_done(&args.results, &exp.name, &cell.hash) { "done" } else { "missing" };
-            println!("  {}  {:<7}  {}", cell.hash, status, config::describe(&cell.coords));
+            let status = if run::is_done(&args.results, &exp.name, &cell.hash) {
+                "done"
+            } else {
+                "missing"
+            };
+            println!(
+                "  {}  {:<7}  {}",
+                cell.hash,
+                status,
+                config::describe(&cell.coords)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_experiments(args: &Args) -> Result<ExitCode> {
-    let dir = args.positional.first().map_or_else(|| PathBuf::from("experiments"), PathBuf::from);
+    let dir = args
+        .positional
+        .first()
+        .map_or_else(|| PathBuf::from("experiments"), PathBuf::from);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -31,7 +31,9 @@ pub fn cell_dir(results: &Path, experiment: &str, hash: &str) -> PathBuf {
 
 /// Whether a cell's results are complete (its directory exists with `cell.json`).
 pub fn is_done(results: &Path, experiment: &str, hash: &str) -> bool {
-    cell_dir(results, experiment, hash).join("cell.json").is_file()
+    cell_dir(results, experiment, hash)
+        .join("cell.json")
+        .is_file()
 }
 
 /// Runs every cell of `exp` that has no results yet.
@@ -63,12 +65,17 @@ pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<R
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} cells, {elapsed} elapsed, ETA {eta} {msg}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} cells, {elapsed} elapsed, ETA {eta} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(exp.name.clone());
+    // Without a terminal (logs, CI) print a line per cell, at most one a second.
     let logged = !quiet && bar.is_hidden();
+    let mut last_line = Instant::now();
+    let total = todo.len();
     for cell in todo {
         let started = Instant::now();
         let tmp = exp_dir.join(format!(".tmp-{}", cell.hash));
@@ -83,8 +90,14 @@ pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<R
             hash: cell.hash.clone(),
             config: Value::Object(cell.config.clone()),
         };
-        crate::tiers::run_cell(&exp.tier, &cell.config, &tmp)
-            .with_context(|| format!("{}: cell {} ({})", exp.name, cell.hash, describe(&cell.coords)))?;
+        crate::tiers::run_cell(&exp.tier, &cell.config, &tmp).with_context(|| {
+            format!(
+                "{}: cell {} ({})",
+                exp.name,
+                cell.hash,
+                describe(&cell.coords)
+            )
+        })?;
         // cell.json last: its presence marks the directory complete.
         write_json(&tmp.join("cell.json"), &record)?;
         let dir = cell_dir(results, &exp.name, &cell.hash);
@@ -92,11 +105,12 @@ pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<R
             .with_context(|| format!("cannot move {} into place", dir.display()))?;
         stats.ran += 1;
         bar.inc(1);
-        if logged {
+        if logged && (last_line.elapsed().as_secs_f64() >= 1.0 || stats.ran == total) {
+            last_line = Instant::now();
             eprintln!(
                 "  [{}/{}] {} ({}) in {:.2}s",
                 stats.ran,
-                bar.length().unwrap_or(0),
+                total,
                 cell.hash,
                 describe(&cell.coords),
                 started.elapsed().as_secs_f64()

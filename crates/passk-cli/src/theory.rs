@@ -3,9 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use passk_report::schema::{
-    theory_files, KScanRow, PromptRow, TheorySummary, TrajectoryRow,
-};
+use passk_report::schema::{theory_files, KScanRow, PromptRow, TheorySummary, TrajectoryRow};
 use passk_theory::{TheoryCellConfig, ToyConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -55,7 +53,10 @@ pub fn spec(config: &Map<String, Value>) -> Result<TheorySpec> {
         bail!("key `k_scan`: must be a non-empty list of integers >= 1");
     }
     if !(spec.p_hard > 0.0 && spec.p_hard < 1.0) {
-        bail!("key `p_hard` = {}: must be a probability in (0, 1)", spec.p_hard);
+        bail!(
+            "key `p_hard` = {}: must be a probability in (0, 1)",
+            spec.p_hard
+        );
     }
     if !(spec.separation >= 0.0) {
         bail!("key `separation` = {}: must be >= 0", spec.separation);

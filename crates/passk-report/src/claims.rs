@@ -88,19 +88,28 @@ pub fn parse_claims(text: &str, path: &Path) -> Result<ClaimsFile, ReportError> 
     let mut names = std::collections::BTreeSet::new();
     for claim in &file.claim {
         if !names.insert(claim.name.clone()) {
-            return Err(ReportError::invalid(path, format!("claim `{}` is defined twice", claim.name)));
+            return Err(ReportError::invalid(
+                path,
+                format!("claim `{}` is defined twice", claim.name),
+            ));
         }
         if !["<", "<=", ">", ">="].contains(&claim.op.as_str()) {
             return Err(ReportError::invalid(
                 path,
-                format!("claim `{}`: op {:?} is not one of <, <=, >, >=", claim.name, claim.op),
+                format!(
+                    "claim `{}`: op {:?} is not one of <, <=, >, >=",
+                    claim.name, claim.op
+                ),
             ));
         }
         if !STATISTICS.iter().any(|(s, _)| *s == claim.statistic) {
             let known: Vec<_> = STATISTICS.iter().map(|(s, _)| *s).collect();
             return Err(ReportError::invalid(
                 path,
-                format!("claim `{}`: unknown statistic {:?}; known: {known:?}", claim.name, claim.statistic),
+                format!(
+                    "claim `{}`: unknown statistic {:?}; known: {known:?}",
+                    claim.name, claim.statistic
+                ),
             ));
         }
     }
@@ -128,7 +137,10 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
         Ok(c) => c,
         Err(e) => return failed(e.to_string()),
     };
-    let selected: Vec<&TheoryCell> = cells.iter().filter(|c| matches(&claim.select, &c.record.config)).collect();
+    let selected: Vec<&TheoryCell> = cells
+        .iter()
+        .filter(|c| matches(&claim.select, &c.record.config))
+        .collect();
     if selected.is_empty() {
         return failed(format!(
             "no cell of `{}` matches select = {}; check the claim or run the experiment",
@@ -160,7 +172,9 @@ fn compare(value: f64, op: &str, threshold: f64) -> bool {
 
 fn matches(select: &toml::Table, config: &Value) -> bool {
     select.iter().all(|(key, wanted)| {
-        let Some(have) = config.get(key) else { return false };
+        let Some(have) = config.get(key) else {
+            return false;
+        };
         match wanted {
             toml::Value::Array(options) => options.iter().any(|o| same(o, have)),
             single => same(single, have),
@@ -195,29 +209,62 @@ fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64, String> {
             cells.len(),
         ),
         "fraction_negative_beyond_kstar" => {
-            let with: Vec<_> = cells.iter().filter_map(|c| c.summary.k_star.map(|k| (c, k))).collect();
+            let with: Vec<_> = cells
+                .iter()
+                .filter_map(|c| c.summary.k_star.map(|k| (c, k)))
+                .collect();
             let hits = with
                 .iter()
-                .filter(|(c, k_star)| c.kscan.iter().filter(|r| r.k >= *k_star).all(|r| r.inner < 0.0))
+                .filter(|(c, k_star)| {
+                    c.kscan
+                        .iter()
+                        .filter(|r| r.k >= *k_star)
+                        .all(|r| r.inner < 0.0)
+                })
                 .count();
             fraction(hits, with.len())
         }
-        "max_passk_delta_j1" => Ok(max(&mut cells.iter().map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
-        "min_passk_delta_j1" => Ok(min(&mut cells.iter().map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
-        "min_passk_delta_jk" => Ok(min(&mut cells.iter().map(|c| c.summary.passk_final_jk - c.summary.jk_start))),
-        "min_pass1_delta_j1" => Ok(min(&mut cells.iter().map(|c| c.summary.pass1_final_j1 - c.summary.j1_start))),
+        "max_passk_delta_j1" => Ok(max(&mut cells
+            .iter()
+            .map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
+        "min_passk_delta_j1" => Ok(min(&mut cells
+            .iter()
+            .map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
+        "min_passk_delta_jk" => Ok(min(&mut cells
+            .iter()
+            .map(|c| c.summary.passk_final_jk - c.summary.jk_start))),
+        "min_pass1_delta_j1" => Ok(min(&mut cells
+            .iter()
+            .map(|c| c.summary.pass1_final_j1 - c.summary.j1_start))),
         "max_one_step_delta_j1_in_conflict" => {
-            let conflict: Vec<_> = cells.iter().filter(|c| c.summary.one_step_first_order < 0.0).collect();
+            let conflict: Vec<_> = cells
+                .iter()
+                .filter(|c| c.summary.one_step_first_order < 0.0)
+                .collect();
             if conflict.is_empty() {
                 return Err("no selected cell has a negative first-order one-step change".into());
             }
-            Ok(max(&mut conflict.iter().map(|c| c.summary.one_step_delta_j1)))
+            Ok(max(&mut conflict
+                .iter()
+                .map(|c| c.summary.one_step_delta_j1)))
         }
         "max_one_step_relative_error" => Ok(max(&mut cells.iter().map(|c| {
             let s = &c.summary;
-            (s.one_step_delta_j1 - s.one_step_first_order).abs() / s.one_step_first_order.abs().max(1e-300)
+            (s.one_step_delta_j1 - s.one_step_first_order).abs()
+                / s.one_step_first_order.abs().max(1e-300)
         }))),
-        other => Err(format!("statistic {other:?} is not defined for the theory tier")),
+        other => Err(format!(
+            "statistic {other:?} is not defined for the theory tier"
+        )),
+    }
+}
+
+/// A number for the verdict table: fixed point, or scientific when tiny or huge.
+fn number(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
+        format!("{x:.6}")
+    } else {
+        format!("{x:.3e}")
     }
 }
 
@@ -234,17 +281,29 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     for v in verdicts {
         rows.push([
             v.claim.name.clone(),
-            v.measured.map_or("n/a".into(), |m| format!("{m:.6}")),
-            v.interval.map_or("-".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]")),
+            v.measured.map_or("n/a".into(), number),
+            v.interval.map_or("-".into(), |(lo, hi)| {
+                format!("[{}, {}]", number(lo), number(hi))
+            }),
             format!("{} {}", v.claim.op, v.claim.threshold),
             v.cells.to_string(),
-            if v.passed { "PASS".into() } else { "FAIL".into() },
+            if v.passed {
+                "PASS".into()
+            } else {
+                "FAIL".into()
+            },
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for (n, row) in rows.iter().enumerate() {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
         if n == 0 {
@@ -258,7 +317,7 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
             v.claim.name,
             v.error.clone().unwrap_or_else(|| format!(
                 "measured {} is not {} {} ({})",
-                v.measured.map_or("n/a".into(), |m| format!("{m:.6}")),
+                v.measured.map_or("n/a".into(), number),
                 v.claim.op,
                 v.claim.threshold,
                 v.claim.why
@@ -285,13 +344,22 @@ op = ">="
 threshold = 1.0
 why = "w"
 "#;
-        assert_eq!(parse_claims(base, Path::new("c.toml")).unwrap().claim.len(), 1);
+        assert_eq!(
+            parse_claims(base, Path::new("c.toml")).unwrap().claim.len(),
+            1
+        );
         let bad = base.replace("fraction_with_kstar", "nope");
-        assert!(parse_claims(&bad, Path::new("c.toml")).unwrap_err().to_string().contains("nope"));
+        assert!(parse_claims(&bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
         let bad = base.replace("\">=\"", "\"==\"");
         assert!(parse_claims(&bad, Path::new("c.toml")).is_err());
         let bad = base.replace("why = \"w\"", "why = \"w\"\nextra = 1");
-        assert!(parse_claims(&bad, Path::new("c.toml")).unwrap_err().to_string().contains("extra"));
+        assert!(parse_claims(&bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string()
+            .contains("extra"));
     }
 
     #[test]

@@ -112,9 +112,11 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Entry>, String> {
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let mut parts = line.splitn(3, "  ");
-        let (Some(sha), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(format!("MANIFEST line {}: expected `<sha256>  <size>  <path>`", i + 1));
+        let (Some(sha), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!(
+                "MANIFEST line {}: expected `<sha256>  <size>  <path>`",
+                i + 1
+            ));
         };
         let size = size
             .parse()
@@ -154,7 +156,12 @@ pub fn verify_manifest(root: &Path) -> Vec<Problem> {
     };
     let present = match scan(root) {
         Ok(p) => p,
-        Err(e) => return vec![Problem::NoManifest(format!("cannot scan {}: {e}", root.display()))],
+        Err(e) => {
+            return vec![Problem::NoManifest(format!(
+                "cannot scan {}: {e}",
+                root.display()
+            ))]
+        }
     };
     let mut problems = Vec::new();
     for (path, entry) in &listed {
