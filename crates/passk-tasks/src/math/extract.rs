@@ -105,7 +105,10 @@ pub fn last_number(s: &str) -> Option<String> {
             let mut j = i;
             while j < b.len() {
                 let c = b[j];
-                let sep = (c == b',' || c == b'.') && j + 1 < b.len() && b[j + 1].is_ascii_digit();
+                // Thousands commas, a decimal point, or a fraction bar (`1/2`) inside a number.
+                let sep = (c == b',' || c == b'.' || c == b'/')
+                    && j + 1 < b.len()
+                    && b[j + 1].is_ascii_digit();
                 if c.is_ascii_digit() || sep {
                     j += 1;
                 } else {
@@ -157,5 +160,6 @@ mod tests {
         assert_eq!(last_number("ratio .5"), Some(".5".into()));
         assert_eq!(last_number("no digits"), None);
         assert_eq!(last_number("list 1, 2, 3"), Some("3".into()));
+        assert_eq!(last_number("half is 1/2."), Some("1/2".into()));
     }
 }

@@ -182,7 +182,7 @@ fn value_at(s: &str, depth: usize) -> Option<Rational> {
         return Some(r);
     }
     if let Some(rest) = s.strip_prefix('-') {
-        return value_at(rest, depth + 1)?.neg();
+        return value_at(rest, depth + 1)?.checked_neg();
     }
     if let Some(rest) = s.strip_prefix('+') {
         return value_at(rest, depth + 1);
@@ -199,12 +199,12 @@ fn value_at(s: &str, depth: usize) -> Option<Rational> {
             return None;
         }
         let den = value_at(&after[..d_end], depth + 1)?;
-        return num.div(den);
+        return num.checked_div(den);
     }
     if let Some((a, b)) = s.split_once('/') {
         let num = Rational::parse_decimal(a)?;
         let den = Rational::parse_decimal(b)?;
-        return num.div(den);
+        return num.checked_div(den);
     }
     None
 }

@@ -99,9 +99,9 @@ impl Parser<'_> {
             self.pos += 1;
             let rhs = self.term()?;
             acc = if op == b'+' {
-                acc.add(rhs)
+                acc.checked_add(rhs)
             } else {
-                acc.sub(rhs)
+                acc.checked_sub(rhs)
             }
             .ok_or(ExprError::Overflow)?;
         }
@@ -117,9 +117,9 @@ impl Parser<'_> {
                 if rhs.numer() == 0 {
                     return Err(ExprError::DivisionByZero);
                 }
-                acc.div(rhs)
+                acc.checked_div(rhs)
             } else {
-                acc.mul(rhs)
+                acc.checked_mul(rhs)
             }
             .ok_or(ExprError::Overflow)?;
         }
@@ -203,7 +203,7 @@ mod tests {
         let deep = format!("{}1{}", "(".repeat(40), ")".repeat(40));
         assert_eq!(evaluate(&deep), Err(ExprError::TooDeep));
         assert_eq!(evaluate("99999999999999999999"), Err(ExprError::Overflow));
-        let big = vec!["999999999999999999"; 12].join("*");
+        let big = ["999999999999999999"; 12].join("*");
         assert_eq!(evaluate(&big), Err(ExprError::Overflow));
     }
 }
