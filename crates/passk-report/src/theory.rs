@@ -120,6 +120,18 @@ pub fn render_theory(cells: &[TheoryCell], out_dir: &Path) -> Result<Vec<PathBuf
     Ok(paths)
 }
 
+/// Loads every cell of the theory experiment at `experiment_dir` and renders its figures and
+/// tables into `out_dir` (see [`render_theory`]); an empty experiment is an error.
+pub fn report_theory(experiment_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let cells = crate::load::load_theory_cells(experiment_dir)?;
+    if cells.is_empty() {
+        return Err(ReportError::NoCells {
+            path: experiment_dir.to_path_buf(),
+        });
+    }
+    render_theory(&cells, out_dir)
+}
+
 /// Cells grouped by seed (ascending), each group sorted by hash.
 fn by_seed<'a, 'b>(cells: &[&'b Keyed<'a>]) -> BTreeMap<u64, Vec<&'b Keyed<'a>>> {
     let mut map: BTreeMap<u64, Vec<&Keyed>> = BTreeMap::new();
@@ -571,9 +583,10 @@ mod tests {
             write_cell(results.path(), c);
         }
         let loaded = load_theory_cells(results.path()).unwrap();
+        assert_eq!(loaded, cells);
         let out1 = tempfile::tempdir().unwrap();
         let out2 = tempfile::tempdir().unwrap();
-        let p1 = render_theory(&loaded, &out1.path().join("figures/theory")).unwrap();
+        let p1 = report_theory(results.path(), &out1.path().join("figures/theory")).unwrap();
         let p2 = render_theory(&loaded, &out2.path().join("figures/theory")).unwrap();
         let expected: Vec<String> = [
             "agreement_vs_p.png",
@@ -747,6 +760,9 @@ mod tests {
 
         let err = render_theory(&[], out.path()).unwrap_err();
         assert!(matches!(err, ReportError::NoCells { .. }));
+        let empty = tempfile::tempdir().unwrap();
+        let err = report_theory(empty.path(), out.path()).unwrap_err();
+        assert!(matches!(err, ReportError::NoCells { .. }), "{err}");
         let mut bad = fake_cell(1.5, 0.3, 2, 7);
         bad.record
             .config
