@@ -107,11 +107,17 @@ pub fn verify(results: &Path, figures: &Path) -> Result<Vec<String>> {
     std::fs::create_dir_all(&fresh)?;
     if let Err(e) = render_all(results, &fresh) {
         let _ = std::fs::remove_dir_all(&fresh);
-        return Ok(vec![format!("figures/ cannot be regenerated from results/: {e:#}")]);
+        return Ok(vec![format!(
+            "figures/ cannot be regenerated from results/: {e:#}"
+        )]);
     }
     let problems = (|| {
         let want = files(&fresh)?;
-        let have = if figures.is_dir() { files(figures)? } else { BTreeMap::new() };
+        let have = if figures.is_dir() {
+            files(figures)?
+        } else {
+            BTreeMap::new()
+        };
         let mut problems = Vec::new();
         for (rel, bytes) in &want {
             match have.get(rel) {
@@ -123,7 +129,9 @@ pub fn verify(results: &Path, figures: &Path) -> Result<Vec<String>> {
             }
         }
         for rel in have.keys().filter(|r| !want.contains_key(*r)) {
-            problems.push(format!("figures/{rel} is not produced from results/ (stale or hand-made)"));
+            problems.push(format!(
+                "figures/{rel} is not produced from results/ (stale or hand-made)"
+            ));
         }
         Ok(problems)
     })();

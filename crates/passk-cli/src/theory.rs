@@ -52,22 +52,23 @@ pub fn spec(config: &Map<String, Value>) -> Result<TheorySpec> {
     if spec.k_scan.is_empty() || spec.k_scan.contains(&0) {
         bail!("key `k_scan`: must be a non-empty list of integers >= 1");
     }
-    if !(spec.p_hard > 0.0 && spec.p_hard < 1.0) {
+    if spec.p_hard.is_nan() || spec.p_hard <= 0.0 || spec.p_hard >= 1.0 {
         bail!(
             "key `p_hard` = {}: must be a probability in (0, 1)",
             spec.p_hard
         );
     }
-    if !(spec.separation >= 0.0) {
+    if spec.separation.is_nan() || spec.separation < 0.0 {
         bail!("key `separation` = {}: must be >= 0", spec.separation);
     }
-    if !(spec.feature_std > 0.0) {
+    if spec.feature_std.is_nan() || spec.feature_std <= 0.0 {
         bail!("key `feature_std` = {}: must be > 0", spec.feature_std);
     }
     if spec.n_prompts < 2 {
         bail!("key `n_prompts` = {}: must be at least 2", spec.n_prompts);
     }
-    if !(spec.lr > 0.0) || !(spec.one_step_eta > 0.0) {
+    if spec.lr.is_nan() || spec.lr <= 0.0 || spec.one_step_eta.is_nan() || spec.one_step_eta <= 0.0
+    {
         bail!("keys `lr` and `one_step_eta` must be > 0");
     }
     if spec.steps < 1 {

@@ -4,11 +4,11 @@
 //! byte-identical tables and figures.
 
 pub mod atomic;
+pub mod claims;
 pub mod error;
 pub mod load;
-pub mod claims;
 pub mod manifest;
 pub mod plot;
 pub mod schema;
-pub mod theory;
 pub mod tables;
+pub mod theory;
