@@ -2,7 +2,9 @@
 //!
 //! A cell runs in `results/<experiment>/.tmp-<hash>/` and is renamed to
 //! `results/<experiment>/<hash>/` only when every file is written, so a directory named by a
-//! hash is always complete; a killed run leaves only a hidden temporary that the next run removes.
+//! hash is always complete. A killed run leaves only the hidden temporary: the next run hands it
+//! back to the tier, which resumes from any checkpoint inside it (a tier without checkpoints just
+//! overwrites it); temporaries of cells the experiment no longer lists are removed.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -41,7 +43,7 @@ pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<R
     let exp_dir = results.join(&exp.name);
     std::fs::create_dir_all(&exp_dir)
         .with_context(|| format!("cannot create {}", exp_dir.display()))?;
-    remove_stale_temporaries(&exp_dir)?;
+    remove_stale_temporaries(exp, &exp_dir)?;
     let todo: Vec<_> = exp
         .cells
         .iter()
@@ -79,9 +81,6 @@ pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<R
     for cell in todo {
         let started = Instant::now();
         let tmp = exp_dir.join(format!(".tmp-{}", cell.hash));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
         std::fs::create_dir_all(&tmp)?;
         let record = CellRecord {
             schema: SCHEMA_VERSION,
@@ -142,11 +141,14 @@ pub fn stale_cells(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> {
     Ok(stale)
 }
 
-fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+fn remove_stale_temporaries(exp: &Experiment, dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            std::fs::remove_dir_all(entry.path())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(hash) = name.strip_prefix(".tmp-") {
+            if !exp.cells.iter().any(|c| c.hash == hash) {
+                std::fs::remove_dir_all(entry.path())?;
+            }
         }
     }
     Ok(())
