@@ -117,12 +117,37 @@ fn killed_run_leaves_no_complete_looking_cell_and_resumes() {
     let exp = s.write("experiments/theory.toml", SMALL_THEORY);
     // Simulate a kill mid-cell: a temporary directory with a partial file.
     s.write("results/theory/.tmp-0123456789abcdef/kscan.csv", "k,inn");
+    // And a listed cell killed half-way: its temporary holds a truncated file.
+    let first = passk_cli::config::load_experiment(&exp).unwrap().cells[0]
+        .hash
+        .clone();
+    s.write(&format!("results/theory/.tmp-{first}/kscan.csv"), "k,inn");
     s.passk(&["run", exp.to_str().unwrap()]).unwrap();
     assert!(!s.path("results/theory/.tmp-0123456789abcdef").exists());
+    assert!(!s.path(&format!("results/theory/.tmp-{first}")).exists());
     assert_eq!(
         std::fs::read_dir(s.path("results/theory")).unwrap().count(),
         4
     );
+
+    // The resumed cell equals one computed without interruption.
+    let clean = Scratch::new();
+    let exp2 = clean.write("experiments/theory.toml", SMALL_THEORY);
+    clean.passk(&["run", exp2.to_str().unwrap()]).unwrap();
+    for f in [
+        "kscan.csv",
+        "prompts.csv",
+        "trajectory.csv",
+        "summary.json",
+        "cell.json",
+    ] {
+        let rel = format!("results/theory/{first}/{f}");
+        assert_eq!(
+            std::fs::read(s.path(&rel)).unwrap(),
+            std::fs::read(clean.path(&rel)).unwrap(),
+            "{rel}"
+        );
+    }
 }
 
 #[test]
