@@ -6,10 +6,14 @@
 use crate::hash::{key_hash, salt, unit};
 use crate::prompt::{Family, Prompt, Split};
 use crate::synth::{self, Candidate, MODULI};
-use rand::{Rng, SeedableRng};
+use passk_core::rng::{seeded, uniform_f64, uniform_index};
+use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+
+/// The first stream id of every generator this crate derives (ASCII `"task"`).
+pub const TASKS_STREAM: u64 = 0x7461_736b;
 
 /// How many operand draws a single prompt may take before generation gives up.
 pub const MAX_ATTEMPTS: usize = 100_000;
@@ -372,8 +376,8 @@ impl Mixture {
         }
     }
 
-    fn pick_family<R: Rng + ?Sized>(&self, rng: &mut R) -> &FamilySpec {
-        let u: f64 = rng.random();
+    fn pick_family<R: RngCore + ?Sized>(&self, rng: &mut R) -> &FamilySpec {
+        let u = uniform_f64(rng);
         let i = self
             .cumulative
             .iter()
@@ -387,9 +391,9 @@ impl Mixture {
         &self.config.families[i]
     }
 
-    fn candidate<R: Rng + ?Sized>(&self, spec: &FamilySpec, rng: &mut R) -> Option<Candidate> {
+    fn candidate<R: RngCore + ?Sized>(&self, spec: &FamilySpec, rng: &mut R) -> Option<Candidate> {
         let [lo, hi] = spec.difficulty;
-        let d = rng.random_range(lo..=hi);
+        let d = lo + uniform_index(rng, (hi - lo + 1) as usize) as u32;
         match spec.family {
             Family::Addition | Family::ReversedAddition => {
                 let (a, b) = synth::sample_addition_pair(rng, d);
@@ -437,7 +441,11 @@ impl Mixture {
     }
 
     /// Draws one prompt of `split` from the mixture using `rng`.
-    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, split: Split) -> Result<Prompt, GenError> {
+    pub fn sample<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        split: Split,
+    ) -> Result<Prompt, GenError> {
         let spec = self.pick_family(rng);
         for _ in 0..MAX_ATTEMPTS {
             let Some(c) = self.candidate(spec, rng) else {
@@ -455,9 +463,10 @@ impl Mixture {
         })
     }
 
-    /// The generator for `(seed, split)`: one independent ChaCha8 stream per split.
+    /// The generator for `(seed, split)`: `passk_core::rng::seeded(seed, [TASKS_STREAM, split])`,
+    /// one independent ChaCha8 stream per split.
     pub fn rng(seed: u64, split: Split) -> ChaCha8Rng {
-        ChaCha8Rng::seed_from_u64(key_hash(seed, &[0x7461_736b, split.index()]))
+        seeded(seed, &[TASKS_STREAM, split.index()])
     }
 
     /// `n` prompts of `split` (with repetition), deterministic in `seed`.

@@ -187,7 +187,7 @@ fn value_at(s: &str, depth: usize) -> Option<Rational> {
     if let Some(rest) = s.strip_prefix('+') {
         return value_at(rest, depth + 1);
     }
-    if s.starts_with('{') && balanced_prefix(&s[1..]) == Some(s.len() - 2) {
+    if s.len() >= 2 && s.starts_with('{') && balanced_prefix(&s[1..]) == Some(s.len() - 2) {
         return value_at(&s[1..s.len() - 1], depth + 1);
     }
     if let Some(rest) = s.strip_prefix("\\frac{") {
@@ -405,6 +405,10 @@ mod tests {
     fn pathological_inputs_terminate() {
         let deep = format!("{}1{}", r"\frac{".repeat(500), "}{2}".repeat(500));
         let _ = math_equiv(&deep, "0");
+        // Found by the property test: a lone brace must not underflow a length.
+        assert!(!math_equiv("{", "1"));
+        assert!(math_equiv("{", "{"));
+        assert!(numeric_value("{").is_none());
         let wide = vec!["1"; 10_000].join(",");
         assert!(!math_equiv(&wide, "1"));
         let huge = "9".repeat(5000);

@@ -18,7 +18,18 @@ pub mod expr;
 use crate::hash::{key_hash, salt, unit};
 use crate::prompt::{Check, Failure, Family, Prompt, Verdict};
 use crate::rational::Rational;
-use rand::Rng;
+use passk_core::rng::uniform_index;
+use rand::RngCore;
+
+/// A uniform integer in `lo..hi` (stable across `rand` versions).
+fn range<R: RngCore + ?Sized>(rng: &mut R, lo: u64, hi: u64) -> u64 {
+    lo + uniform_index(rng, (hi - lo) as usize) as u64
+}
+
+/// A fair coin.
+fn coin<R: RngCore + ?Sized>(rng: &mut R) -> bool {
+    uniform_index(rng, 2) == 1
+}
 
 /// The moduli the modular family may use; each has its own token `<mP>`.
 pub const MODULI: [u32; 5] = [5, 7, 11, 13, 97];
@@ -60,10 +71,10 @@ fn digits_of(n: u64) -> usize {
 }
 
 /// Uniform operand with exactly `d` digits (`0..=9` for `d == 1`).
-fn operand<R: Rng + ?Sized>(rng: &mut R, d: u32) -> u64 {
+fn operand<R: RngCore + ?Sized>(rng: &mut R, d: u32) -> u64 {
     let hi = 10u64.pow(d);
     let lo = if d == 1 { 0 } else { 10u64.pow(d - 1) };
-    rng.random_range(lo..hi)
+    range(rng, lo, hi)
 }
 
 /// Builds a forward or reversed addition prompt; `truthful` decides whether the tag shown is the
@@ -170,12 +181,12 @@ pub(crate) struct Candidate {
 }
 
 /// Samples addition operands with `d` digits; the caller decides the rule.
-pub(crate) fn sample_addition_pair<R: Rng + ?Sized>(rng: &mut R, d: u32) -> (u64, u64) {
+pub(crate) fn sample_addition_pair<R: RngCore + ?Sized>(rng: &mut R, d: u32) -> (u64, u64) {
     (operand(rng, d), operand(rng, d))
 }
 
 /// Samples a multiplication candidate: difficulty 1 = 1×1, 2 = 2×1, 3 = 2×2 digits.
-pub(crate) fn sample_multiplication<R: Rng + ?Sized>(
+pub(crate) fn sample_multiplication<R: RngCore + ?Sized>(
     rng: &mut R,
     d: u32,
     width: usize,
@@ -186,7 +197,7 @@ pub(crate) fn sample_multiplication<R: Rng + ?Sized>(
         _ => (2, 2),
     };
     let (mut a, mut b) = (operand(rng, da), operand(rng, db));
-    if da != db && rng.random::<bool>() {
+    if da != db && coin(rng) {
         std::mem::swap(&mut a, &mut b);
     }
     Candidate {
@@ -197,17 +208,17 @@ pub(crate) fn sample_multiplication<R: Rng + ?Sized>(
 }
 
 /// Samples a modular candidate with operands of up to `d` digits.
-pub(crate) fn sample_modular<R: Rng + ?Sized>(
+pub(crate) fn sample_modular<R: RngCore + ?Sized>(
     rng: &mut R,
     d: u32,
     width: usize,
     moduli: &[u32],
     ans_width: usize,
 ) -> Candidate {
-    let a = rng.random_range(0..10u64.pow(d));
-    let b = rng.random_range(0..10u64.pow(d));
-    let op = ['+', '-', '*'][rng.random_range(0..3usize)];
-    let p = moduli[rng.random_range(0..moduli.len())];
+    let a = range(rng, 0, 10u64.pow(d));
+    let b = range(rng, 0, 10u64.pow(d));
+    let op = ['+', '-', '*'][uniform_index(rng, 3)];
+    let p = moduli[uniform_index(rng, moduli.len())];
     let mut prompt = modular_prompt(a, op, b, p, width, ans_width);
     prompt.difficulty = d;
     Candidate {
@@ -227,26 +238,26 @@ pub fn countdown_max(d: u32) -> u64 {
 }
 
 /// Samples a solvable countdown candidate (target in 1..=999), or `None` if this draw failed.
-pub(crate) fn sample_countdown<R: Rng + ?Sized>(
+pub(crate) fn sample_countdown<R: RngCore + ?Sized>(
     rng: &mut R,
     d: u32,
     width: usize,
 ) -> Option<Candidate> {
     let hi = countdown_max(d);
     let numbers = [
-        rng.random_range(1..=hi),
-        rng.random_range(1..=hi),
-        rng.random_range(1..=hi),
+        range(rng, 1, hi + 1),
+        range(rng, 1, hi + 1),
+        range(rng, 1, hi + 1),
     ];
     let mut order = [0usize, 1, 2];
     for i in (1..3).rev() {
-        order.swap(i, rng.random_range(0..=i));
+        order.swap(i, uniform_index(rng, i + 1));
     }
     let ops = [b'+', b'-', b'*', b'/'];
-    let o1 = ops[rng.random_range(0..4usize)] as char;
-    let o2 = ops[rng.random_range(0..4usize)] as char;
+    let o1 = ops[uniform_index(rng, 4)] as char;
+    let o2 = ops[uniform_index(rng, 4)] as char;
     let [x, y, z] = order.map(|i| numbers[i]);
-    let reference = if rng.random::<bool>() {
+    let reference = if coin(rng) {
         format!("({x}{o1}{y}){o2}{z}")
     } else {
         format!("{x}{o2}({y}{o1}{z})")
@@ -330,8 +341,6 @@ pub(crate) fn verify_countdown(numbers: &[u64], target: u64, completion: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn addition_texts_and_references() {
@@ -417,7 +426,7 @@ mod tests {
 
     #[test]
     fn sampled_countdowns_are_solved_by_their_reference() {
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut rng = passk_core::rng::seeded(5, &[]);
         let mut made = 0;
         for _ in 0..2000 {
             if let Some(c) = sample_countdown(&mut rng, 2, 2) {
