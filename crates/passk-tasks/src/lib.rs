@@ -6,7 +6,8 @@
 //! Generated from a seed (ChaCha8) and checked exactly (see [`synth`] for the text format):
 //! forward addition (1-5 digits), the same additions answered least-significant digit first
 //! (selected by a tag token), multiplication (1×1 to 2×2 digits), `a ∘ b mod p` with the modulus
-//! given by one token (`<m5> <m7> <m11> <m13> <m97>`), and a small countdown (three numbers and a
+//! given by one token (`<m5> <m7> <m11> <m13> <m97>`; the issue's "several moduli behind one
+//! token" is read as one token per modulus, so the rule is visible), and a small countdown (three numbers and a
 //! target; any expression over a sub-multiset of the numbers reaching it is accepted, checked by a
 //! bounded parser with exact rational arithmetic). Each family's difficulty range is set in the
 //! [`MixtureConfig`].
