@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use passk_report::schema::{theory_files, KScanRow, PromptRow, TheorySummary, TrajectoryRow};
+use passk_report::schema::theory_files;
 use passk_theory::{TheoryCellConfig, ToyConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -96,60 +96,13 @@ pub fn run(config: &Map<String, Value>, dir: &Path) -> Result<()> {
         one_step_eta: s.one_step_eta,
     };
     let out = passk_theory::run_cell(&cfg).context("theory cell failed")?;
-    let kscan: Vec<KScanRow> = out
-        .kscan
-        .iter()
-        .map(|r| KScanRow {
-            k: r.k,
-            inner: r.inner,
-            cosine: r.cosine,
-            norm_k: r.norm_k,
-            norm_1: r.norm_1,
-            identity_gap: r.identity_gap,
-        })
-        .collect();
-    let prompts: Vec<PromptRow> = out
-        .prompts
-        .iter()
-        .map(|r| PromptRow {
-            prompt: r.prompt,
-            group: r.group.clone(),
-            mass: r.mass,
-            feature: r.feature,
-            p: r.p,
-            agreement: r.agreement,
-            w_k: r.w_k,
-        })
-        .collect();
-    let trajectory: Vec<TrajectoryRow> = out
-        .trajectory
-        .iter()
-        .map(|r| TrajectoryRow {
-            objective: r.objective.clone(),
-            step: r.step,
-            j1: r.j1,
-            jk: r.jk,
-            cosine: r.cosine,
-        })
-        .collect();
-    let m = &out.summary;
-    let summary = TheorySummary {
-        k: m.k,
-        k_star: m.k_star,
-        j1_start: m.j1_start,
-        jk_start: m.jk_start,
-        pass1_final_j1: m.pass1_final_j1,
-        pass1_final_jk: m.pass1_final_jk,
-        passk_final_j1: m.passk_final_j1,
-        passk_final_jk: m.passk_final_jk,
-        max_identity_gap: m.max_identity_gap,
-        one_step_eta: m.one_step_eta,
-        one_step_delta_j1: m.one_step_delta_j1,
-        one_step_first_order: m.one_step_first_order,
-    };
-    write_csv(&dir.join(theory_files::KSCAN), &kscan)?;
-    write_csv(&dir.join(theory_files::PROMPTS), &prompts)?;
-    write_csv(&dir.join(theory_files::TRAJECTORY), &trajectory)?;
-    write_json(&dir.join(theory_files::SUMMARY), &summary)?;
+    // passk-theory's row types serialise with the field names of passk_report::schema; the
+    // end-to-end tests read every file back through the schema.
+    let (kscan, prompts, trajectory, summary) =
+        (&out.kscan, &out.prompts, &out.trajectory, &out.summary);
+    write_csv(&dir.join(theory_files::KSCAN), kscan)?;
+    write_csv(&dir.join(theory_files::PROMPTS), prompts)?;
+    write_csv(&dir.join(theory_files::TRAJECTORY), trajectory)?;
+    write_json(&dir.join(theory_files::SUMMARY), summary)?;
     Ok(())
 }
