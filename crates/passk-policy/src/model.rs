@@ -288,46 +288,46 @@ impl Gpt {
             }
         }
         let d = self.cfg.d_model;
-        let tok = w
-            .wte
-            .index_select(&tokens.flatten_all()?, 0)?
-            .reshape((b, t, d))?;
-        let pos = w.wpe.narrow(0, offset, t)?;
-        let mut x = tok.broadcast_add(&pos)?;
+        let n = b * t;
+        // Activations stay 2-D `[B*T, d]`; see `repeat_rows` for why broadcasts are avoided.
+        let ones = Tensor::ones((n, 1), DType::F32, &self.device)?;
+        let positions: Vec<u32> = (0..b)
+            .flat_map(|_| (offset..offset + t).map(|p| p as u32))
+            .collect();
+        let positions = Tensor::from_vec(positions, n, &self.device)?;
+        let tok = w.wte.index_select(&tokens.flatten_all()?, 0)?;
+        let pos = w.wpe.index_select(&positions, 0)?;
+        let mut x = (tok + pos)?;
         let mask = causal_mask(t, offset, &self.device)?;
         for (i, blk) in w.blocks.iter().enumerate() {
-            let h = candle_nn::ops::layer_norm_slow(&x, &blk.ln1_w, &blk.ln1_b, LN_EPS)?;
+            let h = layer_norm(&x, &blk.ln1_w, &blk.ln1_b, &ones)?;
             let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
-            let a = self.attention(blk, &h, mask.as_ref(), layer_cache)?;
+            let a = self.attention(blk, &h, (b, t), &ones, mask.as_ref(), layer_cache)?;
             x = (x + a)?;
-            let h = candle_nn::ops::layer_norm_slow(&x, &blk.ln2_w, &blk.ln2_b, LN_EPS)?;
-            let m = linear(
-                &linear(&h, &blk.fc_w, &blk.fc_b)?.gelu_erf()?,
-                &blk.fc2_w,
-                &blk.fc2_b,
-            )?;
-            x = (x + m)?;
+            let h = layer_norm(&x, &blk.ln2_w, &blk.ln2_b, &ones)?;
+            let h = linear(&h, &blk.fc_w, &blk.fc_b, &ones)?.gelu_erf()?;
+            x = (x + linear(&h, &blk.fc2_w, &blk.fc2_b, &ones)?)?;
         }
         if let Some(c) = cache {
             c.len += t;
             c.batch = Some(b);
         }
-        Ok(candle_nn::ops::layer_norm_slow(
-            &x, &w.lnf_w, &w.lnf_b, LN_EPS,
-        )?)
+        Ok(layer_norm(&x, &w.lnf_w, &w.lnf_b, &ones)?.reshape((b, t, d))?)
     }
 
-    /// Causal multi-head self-attention of `x` `[B, T, d]`, extending `cache` when given.
+    /// Causal multi-head self-attention of `x` `[B*T, d]`, extending `cache` when given.
     fn attention(
         &self,
         blk: &BlockWeights,
         x: &Tensor,
+        (b, t): (usize, usize),
+        ones: &Tensor,
         mask: Option<&Tensor>,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
+        let d = self.cfg.d_model;
         let (nh, hd) = (self.cfg.n_head, self.cfg.head_dim());
-        let qkv = linear(x, &blk.qkv_w, &blk.qkv_b)?;
+        let qkv = linear(x, &blk.qkv_w, &blk.qkv_b, ones)?;
         let split = |i: usize| -> Result<Tensor> {
             Ok(qkv
                 .narrow(D::Minus1, i * d, d)?
@@ -353,8 +353,8 @@ impl Gpt {
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((b, t, d))?;
-        linear(&y, &blk.proj_w, &blk.proj_b)
+            .reshape((b * t, d))?;
+        linear(&y, &blk.proj_w, &blk.proj_b, ones)
     }
 
     /// Next-token logits `[B, T, V]` for a `[B, T]` u32 token batch (differentiable).
@@ -482,12 +482,28 @@ impl SequenceBatch {
     }
 }
 
-/// `x @ w + b` for `x` `[B, T, in]`, `w` `[in, out]`, `b` `[out]`.
-fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let (bs, t, din) = x.dims3()?;
-    let dout = w.dim(1)?;
-    let y = x.reshape((bs * t, din))?.matmul(w)?.broadcast_add(b)?;
-    Ok(y.reshape((bs, t, dout))?)
+/// `row` (a `[k]` vector) repeated on each of the `N` rows of `ones` (`[N, 1]`), as a matmul.
+///
+/// candle's backward of a broadcast sums over the leading dimensions with a slow per-element
+/// loop; the backward of this outer product is a gemm (`ones^T @ grad`), many times faster.
+fn repeat_rows(ones: &Tensor, row: &Tensor) -> Result<Tensor> {
+    Ok(ones.matmul(&row.unsqueeze(0)?)?)
+}
+
+/// `x @ w + b` for `x` `[N, in]`, `w` `[in, out]`, `b` `[out]`; `ones` is `[N, 1]`.
+fn linear(x: &Tensor, w: &Tensor, b: &Tensor, ones: &Tensor) -> Result<Tensor> {
+    Ok((x.matmul(w)? + repeat_rows(ones, b)?)?)
+}
+
+/// Layer norm over the last dimension of `x` `[N, d]` with gain `g` and bias `b` (`[d]`),
+/// built from differentiable ops (candle's fused layer norm has no backward).
+fn layer_norm(x: &Tensor, g: &Tensor, b: &Tensor, ones: &Tensor) -> Result<Tensor> {
+    let d = x.dim(1)? as f64;
+    let mean = (x.sum_keepdim(1)? / d)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = (xc.sqr()?.sum_keepdim(1)? / d)?;
+    let xn = xc.broadcast_div(&(var + f64::from(LN_EPS))?.sqrt()?)?;
+    Ok(((xn * repeat_rows(ones, g)?)? + repeat_rows(ones, b)?)?)
 }
 
 /// The untied output head: `[B, T, d] -> [B, T, V]`.
