@@ -1,1 +1,59 @@
-//! placeholder
+//! Training for the tiny tier of the pass@k interference suite: a two-stage supervised warm
+//! start, a policy-gradient RL loop driven by any `passk-core` objective, held-out evaluation
+//! of unbiased pass@k overall and per family, and checkpoint/resume, on the `passk-policy`
+//! transformer and the `passk-tasks` synthetic mixtures.
+//!
+//! - [`TinyCellConfig`] describes one cell (model preset, mixture with cue reliability q, seed,
+//!   [`SftConfig`], [`RlConfig`], [`EvalConfig`], checkpoint interval).
+//! - [`warm_start`] trains (or loads from its cache) the SFT model shared by every cell with the
+//!   same model, mixture, seed and SFT settings.
+//! - [`run_tiny_cell`] runs a cell and writes `train_log.csv` ([`TrainLogRow`]), `eval.csv`
+//!   ([`EvalRow`]), `eval_format.csv` ([`FormatRow`]) and `summary.json` ([`TinySummary`]).
+//! - [`Optimizer`] is AdamW or SGD over name-sorted parameters with savable state.
+//!
+//! Every random draw comes from `passk_core::rng::seeded(seed, stream)` with the stream ids of
+//! [`streams`], so the same config gives bit-identical weights and logs (apart from the
+//! wall-clock columns `seconds` and `wall_seconds`).
+
+mod batch;
+mod cell;
+mod config;
+mod error;
+mod eval;
+mod files;
+mod optim;
+mod progress;
+mod rl;
+mod sft;
+
+pub use batch::{logprobs, weighted_logprob_sum, Vocab, WeightedRow};
+pub use cell::{
+    run_tiny_cell, run_tiny_cell_with, RunOptions, TinyOutcome, TinySummary, CHECKPOINT_FILE,
+    EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
+};
+pub use config::{EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig};
+pub use error::{Result, TrainError};
+pub use eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, ALL_FAMILIES};
+pub use optim::{Optimizer, ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, ADAMW_WEIGHT_DECAY};
+pub use progress::{Phase, Progress};
+pub use rl::{apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow};
+pub use sft::{
+    train_sft, warm_start, warm_start_path, warm_start_with, SftLogRow, WarmStart, SFT_CLIP,
+};
+
+/// Stream ids (first element of every `seeded(seed, stream)` path) of the random draws.
+pub mod streams {
+    /// SFT batches: `[SFT, stage, step]`.
+    pub const SFT: u64 = 0x5346_5401;
+    /// RL prompt draws: `[RL_PROMPTS, step]`.
+    pub const RL_PROMPTS: u64 = 0x524c_5001;
+    /// RL samples: `[RL_SAMPLES, step, prompt, sample]`.
+    pub const RL_SAMPLES: u64 = 0x524c_5302;
+    /// The eval prompt set: `[EVAL_SET]`.
+    pub const EVAL_SET: u64 = 0x4556_4c01;
+    /// Eval samples: `[EVAL_SAMPLES, prompt, sample]`.
+    pub const EVAL_SAMPLES: u64 = 0x4556_4c02;
+}
+
+#[cfg(test)]
+mod tests;

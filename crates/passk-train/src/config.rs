@@ -1,0 +1,314 @@
+//! The configuration of one tiny-tier cell: [`TinyCellConfig`] and its parts.
+
+use passk_core::objective::objective_from_spec;
+use passk_policy::GptConfig;
+use passk_tasks::{CharTokenizer, MixtureConfig, Tokenizer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, TrainError};
+
+/// Supervised warm start: teacher-forced cross-entropy on prompt -> reference answer, in two
+/// stages (stage 1 with the reliable tag q = 1, stage 2 at the cell's q).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftConfig {
+    /// Steps of stage 1 (mixture with cue reliability forced to 1).
+    pub stage1_steps: u64,
+    /// Steps of stage 2 (mixture at the cell's cue reliability).
+    pub stage2_steps: u64,
+    /// Prompts per SFT step.
+    pub batch: usize,
+    /// AdamW learning rate (constant).
+    pub lr: f64,
+}
+
+/// Which optimiser an RL run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam with decoupled weight decay ([`crate::optim::ADAMW_WEIGHT_DECAY`]).
+    Adamw,
+    /// Plain stochastic gradient descent (no momentum, no weight decay).
+    Sgd,
+}
+
+/// The reinforcement-learning phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlConfig {
+    /// Number of policy-gradient updates.
+    pub steps: u64,
+    /// Prompts per update (P).
+    pub prompts_per_step: usize,
+    /// Samples per prompt (n).
+    pub samples_per_prompt: usize,
+    /// Objective spec for `passk_core::objective::objective_from_spec`, e.g. `"pass1_rloo"` or
+    /// `"pkpo_loo_minus_one:k=4"`.
+    pub objective: String,
+    /// `"adamw"` or `"sgd"`.
+    pub optimizer: OptimizerKind,
+    /// Learning rate (constant).
+    pub lr: f64,
+    /// Maximum global gradient norm (clipping threshold).
+    pub clip: f64,
+    /// Sampling temperature for rollouts and evaluation.
+    pub temperature: f64,
+}
+
+/// Held-out evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Evaluate every this many RL steps (also at step 0 and at the end).
+    pub every: u64,
+    /// Number of distinct eval-split prompts (a fixed set for the whole run).
+    pub n_prompts: usize,
+    /// Samples per eval prompt.
+    pub n_samples: usize,
+    /// The k values at which unbiased pass@k is reported.
+    pub ks: Vec<u32>,
+}
+
+/// Everything that determines one tiny-tier cell (warm start, RL, evaluation, checkpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TinyCellConfig {
+    /// Model preset of `passk_policy::GptConfig::preset`: `nano`, `small` or `medium`.
+    pub model: String,
+    /// Task mixture (including the cue reliability q).
+    pub mixture: MixtureConfig,
+    /// Seed of every random stream of the cell (weights, prompts, samples, evaluation).
+    pub seed: u64,
+    /// Supervised warm start.
+    pub sft: SftConfig,
+    /// Reinforcement learning.
+    pub rl: RlConfig,
+    /// Held-out evaluation.
+    pub eval: EvalConfig,
+    /// Write a checkpoint every this many RL steps.
+    pub checkpoint_every: u64,
+}
+
+fn bad(field: &str, problem: impl Into<String>) -> TrainError {
+    TrainError::Config {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
+}
+
+fn positive_finite(field: &str, x: f64) -> Result<()> {
+    if x.is_finite() && x > 0.0 {
+        Ok(())
+    } else {
+        Err(bad(field, format!("must be finite and > 0, got {x}")))
+    }
+}
+
+fn at_least_one<T: PartialOrd + From<u8> + std::fmt::Display>(field: &str, x: T) -> Result<()> {
+    if x >= T::from(1u8) {
+        Ok(())
+    } else {
+        Err(bad(field, format!("must be >= 1, got {x}")))
+    }
+}
+
+/// The fields that determine the warm start, hashed for the cache key.
+#[derive(Serialize)]
+struct SftKey<'a> {
+    model: &'a str,
+    mixture: &'a MixtureConfig,
+    seed: u64,
+    sft: &'a SftConfig,
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TinyCellConfig {
+    /// Checks every field; the error names the field (dotted path) and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        GptConfig::preset(&self.model, 1).map_err(|e| bad("model", e.to_string()))?;
+        self.mixture.validate().map_err(|e| TrainError::Config {
+            field: format!("mixture.{}", e.field),
+            problem: e.problem,
+        })?;
+        at_least_one("sft.batch", self.sft.batch)?;
+        positive_finite("sft.lr", self.sft.lr)?;
+        let rl = &self.rl;
+        at_least_one("rl.prompts_per_step", rl.prompts_per_step)?;
+        at_least_one("rl.samples_per_prompt", rl.samples_per_prompt)?;
+        positive_finite("rl.lr", rl.lr)?;
+        positive_finite("rl.clip", rl.clip)?;
+        positive_finite("rl.temperature", rl.temperature)?;
+        let objective =
+            objective_from_spec(&rl.objective).map_err(|e| bad("rl.objective", e.to_string()))?;
+        let n = rl.samples_per_prompt;
+        let k = objective.k_for_group(n);
+        if k as usize > n {
+            return Err(bad(
+                "rl.objective",
+                format!("targets k = {k} but rl.samples_per_prompt is {n}; need k <= n"),
+            ));
+        }
+        objective
+            .weights(&vec![0.0; n])
+            .map_err(|e| bad("rl.samples_per_prompt", e.to_string()))?;
+        at_least_one("eval.every", self.eval.every)?;
+        at_least_one("eval.n_prompts", self.eval.n_prompts)?;
+        at_least_one("eval.n_samples", self.eval.n_samples)?;
+        if self.eval.ks.is_empty() {
+            return Err(bad("eval.ks", "must list at least one k"));
+        }
+        for (i, &k) in self.eval.ks.iter().enumerate() {
+            if k == 0 || k as usize > self.eval.n_samples {
+                return Err(bad(
+                    &format!("eval.ks[{i}]"),
+                    format!(
+                        "is {k}; every k must satisfy 1 <= k <= eval.n_samples ({})",
+                        self.eval.n_samples
+                    ),
+                ));
+            }
+        }
+        at_least_one("checkpoint_every", self.checkpoint_every)?;
+        Ok(())
+    }
+
+    /// The model shape for the synthetic character vocabulary.
+    pub fn gpt_config(&self) -> Result<GptConfig> {
+        let vocab = CharTokenizer::synthetic().vocab_size();
+        GptConfig::preset(&self.model, vocab).map_err(|e| bad("model", e.to_string()))
+    }
+
+    /// SHA-256 (hex, first 16 characters) of exactly the fields that determine the warm start:
+    /// model, mixture, seed and sft. Cells that differ only in RL or evaluation share it.
+    pub fn sft_hash(&self) -> String {
+        let key = SftKey {
+            model: &self.model,
+            mixture: &self.mixture,
+            seed: self.seed,
+            sft: &self.sft,
+        };
+        let json = serde_json::to_string(&key).expect("config serialises to JSON");
+        hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
+    }
+
+    /// SHA-256 (hex, first 16 characters) of the whole config, stored in checkpoints so that a
+    /// cell directory is never resumed under a different config.
+    pub fn full_hash(&self) -> String {
+        let json = serde_json::to_string(self).expect("config serialises to JSON");
+        hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
+    }
+
+    /// A small config for tests and smoke runs: `nano` model, the interference mixture at q,
+    /// a few steps of everything.
+    pub fn nano_smoke(q: f64, objective: &str) -> Self {
+        Self {
+            model: "nano".into(),
+            mixture: MixtureConfig::interference(q),
+            seed: 7,
+            sft: SftConfig {
+                stage1_steps: 4,
+                stage2_steps: 2,
+                batch: 16,
+                lr: 2e-3,
+            },
+            rl: RlConfig {
+                steps: 4,
+                prompts_per_step: 4,
+                samples_per_prompt: 4,
+                objective: objective.into(),
+                optimizer: OptimizerKind::Adamw,
+                lr: 1e-3,
+                clip: 1.0,
+                temperature: 1.0,
+            },
+            eval: EvalConfig {
+                every: 2,
+                n_prompts: 8,
+                n_samples: 4,
+                ks: vec![1, 4],
+            },
+            checkpoint_every: 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(e: TrainError) -> String {
+        match e {
+            TrainError::Config { field, .. } => field,
+            other => panic!("expected a config error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn smoke_config_is_valid_and_round_trips() {
+        let cfg = TinyCellConfig::nano_smoke(0.75, "pkpo_loo_minus_one:k=4");
+        cfg.validate().unwrap();
+        let json = serde_json::to_string(&cfg).unwrap();
+        let back: TinyCellConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let base = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let mut c = base.clone();
+        c.rl.objective = "pkpo_loo_minus_one:k=8".into();
+        assert_eq!(field_of(c.validate().unwrap_err()), "rl.objective");
+        let mut c = base.clone();
+        c.eval.ks = vec![1, 5];
+        assert_eq!(field_of(c.validate().unwrap_err()), "eval.ks[1]");
+        let mut c = base.clone();
+        c.rl.samples_per_prompt = 1;
+        assert_eq!(field_of(c.validate().unwrap_err()), "rl.samples_per_prompt");
+        let mut c = base.clone();
+        c.model = "huge".into();
+        assert_eq!(field_of(c.validate().unwrap_err()), "model");
+        let mut c = base.clone();
+        c.sft.lr = f64::NAN;
+        assert_eq!(field_of(c.validate().unwrap_err()), "sft.lr");
+        let mut c = base.clone();
+        c.mixture.cue_reliability = 1.5;
+        assert!(field_of(c.validate().unwrap_err()).starts_with("mixture."));
+        let mut c = base;
+        c.checkpoint_every = 0;
+        assert_eq!(field_of(c.validate().unwrap_err()), "checkpoint_every");
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_rejected() {
+        let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let mut v = serde_json::to_value(&cfg).unwrap();
+        v["rl"]["momentum"] = serde_json::json!(0.9);
+        assert!(serde_json::from_value::<TinyCellConfig>(v).is_err());
+        let mut v = serde_json::to_value(&cfg).unwrap();
+        v["eval"].as_object_mut().unwrap().remove("ks");
+        assert!(serde_json::from_value::<TinyCellConfig>(v).is_err());
+    }
+
+    #[test]
+    fn sft_hash_depends_only_on_warm_start_fields() {
+        let a = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let mut b = a.clone();
+        b.rl.objective = "pkpo_loo_minus_one:k=4".into();
+        b.rl.lr = 0.5;
+        b.eval.n_prompts = 99;
+        assert_eq!(a.sft_hash(), b.sft_hash());
+        assert_ne!(a.full_hash(), b.full_hash());
+        let mut c = a.clone();
+        c.mixture.cue_reliability = 1.0;
+        assert_ne!(a.sft_hash(), c.sft_hash());
+        let mut d = a.clone();
+        d.seed += 1;
+        assert_ne!(a.sft_hash(), d.sft_hash());
+        assert_eq!(a.sft_hash().len(), 16);
+    }
+}

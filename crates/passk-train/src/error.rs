@@ -1,0 +1,89 @@
+//! The error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while configuring, training, evaluating or checkpointing a tiny
+/// cell. Each message names what was wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A config field is out of range; `field` is its dotted path (e.g. `rl.samples_per_prompt`).
+    #[error("invalid tiny-cell config: `{field}` {problem}")]
+    Config {
+        /// Dotted path of the offending field.
+        field: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+    /// The model failed (shapes, sampling, saving or loading weights).
+    #[error(transparent)]
+    Policy(#[from] passk_policy::PolicyError),
+    /// A tensor operation failed inside candle.
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The objective maths rejected its input.
+    #[error("objective or estimator failed: {0}")]
+    Core(#[from] passk_core::CoreError),
+    /// The task mixture could not generate prompts.
+    #[error("prompt generation failed: {0}; widen the split shares or lower the prompt count")]
+    Gen(#[from] passk_tasks::GenError),
+    /// A prompt or answer could not be tokenized.
+    #[error("tokenization failed: {0}; the tiny tier needs the synthetic character vocabulary")]
+    Tokenizer(#[from] passk_tasks::TokenizerError),
+    /// A file could not be read, written or renamed.
+    #[error("i/o error on {path}: {source}; check that the directory exists and is writable")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A CSV or JSON file could not be written or parsed.
+    #[error("could not write or parse {path}: {detail}; delete the file to regenerate it")]
+    Format {
+        /// The file involved.
+        path: PathBuf,
+        /// What the parser or writer reported.
+        detail: String,
+    },
+    /// A checkpoint on disk does not belong to this config or is damaged.
+    #[error(
+        "checkpoint {path} cannot be resumed: {detail}; remove the cell directory to start over"
+    )]
+    Checkpoint {
+        /// The checkpoint file or directory.
+        path: PathBuf,
+        /// What mismatched.
+        detail: String,
+    },
+    /// The loss or gradient became non-finite.
+    #[error("training diverged at {phase} step {step}: {detail}; lower the learning rate")]
+    Diverged {
+        /// `sft` or `rl`.
+        phase: &'static str,
+        /// The step at which it happened.
+        step: u64,
+        /// What was non-finite.
+        detail: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// Maps an `io::Error` on `path` into a [`TrainError::Io`].
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Maps any displayable error on `path` into a [`TrainError::Format`].
+pub(crate) fn fmt_err<E: std::fmt::Display>(
+    path: &std::path::Path,
+) -> impl FnOnce(E) -> TrainError + '_ {
+    move |e| TrainError::Format {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}

@@ -1,0 +1,172 @@
+//! Held-out evaluation: unbiased pass@k overall and per family, and the share of answers given
+//! in the other family's format.
+
+use std::collections::BTreeMap;
+
+use passk_core::estimators::pass_at_k;
+use passk_core::rng::seeded;
+use passk_policy::{Gpt, SamplingParams};
+use passk_tasks::tokenizer::completion_text;
+use passk_tasks::{Prompt, StandardVerifier, Verifier};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::Vocab;
+use crate::error::Result;
+use crate::streams;
+
+/// Family label of the rows that pool every prompt.
+pub const ALL_FAMILIES: &str = "all";
+
+/// Prompts sampled together in one batch during evaluation (bounds memory).
+const EVAL_CHUNK: usize = 64;
+
+/// One row of `eval.csv`: mean unbiased pass@k over the eval prompts of one family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    /// RL steps completed when evaluated (0 = warm start).
+    pub step: u64,
+    /// Family name (`addition`, `reversed_addition`, ...) or [`ALL_FAMILIES`].
+    pub family: String,
+    /// The k of pass@k.
+    pub k: u32,
+    /// Mean over prompts of the unbiased pass@k estimate.
+    pub pass_at_k: f64,
+    /// Number of prompts averaged.
+    pub n_prompts: usize,
+}
+
+/// One row of `eval_format.csv`: how often a family's samples were the answer under the other
+/// rule (for forward addition: answered reversed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormatRow {
+    /// RL steps completed when evaluated.
+    pub step: u64,
+    /// Family name (only families whose prompts carry an alternative reference).
+    pub family: String,
+    /// Share of samples equal to the other rule's answer (and not to the reference).
+    pub other_format_share: f64,
+    /// Number of samples counted.
+    pub n_samples: usize,
+}
+
+/// The result of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// pass@k rows for every k, overall first then by family name.
+    pub rows: Vec<EvalRow>,
+    /// Other-format shares by family name.
+    pub format: Vec<FormatRow>,
+}
+
+/// How to sample during an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSpec {
+    /// Samples per prompt.
+    pub n_samples: usize,
+    /// The k values reported.
+    pub ks: Vec<u32>,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Most tokens generated per sample.
+    pub max_new_tokens: usize,
+    /// Seed of the sampling streams.
+    pub seed: u64,
+}
+
+/// Evaluates `model` on `prompts` as `spec` says and labels the rows with `step`.
+///
+/// Sample `s` of prompt `p` draws from the stream `(seed, EVAL_SAMPLES, p, s)`, the same at
+/// every step (common random numbers across evaluations; independent of training streams).
+pub fn evaluate(
+    model: &Gpt,
+    vocab: &Vocab,
+    prompts: &[Prompt],
+    spec: &EvalSpec,
+    step: u64,
+) -> Result<Evaluation> {
+    let EvalSpec {
+        n_samples,
+        ref ks,
+        temperature,
+        max_new_tokens,
+        seed,
+    } = *spec;
+    let verifier = StandardVerifier;
+    let params = SamplingParams {
+        temperature,
+        top_p: 1.0,
+    };
+    // Per prompt: number correct; per family: (other-format count, samples).
+    let mut correct = Vec::with_capacity(prompts.len());
+    let mut other: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (chunk_index, chunk) in prompts.chunks(EVAL_CHUNK).enumerate() {
+        let base = chunk_index * EVAL_CHUNK;
+        let ids = chunk
+            .iter()
+            .map(|p| vocab.prompt(p))
+            .collect::<Result<Vec<_>>>()?;
+        let samples = model.sample(
+            &ids,
+            n_samples,
+            max_new_tokens,
+            vocab.eos,
+            params,
+            |p, s| seeded(seed, &[streams::EVAL_SAMPLES, (base + p) as u64, s as u64]).next_u64(),
+        )?;
+        for (j, prompt) in chunk.iter().enumerate() {
+            let mut c = 0u32;
+            for s in 0..n_samples {
+                let completion = &samples[j * n_samples + s];
+                let text = completion_text(&vocab.tok, completion).ok();
+                let ok = match &text {
+                    Some(t) => verifier.verify(prompt, t).is_correct(),
+                    None => false,
+                };
+                c += u32::from(ok);
+                if let Some(alt) = &prompt.alt_reference {
+                    let e = other.entry(prompt.family.name()).or_default();
+                    e.1 += 1;
+                    if text.as_deref() == Some(alt.as_str()) && alt != &prompt.reference {
+                        e.0 += 1;
+                    }
+                }
+            }
+            correct.push(c);
+        }
+    }
+    let mut by_family: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in prompts.iter().enumerate() {
+        by_family.entry(p.family.name()).or_default().push(i);
+    }
+    let all: Vec<usize> = (0..prompts.len()).collect();
+    let groups =
+        std::iter::once((ALL_FAMILIES, &all)).chain(by_family.iter().map(|(f, v)| (*f, v)));
+    let n = n_samples as u32;
+    let mut rows = Vec::new();
+    for (family, members) in groups {
+        for &k in ks.iter() {
+            let mut total = 0.0;
+            for &i in members {
+                total += pass_at_k(n, correct[i], k)?;
+            }
+            rows.push(EvalRow {
+                step,
+                family: family.to_string(),
+                k,
+                pass_at_k: total / members.len() as f64,
+                n_prompts: members.len(),
+            });
+        }
+    }
+    let format = other
+        .into_iter()
+        .map(|(family, (hits, total))| FormatRow {
+            step,
+            family: family.to_string(),
+            other_format_share: hits as f64 / total as f64,
+            n_samples: total,
+        })
+        .collect();
+    Ok(Evaluation { rows, format })
+}

@@ -1,0 +1,190 @@
+//! One policy-gradient step: sample, verify, weight by the objective, update.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use passk_core::estimators::pass_at_k;
+use passk_core::objective::Objective;
+use passk_core::rng::seeded;
+use passk_policy::{clip_grad_norm, Gpt, SamplingParams};
+use passk_tasks::tokenizer::verify_ids;
+use passk_tasks::{Mixture, Split, StandardVerifier};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{weighted_logprob_sum, Vocab};
+use crate::config::RlConfig;
+use crate::error::{Result, TrainError};
+use crate::optim::Optimizer;
+use crate::streams;
+
+/// One row of `train_log.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainLogRow {
+    /// Index of the update (0-based).
+    pub step: u64,
+    /// Mean reward over all P × n samples.
+    pub mean_reward: f64,
+    /// Mean over prompts of the unbiased pass@1 from the n samples.
+    pub pass_at_1: f64,
+    /// The k the objective targets (1 for pass@1 objectives).
+    pub k: u32,
+    /// Mean over prompts of the unbiased pass@k from the n samples.
+    pub pass_at_k: f64,
+    /// Global gradient norm before clipping (0 when every weight was zero).
+    pub grad_norm: f64,
+    /// Wall-clock seconds of the step (the only non-deterministic column).
+    pub seconds: f64,
+}
+
+/// One prompt's rollouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Prompt token ids.
+    pub prompt: Vec<u32>,
+    /// Sampled completion ids (each ending at its first `<eos>` or at the length limit).
+    pub completions: Vec<Vec<u32>>,
+    /// Binary rewards of the completions.
+    pub rewards: Vec<f64>,
+}
+
+/// Samples and verifies the rollouts of RL step `step`: `prompts_per_step` train prompts drawn
+/// from the stream `(seed, RL_PROMPTS, step)`, `samples_per_prompt` samples each, sample `s`
+/// of prompt `p` from the stream `(seed, RL_SAMPLES, step, p, s)`.
+pub fn rollouts(
+    model: &Gpt,
+    vocab: &Vocab,
+    mixture: &Mixture,
+    rl: &RlConfig,
+    seed: u64,
+    step: u64,
+) -> Result<Vec<Group>> {
+    let mut rng = seeded(seed, &[streams::RL_PROMPTS, step]);
+    let prompts = (0..rl.prompts_per_step)
+        .map(|_| mixture.sample(&mut rng, Split::Train))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let ids = prompts
+        .iter()
+        .map(|p| vocab.prompt(p))
+        .collect::<Result<Vec<_>>>()?;
+    let n = rl.samples_per_prompt;
+    let params = SamplingParams {
+        temperature: rl.temperature,
+        top_p: 1.0,
+    };
+    let max_new = mixture.max_reference_chars() + 1;
+    let samples = model.sample(&ids, n, max_new, vocab.eos, params, |p, s| {
+        seeded(seed, &[streams::RL_SAMPLES, step, p as u64, s as u64]).next_u64()
+    })?;
+    let verifier = StandardVerifier;
+    let mut groups = Vec::with_capacity(prompts.len());
+    for (i, (prompt, ids)) in prompts.iter().zip(ids).enumerate() {
+        let completions: Vec<Vec<u32>> = samples[i * n..(i + 1) * n].to_vec();
+        let rewards = completions
+            .iter()
+            .map(|c| verify_ids(&verifier, &vocab.tok, prompt, c).reward())
+            .collect();
+        groups.push(Group {
+            prompt: ids,
+            completions,
+            rewards,
+        });
+    }
+    Ok(groups)
+}
+
+/// The policy-gradient loss `-(1/P) Σ_prompts Σ_i w_i log π(y_i | x)` with the objective's
+/// per-sample weights, or `None` when every weight is zero.
+pub fn policy_loss(
+    model: &Gpt,
+    vocab: &Vocab,
+    groups: &[Group],
+    objective: &dyn Objective,
+) -> Result<Option<Tensor>> {
+    let mut rows = Vec::new();
+    for g in groups {
+        let w = objective.weights(&g.rewards)?;
+        for (c, wi) in g.completions.iter().zip(w) {
+            rows.push((g.prompt.as_slice(), c.as_slice(), wi));
+        }
+    }
+    let sum = weighted_logprob_sum(model, &rows, vocab.eos, vocab.pad)?;
+    Ok(match sum {
+        Some(s) => Some(s.affine(-1.0 / groups.len().max(1) as f64, 0.0)?),
+        None => None,
+    })
+}
+
+/// Back-propagates `loss`, clips the global gradient norm to `clip` and applies `opt`;
+/// returns the norm before clipping. With no loss the optimiser steps on zero gradients.
+pub fn apply_update(
+    model: &Gpt,
+    opt: &mut Optimizer,
+    loss: Option<Tensor>,
+    clip: f64,
+    step: u64,
+) -> Result<f64> {
+    let params = model.params();
+    let Some(loss) = loss else {
+        opt.step(&params, None)?;
+        return Ok(0.0);
+    };
+    let mut grads = loss.backward()?;
+    let norm = clip_grad_norm(&mut grads, &params, clip)?;
+    if !norm.is_finite() {
+        return Err(TrainError::Diverged {
+            phase: "rl",
+            step,
+            detail: format!("gradient norm {norm}"),
+        });
+    }
+    opt.step(&params, Some(&grads))?;
+    Ok(norm)
+}
+
+/// Runs RL step `step` on `model` (rollouts, weights, update) and returns its log row.
+#[allow(clippy::too_many_arguments)]
+pub fn rl_step(
+    model: &Gpt,
+    opt: &mut Optimizer,
+    vocab: &Vocab,
+    mixture: &Mixture,
+    rl: &RlConfig,
+    objective: &dyn Objective,
+    seed: u64,
+    step: u64,
+) -> Result<TrainLogRow> {
+    let start = Instant::now();
+    let groups = rollouts(model, vocab, mixture, rl, seed, step)?;
+    let loss = policy_loss(model, vocab, &groups, objective)?;
+    if let Some(l) = &loss {
+        let v = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !v.is_finite() {
+            return Err(TrainError::Diverged {
+                phase: "rl",
+                step,
+                detail: format!("loss {v}"),
+            });
+        }
+    }
+    let grad_norm = apply_update(model, opt, loss, rl.clip, step)?;
+    let n = rl.samples_per_prompt;
+    let k = objective.k_for_group(n);
+    let (mut reward, mut p1, mut pk) = (0.0, 0.0, 0.0);
+    for g in &groups {
+        let c: f64 = g.rewards.iter().sum();
+        reward += c;
+        p1 += pass_at_k(n as u32, c as u32, 1)?;
+        pk += pass_at_k(n as u32, c as u32, k)?;
+    }
+    let p = groups.len() as f64;
+    Ok(TrainLogRow {
+        step,
+        mean_reward: reward / (p * n as f64),
+        pass_at_1: p1 / p,
+        k,
+        pass_at_k: pk / p,
+        grad_norm,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

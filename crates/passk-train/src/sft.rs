@@ -1,0 +1,241 @@
+//! Supervised warm start (two stages) and its on-disk cache.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
+use passk_core::rng::seeded;
+use passk_policy::{clip_grad_norm, Gpt};
+use passk_tasks::{Mixture, Split};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{weighted_logprob_sum, Vocab};
+use crate::config::{OptimizerKind, TinyCellConfig};
+use crate::error::{io_err, Result, TrainError};
+use crate::optim::Optimizer;
+use crate::progress::{Phase, Progress};
+use crate::streams;
+
+/// Gradient-norm clip used during SFT.
+pub const SFT_CLIP: f64 = 1.0;
+
+/// One SFT step's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SftLogRow {
+    /// 1 (reliable tag) or 2 (the cell's cue reliability).
+    pub stage: u32,
+    /// Step within the stage.
+    pub step: u64,
+    /// Mean per-token cross-entropy (nats) of the batch before the update.
+    pub loss: f64,
+}
+
+/// The outcome of [`warm_start_with`].
+pub struct WarmStart {
+    /// The warm-started model.
+    pub model: Gpt,
+    /// Where its weights are cached.
+    pub path: PathBuf,
+    /// Whether the weights were read from the cache (no training ran).
+    pub reused: bool,
+    /// Seconds spent (training or loading).
+    pub seconds: f64,
+}
+
+/// Runs both SFT stages from a freshly initialised model and returns it with its per-step
+/// losses. Deterministic in `cfg` (seed, model, mixture, sft).
+pub fn train_sft(
+    cfg: &TinyCellConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Gpt, Vec<SftLogRow>)> {
+    cfg.validate()?;
+    let vocab = Vocab::synthetic();
+    let model = Gpt::new(cfg.gpt_config()?, cfg.seed, device)?;
+    let params = model.params();
+    let mut opt = Optimizer::new(OptimizerKind::Adamw, cfg.sft.lr, &params)?;
+    let mut reliable = cfg.mixture.clone();
+    reliable.cue_reliability = 1.0;
+    let stages = [
+        (
+            1u32,
+            Mixture::new(reliable).map_err(config_err)?,
+            cfg.sft.stage1_steps,
+            Phase::Sft1,
+        ),
+        (
+            2u32,
+            Mixture::new(cfg.mixture.clone()).map_err(config_err)?,
+            cfg.sft.stage2_steps,
+            Phase::Sft2,
+        ),
+    ];
+    let mut log = Vec::new();
+    for (stage, mixture, steps, phase) in stages {
+        for step in 0..steps {
+            progress(Progress {
+                phase,
+                step,
+                total: steps,
+            });
+            let mut rng = seeded(cfg.seed, &[streams::SFT, stage as u64, step]);
+            let prompts = (0..cfg.sft.batch)
+                .map(|_| mixture.sample(&mut rng, Split::Train))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut inputs = Vec::with_capacity(prompts.len());
+            for p in &prompts {
+                inputs.push((vocab.prompt(p)?, vocab.reference(p)?));
+            }
+            let tokens: usize = inputs.iter().map(|(_, r)| r.len()).sum();
+            let rows: Vec<_> = inputs
+                .iter()
+                .map(|(p, r)| (p.as_slice(), r.as_slice(), 1.0))
+                .collect();
+            let sum = weighted_logprob_sum(&model, &rows, vocab.eos, vocab.pad)?
+                .expect("SFT rows all have weight 1");
+            let loss = sum.affine(-1.0 / tokens as f64, 0.0)?;
+            let value = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            if !value.is_finite() {
+                return Err(TrainError::Diverged {
+                    phase: "sft",
+                    step,
+                    detail: format!("loss {value} in stage {stage}"),
+                });
+            }
+            let mut grads = loss.backward()?;
+            clip_grad_norm(&mut grads, &params, SFT_CLIP)?;
+            opt.step(&params, Some(&grads))?;
+            log.push(SftLogRow {
+                stage,
+                step,
+                loss: value,
+            });
+        }
+        progress(Progress {
+            phase,
+            step: steps,
+            total: steps,
+        });
+    }
+    Ok((model, log))
+}
+
+fn config_err(e: passk_tasks::ConfigError) -> TrainError {
+    TrainError::Config {
+        field: format!("mixture.{}", e.field),
+        problem: e.problem,
+    }
+}
+
+/// The cache file of the warm start of `cfg`: `<cache_dir>/sft-<sft_hash>.safetensors`.
+pub fn warm_start_path(cfg: &TinyCellConfig, cache_dir: &Path) -> PathBuf {
+    cache_dir.join(format!("sft-{}.safetensors", cfg.sft_hash()))
+}
+
+/// The warm-started model of `cfg` on the CPU, trained once and cached in `cache_dir`.
+pub fn warm_start(cfg: &TinyCellConfig, cache_dir: &Path) -> Result<Gpt> {
+    Ok(warm_start_with(cfg, cache_dir, &Device::Cpu, &mut |_| {})?.model)
+}
+
+/// The warm-started model of `cfg`: loaded from `<cache_dir>/sft-<hash>.safetensors` when that
+/// exists, otherwise trained with [`train_sft`] and saved there atomically (with its loss log
+/// beside it as `sft-<hash>.csv`).
+pub fn warm_start_with(
+    cfg: &TinyCellConfig,
+    cache_dir: &Path,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<WarmStart> {
+    cfg.validate()?;
+    let start = Instant::now();
+    let path = warm_start_path(cfg, cache_dir);
+    if path.exists() {
+        let model = Gpt::from_checkpoint(cfg.gpt_config()?, &path, device)?;
+        return Ok(WarmStart {
+            model,
+            path,
+            reused: true,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    std::fs::create_dir_all(cache_dir).map_err(io_err(cache_dir))?;
+    let (model, log) = train_sft(cfg, device, progress)?;
+    let csv_path = path.with_extension("csv");
+    crate::files::write_csv_atomic(&csv_path, &log)?;
+    model.save(&path)?;
+    Ok(WarmStart {
+        model,
+        path,
+        reused: false,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sft_lowers_its_loss() {
+        let mut cfg = TinyCellConfig::nano_smoke(1.0, "pass1_rloo");
+        cfg.sft.stage1_steps = 30;
+        cfg.sft.stage2_steps = 0;
+        cfg.sft.batch = 32;
+        let (_, log) = train_sft(&cfg, &Device::Cpu, &mut |_| {}).unwrap();
+        let first: f64 = log[..5].iter().map(|r| r.loss).sum::<f64>() / 5.0;
+        let last: f64 = log[25..].iter().map(|r| r.loss).sum::<f64>() / 5.0;
+        assert!(last < 0.7 * first, "loss {first} -> {last}");
+    }
+
+    #[test]
+    fn warm_start_is_cached_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let mut phases = Vec::new();
+        let a = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |p| {
+            phases.push(p.phase)
+        })
+        .unwrap();
+        assert!(!a.reused);
+        assert!(phases.contains(&Phase::Sft1) && phases.contains(&Phase::Sft2));
+        assert!(a.path.exists() && a.path.with_extension("csv").exists());
+        let b = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
+        assert!(b.reused);
+        for ((na, va), (_, vb)) in a.model.params().iter().zip(b.model.params()) {
+            let xa = va
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let xb = vb
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(xa, xb, "{na}");
+        }
+        // A cell that differs only in RL settings shares the file.
+        let mut other = cfg.clone();
+        other.rl.objective = "pkpo_loo_minus_one:k=4".into();
+        assert_eq!(warm_start_path(&other, dir.path()), a.path);
+        // Training again from scratch gives the same weights (determinism).
+        let (again, _) = train_sft(&cfg, &Device::Cpu, &mut |_| {}).unwrap();
+        for ((na, va), (_, vb)) in a.model.params().iter().zip(again.params()) {
+            let xa = va
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let xb = vb
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(xa, xb, "{na}");
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Integration-style tests of the training loop on the `nano` preset.
+
+use std::path::Path;
+
+use candle_core::Device;
+use passk_core::objective::objective_from_spec;
+use passk_policy::Gpt;
+use passk_tasks::{Mixture, MixtureConfig, Split};
+
+use crate::*;
+
+fn nano() -> Gpt {
+    let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+    Gpt::new(cfg.gpt_config().unwrap(), 3, &Device::Cpu).unwrap()
+}
+
+/// A fixed batch: 3 prompts, 4 completions each; completion 0 and 2 are the reference answer
+/// (reward 1), the others a wrong answer of the same length (reward 0).
+fn fixed_groups(vocab: &Vocab) -> Vec<Group> {
+    let mixture = Mixture::new(MixtureConfig::interference(0.75)).unwrap();
+    let prompts = mixture.generate(Split::Train, 3, 11).unwrap();
+    prompts
+        .iter()
+        .map(|p| {
+            let good = vocab.reference(p).unwrap();
+            let mut bad = good.clone();
+            bad[0] = if bad[0] == good[1] { good[2] } else { good[1] };
+            bad.reverse(); // the EOS moves to the front: a short wrong completion
+            Group {
+                prompt: vocab.prompt(p).unwrap(),
+                completions: vec![good.clone(), bad.clone(), good, bad],
+                rewards: vec![1.0, 0.0, 1.0, 0.0],
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_through_the_policy_loss() {
+    let model = nano();
+    let vocab = Vocab::synthetic();
+    let groups = fixed_groups(&vocab);
+    let objective = objective_from_spec("pass1_rloo").unwrap();
+    let loss = policy_loss(&model, &vocab, &groups, objective.as_ref())
+        .unwrap()
+        .expect("non-zero weights");
+    let grads = loss.backward().unwrap();
+    for (name, var) in model.params() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name} has no gradient"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // Position rows beyond the sequence length legitimately get zero; the tensor as a
+        // whole must not.
+        assert!(norm > 0.0, "{name} has an all-zero gradient");
+    }
+}
+
+#[test]
+fn all_zero_weights_give_no_loss() {
+    let model = nano();
+    let vocab = Vocab::synthetic();
+    let mut groups = fixed_groups(&vocab);
+    for g in &mut groups {
+        g.rewards = vec![1.0; 4];
+    }
+    let objective = objective_from_spec("pass1_rloo").unwrap();
+    assert!(policy_loss(&model, &vocab, &groups, objective.as_ref())
+        .unwrap()
+        .is_none());
+}
+
+fn mean_logprob(model: &Gpt, vocab: &Vocab, groups: &[Group], rewarded: bool) -> f64 {
+    let rows: Vec<(&[u32], &[u32])> = groups
+        .iter()
+        .flat_map(|g| {
+            g.completions
+                .iter()
+                .zip(&g.rewards)
+                .filter(move |(_, &r)| (r == 1.0) == rewarded)
+                .map(move |(c, _)| (g.prompt.as_slice(), c.as_slice()))
+        })
+        .collect();
+    let lp = logprobs(model, &rows, vocab.eos, vocab.pad).unwrap();
+    lp.iter().sum::<f64>() / lp.len() as f64
+}
+
+#[test]
+fn a_pass1_step_raises_the_log_prob_of_rewarded_samples() {
+    let vocab = Vocab::synthetic();
+    let groups = fixed_groups(&vocab);
+    let objective = objective_from_spec("pass1_rloo").unwrap();
+    for kind in [OptimizerKind::Sgd, OptimizerKind::Adamw] {
+        let model = nano();
+        let lr = if kind == OptimizerKind::Sgd {
+            0.5
+        } else {
+            1e-3
+        };
+        let mut opt = Optimizer::new(kind, lr, &model.params()).unwrap();
+        let good_before = mean_logprob(&model, &vocab, &groups, true);
+        let bad_before = mean_logprob(&model, &vocab, &groups, false);
+        let loss = policy_loss(&model, &vocab, &groups, objective.as_ref()).unwrap();
+        let norm = apply_update(&model, &mut opt, loss, 10.0, 0).unwrap();
+        assert!(norm > 0.0);
+        let good_after = mean_logprob(&model, &vocab, &groups, true);
+        let bad_after = mean_logprob(&model, &vocab, &groups, false);
+        assert!(
+            good_after > good_before,
+            "{kind:?}: rewarded {good_before} -> {good_after}"
+        );
+        assert!(
+            bad_after < bad_before,
+            "{kind:?}: unrewarded {bad_before} -> {bad_after}"
+        );
+    }
+}
+
+#[test]
+fn evaluation_reports_every_family_and_k() {
+    let model = nano();
+    let vocab = Vocab::synthetic();
+    let mixture = Mixture::new(MixtureConfig::interference(0.75)).unwrap();
+    let prompts = mixture.generate_distinct(Split::Eval, 40, 5).unwrap();
+    let spec = EvalSpec {
+        n_samples: 4,
+        ks: vec![1, 2, 4],
+        temperature: 1.0,
+        max_new_tokens: 5,
+        seed: 1,
+    };
+    let e = evaluate(&model, &vocab, &prompts, &spec, 0).unwrap();
+    let families: Vec<&str> = e.rows.iter().map(|r| r.family.as_str()).collect();
+    assert_eq!(families[0], ALL_FAMILIES);
+    assert!(families.contains(&"addition"));
+    let all: Vec<&EvalRow> = e.rows.iter().filter(|r| r.family == ALL_FAMILIES).collect();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].n_prompts, 40);
+    for w in all.windows(2) {
+        assert!(w[0].pass_at_k <= w[1].pass_at_k + 1e-12);
+    }
+    let per_family: usize = e
+        .rows
+        .iter()
+        .filter(|r| r.family != ALL_FAMILIES && r.k == 1)
+        .map(|r| r.n_prompts)
+        .sum();
+    assert_eq!(per_family, 40);
+    for f in &e.format {
+        assert!((0.0..=1.0).contains(&f.other_format_share));
+    }
+    // Same seed, same result.
+    assert_eq!(evaluate(&model, &vocab, &prompts, &spec, 0).unwrap(), e);
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The train log with the wall-clock column zeroed.
+fn log_without_seconds(dir: &Path) -> Vec<TrainLogRow> {
+    let mut rows: Vec<TrainLogRow> = crate::files::read_csv(&dir.join(TRAIN_LOG_FILE)).unwrap();
+    for r in &mut rows {
+        r.seconds = 0.0;
+    }
+    rows
+}
+
+fn final_params(dir: &Path, cfg: &TinyCellConfig) -> Vec<(String, Vec<u32>)> {
+    let model = Gpt::from_checkpoint(
+        cfg.gpt_config().unwrap(),
+        dir.join(format!("ckpt-{:08}", cfg.rl.steps))
+            .join("model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    model
+        .params()
+        .into_iter()
+        .map(|(n, v)| {
+            let bits = v
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(f32::to_bits)
+                .collect();
+            (n, bits)
+        })
+        .collect()
+}
+
+fn assert_same_results(a: &Path, b: &Path, cfg: &TinyCellConfig) {
+    assert_eq!(log_without_seconds(a), log_without_seconds(b));
+    assert_eq!(read(&a.join(EVAL_FILE)), read(&b.join(EVAL_FILE)));
+    assert_eq!(read(&a.join(FORMAT_FILE)), read(&b.join(FORMAT_FILE)));
+    assert!(
+        final_params(a, cfg) == final_params(b, cfg),
+        "final parameters differ"
+    );
+}
+
+#[test]
+fn same_config_gives_identical_files() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = TinyCellConfig::nano_smoke(0.75, "pkpo_loo_minus_one:k=4");
+    let mut seen = Vec::new();
+    let a = run_tiny_cell(
+        &cfg,
+        &root.path().join("a"),
+        &root.path().join("cache_a"),
+        &mut |p| seen.push(p),
+    )
+    .unwrap();
+    let b = run_tiny_cell(
+        &cfg,
+        &root.path().join("b"),
+        &root.path().join("cache_b"),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(a.completed && b.completed);
+    assert_eq!(a.train_log.len(), 4);
+    // Evaluations at 0, 2 and 4: 3 families-or-all x 2 ks each (some families may be absent).
+    let steps: Vec<u64> = a.eval.iter().map(|r| r.step).collect();
+    assert!(steps.contains(&0) && steps.contains(&2) && steps.contains(&4));
+    assert!(seen
+        .iter()
+        .any(|p| p.phase == Phase::Rl && p.step == 4 && p.total == 4));
+    assert_same_summary(&a.summary, &b.summary);
+    assert_same_results(&root.path().join("a"), &root.path().join("b"), &cfg);
+    let on_disk: TinySummary =
+        crate::files::read_json(&root.path().join("a").join(SUMMARY_FILE)).unwrap();
+    assert_eq!(on_disk.final_eval, a.summary.final_eval);
+    assert!(!a.summary.warm_start.is_empty() && !a.summary.final_eval.is_empty());
+}
+
+fn assert_same_summary(a: &TinySummary, b: &TinySummary) {
+    let mut a = a.clone();
+    let mut b = b.clone();
+    a.wall_seconds = 0.0;
+    b.wall_seconds = 0.0;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn kill_and_resume_gives_bit_identical_results() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+    cfg.rl.steps = 5;
+    cfg.checkpoint_every = 2;
+    let cache = root.path().join("cache");
+    let full = root.path().join("full");
+    let whole = run_tiny_cell(&cfg, &full, &cache, &mut |_| {}).unwrap();
+    assert_eq!(whole.summary.resumed_from_step, None);
+
+    let cut = root.path().join("cut");
+    let opts = RunOptions {
+        stop_after: Some(3),
+        ..RunOptions::default()
+    };
+    let partial = run_tiny_cell_with(&cfg, &cut, &cache, &mut |_| {}, &opts).unwrap();
+    assert!(!partial.completed);
+    assert_eq!(partial.train_log.len(), 3);
+    assert!(!cut.join(SUMMARY_FILE).exists());
+    // The last checkpoint is at step 2; step 2 is redone after the resume.
+    let resumed = run_tiny_cell(&cfg, &cut, &cache, &mut |_| {}).unwrap();
+    assert_eq!(resumed.summary.resumed_from_step, Some(2));
+    assert!(resumed.completed);
+    assert_same_results(&full, &cut, &cfg);
+    let mut a = whole.summary.clone();
+    a.resumed_from_step = Some(2);
+    assert_same_summary(&a, &resumed.summary);
+    // Only the latest checkpoint directory is kept.
+    let ckpts = std::fs::read_dir(&cut)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("ckpt-")
+        })
+        .count();
+    assert_eq!(ckpts, 1);
+    // A different config refuses to resume this directory.
+    let mut other = cfg.clone();
+    other.rl.lr *= 2.0;
+    match run_tiny_cell(&other, &cut, &cache, &mut |_| {}) {
+        Err(TrainError::Checkpoint { .. }) => {}
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+}
