@@ -203,6 +203,41 @@ impl TinyCellConfig {
         hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
     }
 
+    /// The design of the feasibility study's round 2 on the `small` model: SFT 1750 steps with
+    /// the reliable tag then 750 at q (batch 128, lr 2e-3); RL 200 steps of 32 prompts x 16
+    /// samples, AdamW lr 1e-4, clip 1, temperature 1; evaluation every 25 steps on 400 prompts
+    /// x 16 samples at k = 1, 2, 4, 8, 16; a checkpoint every 25 steps.
+    pub fn round2(q: f64, objective: &str, seed: u64) -> Self {
+        Self {
+            model: "small".into(),
+            mixture: MixtureConfig::interference(q),
+            seed,
+            sft: SftConfig {
+                stage1_steps: 1750,
+                stage2_steps: 750,
+                batch: 128,
+                lr: 2e-3,
+            },
+            rl: RlConfig {
+                steps: 200,
+                prompts_per_step: 32,
+                samples_per_prompt: 16,
+                objective: objective.into(),
+                optimizer: OptimizerKind::Adamw,
+                lr: 1e-4,
+                clip: 1.0,
+                temperature: 1.0,
+            },
+            eval: EvalConfig {
+                every: 25,
+                n_prompts: 400,
+                n_samples: 16,
+                ks: vec![1, 2, 4, 8, 16],
+            },
+            checkpoint_every: 25,
+        }
+    }
+
     /// A small config for tests and smoke runs: `nano` model, the interference mixture at q,
     /// a few steps of everything.
     pub fn nano_smoke(q: f64, objective: &str) -> Self {
@@ -252,6 +287,9 @@ mod tests {
     fn smoke_config_is_valid_and_round_trips() {
         let cfg = TinyCellConfig::nano_smoke(0.75, "pkpo_loo_minus_one:k=4");
         cfg.validate().unwrap();
+        TinyCellConfig::round2(0.75, "pkpo_loo_minus_one:k=8", 1)
+            .validate()
+            .unwrap();
         let json = serde_json::to_string(&cfg).unwrap();
         let back: TinyCellConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cfg);
