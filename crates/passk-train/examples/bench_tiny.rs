@@ -92,5 +92,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows.len(),
         median(full)
     );
+    let params = model.params();
+    let mut opt_only = Vec::new();
+    for _ in 0..rl_steps.max(1) {
+        let t = Instant::now();
+        opt.step(&params, None)?;
+        opt_only.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!("AdamW step alone: {:.1} ms (median)", median(opt_only));
     Ok(())
 }

@@ -1,19 +1,22 @@
 //! Atomic writes of CSV and JSON files, and CSV reading.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{fmt_err, io_err, Result};
 
-/// A temporary name beside `path`, unique to this process.
+/// A temporary name beside `path`, unique to this process and call.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".to_string());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.

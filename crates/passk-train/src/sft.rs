@@ -162,7 +162,20 @@ pub fn warm_start_with(
     let (model, log) = train_sft(cfg, device, progress)?;
     let csv_path = path.with_extension("csv");
     crate::files::write_csv_atomic(&csv_path, &log)?;
-    model.save(&path)?;
+    // Save under a name unique to this call, then rename: concurrent warm starts of the same
+    // config (other threads or processes) never see or clobber a half-written file.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(
+        ".sft-{}.{}-{n}.safetensors",
+        cfg.sft_hash(),
+        std::process::id()
+    ));
+    model.save(&tmp)?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(&path)(e)
+    })?;
     Ok(WarmStart {
         model,
         path,
