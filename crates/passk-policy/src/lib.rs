@@ -15,6 +15,7 @@
 mod config;
 mod device;
 mod error;
+mod fused;
 mod grad;
 mod io;
 mod model;

@@ -7,10 +7,11 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::config::GptConfig;
 use crate::error::{PolicyError, Result};
+use crate::fused;
 use crate::rng::{hash_str, seeded};
 
 /// Epsilon of every layer norm.
-const LN_EPS: f32 = 1e-5;
+pub(crate) const LN_EPS: f32 = 1e-5;
 /// Standard deviation of the normal initialisation.
 const INIT_STD: f64 = 0.02;
 
@@ -23,6 +24,7 @@ pub struct Gpt {
     cfg: GptConfig,
     device: Device,
     vars: BTreeMap<String, Var>,
+    fused: bool,
 }
 
 /// The tensors of one transformer block.
@@ -159,7 +161,22 @@ impl Gpt {
             cfg,
             device: device.clone(),
             vars,
+            fused: device.is_cpu(),
         })
+    }
+
+    /// Chooses between the fused CPU kernels (layer norm, bias + GELU, causal attention and
+    /// token log-probabilities in one pass each, with hand-written backward passes; the default
+    /// on the CPU) and the same maths from generic candle ops (the only choice on other
+    /// devices, where `on` is ignored). Both compute the same function; results agree to float
+    /// rounding, not bit for bit.
+    pub fn set_fused_kernels(&mut self, on: bool) {
+        self.fused = on && self.device.is_cpu();
+    }
+
+    /// Whether the fused CPU kernels are in use (see [`Gpt::set_fused_kernels`]).
+    pub fn fused_kernels(&self) -> bool {
+        self.fused
     }
 
     /// The model's shape.
@@ -300,19 +317,45 @@ impl Gpt {
         let mut x = (tok + pos)?;
         let mask = causal_mask(t, offset, &self.device)?;
         for (i, blk) in w.blocks.iter().enumerate() {
-            let h = layer_norm(&x, &blk.ln1_w, &blk.ln1_b, &ones)?;
+            let h = self.layer_norm(&x, &blk.ln1_w, &blk.ln1_b, &ones)?;
             let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
             let a = self.attention(blk, &h, (b, t), &ones, mask.as_ref(), layer_cache)?;
             x = (x + a)?;
-            let h = layer_norm(&x, &blk.ln2_w, &blk.ln2_b, &ones)?;
-            let h = linear(&h, &blk.fc_w, &blk.fc_b, &ones)?.gelu_erf()?;
-            x = (x + linear(&h, &blk.fc2_w, &blk.fc2_b, &ones)?)?;
+            let h = self.layer_norm(&x, &blk.ln2_w, &blk.ln2_b, &ones)?;
+            let h = if self.fused {
+                h.matmul(&blk.fc_w)?
+                    .apply_op2(&blk.fc_b, fused::BiasAct(fused::Act::Gelu))?
+            } else {
+                linear(&h, &blk.fc_w, &blk.fc_b, &ones)?.gelu_erf()?
+            };
+            x = (x + self.linear(&h, &blk.fc2_w, &blk.fc2_b, &ones)?)?;
         }
         if let Some(c) = cache {
             c.len += t;
             c.batch = Some(b);
         }
-        Ok(layer_norm(&x, &w.lnf_w, &w.lnf_b, &ones)?.reshape((b, t, d))?)
+        Ok(self
+            .layer_norm(&x, &w.lnf_w, &w.lnf_b, &ones)?
+            .reshape((b, t, d))?)
+    }
+
+    /// [`layer_norm`], fused when enabled.
+    fn layer_norm(&self, x: &Tensor, g: &Tensor, b: &Tensor, ones: &Tensor) -> Result<Tensor> {
+        if self.fused {
+            Ok(x.contiguous()?.apply_op3(g, b, fused::LayerNorm)?)
+        } else {
+            layer_norm(x, g, b, ones)
+        }
+    }
+
+    /// [`linear`], with a fused bias add when enabled.
+    fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor, ones: &Tensor) -> Result<Tensor> {
+        if self.fused {
+            Ok(x.matmul(w)?
+                .apply_op2(b, fused::BiasAct(fused::Act::None))?)
+        } else {
+            linear(x, w, b, ones)
+        }
     }
 
     /// Causal multi-head self-attention of `x` `[B*T, d]`, extending `cache` when given.
@@ -327,7 +370,17 @@ impl Gpt {
     ) -> Result<Tensor> {
         let d = self.cfg.d_model;
         let (nh, hd) = (self.cfg.n_head, self.cfg.head_dim());
-        let qkv = linear(x, &blk.qkv_w, &blk.qkv_b, ones)?;
+        let qkv = self.linear(x, &blk.qkv_w, &blk.qkv_b, ones)?;
+        if self.fused && cache.is_none() {
+            let op = fused::Attention {
+                batch: b,
+                time: t,
+                heads: nh,
+                head_dim: hd,
+            };
+            let y = qkv.apply_op1(op)?;
+            return self.linear(&y, &blk.proj_w, &blk.proj_b, ones);
+        }
         let split = |i: usize| -> Result<Tensor> {
             Ok(qkv
                 .narrow(D::Minus1, i * d, d)?
@@ -354,7 +407,7 @@ impl Gpt {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b * t, d))?;
-        linear(&y, &blk.proj_w, &blk.proj_b, ones)
+        self.linear(&y, &blk.proj_w, &blk.proj_b, ones)
     }
 
     /// Next-token logits `[B, T, V]` for a `[B, T]` u32 token batch (differentiable).
@@ -392,6 +445,17 @@ impl Gpt {
         let h = self.hidden(&w, tokens, None)?;
         let h = h.narrow(1, prompt_len - 1, l)?.contiguous()?;
         let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
+        if self.fused {
+            let targets = tokens
+                .narrow(1, prompt_len, l)?
+                .contiguous()?
+                .flatten_all()?
+                .to_vec1::<u32>()?;
+            let picked = logits
+                .apply_op1(fused::PickLogProb(targets))?
+                .reshape((b, l))?;
+            return Ok((picked * mask.to_device(&self.device)?)?.sum(1)?);
+        }
         let logp = log_softmax_last(&logits)?;
         let targets = tokens
             .narrow(1, prompt_len, l)?

@@ -100,5 +100,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         opt_only.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!("AdamW step alone: {:.1} ms (median)", median(opt_only));
+
+    // Same-run comparison of the generic candle ops against the fused CPU kernels, alternating
+    // the two every iteration so that machine load affects both alike.
+    let mut sft_rng = passk_core::rng::seeded(cfg.seed, &[12345]);
+    let sft_inputs: Vec<(Vec<u32>, Vec<u32>)> = (0..cfg.sft.batch)
+        .map(|_| {
+            let p = mixture.sample(&mut sft_rng, passk_tasks::Split::Train)?;
+            Ok((vocab.prompt(&p)?, vocab.reference(&p)?))
+        })
+        .collect::<Result<_, Box<dyn std::error::Error>>>()?;
+    let sft_rows: Vec<(&[u32], &[u32], f64)> = sft_inputs
+        .iter()
+        .map(|(p, r)| (p.as_slice(), r.as_slice(), 1.0))
+        .collect();
+    let prompts: Vec<Vec<u32>> = groups.iter().map(|g| g.prompt.clone()).collect();
+    let mut model = model;
+    let mut times = [
+        [Vec::new(), Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new(), Vec::new()],
+    ];
+    for step in 0..rl_steps.max(1) {
+        for (mode, fused) in [false, true].into_iter().enumerate() {
+            model.set_fused_kernels(fused);
+            let t = Instant::now();
+            let loss = passk_train::weighted_logprob_sum(&model, &sft_rows, vocab.eos, vocab.pad)?;
+            apply_update(&model, &mut opt, loss, cfg.rl.clip, step)?;
+            times[mode][0].push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let loss = passk_train::weighted_logprob_sum(&model, &rows, vocab.eos, vocab.pad)?;
+            apply_update(&model, &mut opt, loss, cfg.rl.clip, step)?;
+            times[mode][1].push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let out = model.sample(
+                &prompts,
+                samples,
+                mixture.max_reference_chars() + 1,
+                vocab.eos,
+                passk_policy::SamplingParams::default(),
+                |p, s| (p * 1000 + s) as u64,
+            )?;
+            std::hint::black_box(out);
+            times[mode][2].push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let [generic, fused] = times.map(|m| m.map(median));
+    for (i, what) in [
+        "SFT-shaped update (batch 128, fwd+bwd+clip+AdamW)",
+        "update over all rows",
+        "sampling only",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "{what}: generic ops {:.1} ms, fused kernels {:.1} ms (x{:.2})",
+            generic[i],
+            fused[i],
+            generic[i] / fused[i]
+        );
+    }
     Ok(())
 }
