@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use passk_e2e::{Scratch, SMALL_THEORY};
+use passk_e2e::{repo_experiment, Scratch, SMALL_THEORY};
 
 fn files_under(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -226,4 +226,51 @@ why = "test"
             .unwrap(),
         ExitCode::from(1)
     );
+}
+
+#[test]
+fn tiny_smoke_runs_reports_and_leaves_only_results() {
+    let s = Scratch::new();
+    let exp = s.write(
+        "experiments/tiny-smoke.toml",
+        &repo_experiment("tiny-smoke.toml"),
+    );
+    let exp = exp.to_str().unwrap();
+    assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
+    let files = files_under(&s.path("results/tiny-smoke"));
+    assert_eq!(files.iter().filter(|f| f.ends_with("cell.json")).count(), 4);
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.contains("ckpt-") && !f.contains("checkpoint")),
+        "{files:?}"
+    );
+    // Warm starts are cached outside results/ and shared by the cells of one q.
+    let cached: Vec<_> = files_under(&s.path("cache"))
+        .into_iter()
+        .filter(|f| f.ends_with(".safetensors"))
+        .collect();
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    assert_eq!(s.passk(&["report"]).unwrap(), ExitCode::SUCCESS);
+    assert!(s.path("figures/tiny-smoke/delta_pass1_vs_q.png").is_file());
+    assert!(s.path("figures/tiny-smoke/deltas.md").is_file());
+    let before = files_under(&s.path("results"));
+    assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(files_under(&s.path("results")), before);
+    assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::SUCCESS);
+}
+
+#[test]
+fn tiny_config_errors_name_the_key() {
+    let s = Scratch::new();
+    let text = repo_experiment("tiny-smoke.toml")
+        .replace("samples_per_prompt = 8", "samples_per_prompt = 2");
+    let exp = s.write("experiments/bad.toml", &text);
+    let msg = format!(
+        "{:#}",
+        s.passk(&["run", exp.to_str().unwrap()]).unwrap_err()
+    );
+    assert!(msg.contains("bad.toml"), "{msg}");
+    assert!(msg.contains("rl.objective") && msg.contains("k <= n"), "{msg}");
+    assert!(files_under(&s.path("results")).is_empty());
 }

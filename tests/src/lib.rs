@@ -46,6 +46,8 @@ impl Scratch {
                 self.path("results").display().to_string(),
                 "--figures".to_string(),
                 self.path("figures").display().to_string(),
+                "--cache".to_string(),
+                self.path("cache").display().to_string(),
                 "--quiet".to_string(),
             ]);
         }
@@ -80,3 +82,11 @@ lr = 1.0
 steps = 100
 one_step_eta = 0.01
 "#;
+
+/// The repository's `experiments/<name>` file as text.
+pub fn repo_experiment(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Tiers this binary can run.
-pub const TIERS: &[&str] = &["theory"];
+pub const TIERS: &[&str] = &["theory", "tiny"];
 
 /// A parsed and validated experiment file.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
         if items.is_empty() {
             bail!("{file}: `matrix.{key}` is an empty list, so the matrix has no cells; give at least one value");
         }
-        if params.contains_key(key) {
+        if lookup(params, key).is_some() {
             bail!("{file}: `{key}` is both in [matrix] and [params]; keep it in one of them");
         }
         let values = items
@@ -126,7 +126,8 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
         let mut config = base.clone();
         let mut coords = Vec::new();
         for (axis, &i) in axes.iter().zip(&index) {
-            config.insert(axis.0.clone(), axis.1[i].clone());
+            insert_path(&mut config, &axis.0, axis.1[i].clone())
+                .with_context(|| format!("{file}: `matrix.{}`", axis.0))?;
             coords.push((axis.0.clone(), axis.1[i].clone()));
         }
         let config = sorted(config);
@@ -205,6 +206,35 @@ pub fn cell_hash(tier: &str, config: &Map<String, Value>) -> String {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The value at a dotted path (`rl.objective`) in a TOML table.
+fn lookup<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    let mut parts = path.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// Sets a dotted path in a JSON map, creating intermediate objects: a matrix key
+/// `"mixture.cue_reliability"` varies one field of a nested parameter table.
+fn insert_path(map: &mut Map<String, Value>, path: &str, value: Value) -> Result<()> {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut current = map;
+    for part in parts {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        current = match entry {
+            Value::Object(inner) => inner,
+            _ => bail!("`{part}` is not a table, so `{path}` cannot set a field inside it"),
+        };
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
 }
 
 fn sorted(map: Map<String, Value>) -> Map<String, Value> {
@@ -290,6 +320,22 @@ one_step_eta = 0.01
         let hashes: std::collections::BTreeSet<_> = exp.cells.iter().map(|c| &c.hash).collect();
         assert_eq!(hashes.len(), 4);
         assert_eq!(exp.cells[0].config["p_hard"], Value::from(0.2));
+    }
+
+    #[test]
+    fn dotted_matrix_keys_set_nested_fields() {
+        let text = GOOD.replace("seed = [0]", "seed = [0]\n\"inner.x\" = [1, 2]")
+            + "\n[params.inner]\ny = 3\n";
+        let mut root: Map<String, Value> = Map::new();
+        insert_path(&mut root, "a.b.c", Value::from(1)).unwrap();
+        assert_eq!(root["a"]["b"]["c"], Value::from(1));
+        assert!(insert_path(&mut root, "a.b.c.d", Value::from(1)).is_err());
+        // The theory tier rejects the unknown `inner` key, naming it.
+        let e = err(&text);
+        assert!(e.contains("inner"), "{e}");
+        let clash = GOOD.replace("seed = [0]", "seed = [0]\n\"inner.y\" = [1]")
+            + "\n[params.inner]\ny = 3\n";
+        assert!(err(&clash).contains("both in [matrix] and [params]"));
     }
 
     #[test]

@@ -17,6 +17,10 @@ fn render_all(results: &Path, out: &Path) -> Result<usize> {
                 let cells = passk_report::load::load_theory_cells(&source)?;
                 written += passk_report::theory::render_theory(&cells, &target)?.len();
             }
+            "tiny" => {
+                let cells = passk_report::tiny::load_tiny_cells(&source)?;
+                written += passk_report::tiny::render_tiny(&cells, &target)?.len();
+            }
             other => bail!(
                 "{}: tier {other:?} has no report in this build",
                 source.display()
@@ -63,6 +67,8 @@ fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
 
 /// Replaces the contents of `figures` with a fresh rendering of `results`.
 pub fn regenerate(results: &Path, figures: &Path) -> Result<usize> {
+    std::fs::create_dir_all(figures)
+        .with_context(|| format!("cannot create {}", figures.display()))?;
     let staging = unique_dir(figures, ".staging");
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;

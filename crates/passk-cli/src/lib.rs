@@ -8,6 +8,7 @@ pub mod figures;
 pub mod run;
 pub mod theory;
 pub mod tiers;
+pub mod tiny;
 pub mod write;
 
 use std::path::{Path, PathBuf};
@@ -19,9 +20,13 @@ const USAGE: &str = "\
 passk: the pass@k interference suite's compute binary
 
 USAGE:
-  passk run <experiment.toml>... [--results DIR] [--quiet] [--prune]
-      Run every cell of the experiments whose results are missing, then rewrite the manifest.
+  passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
+      Run every cell of the experiments whose results are missing (resuming interrupted ones
+      from their checkpoints), then rewrite the manifest.
       --prune deletes cell directories the experiment no longer lists.
+      --cache DIR holds reusable SFT warm starts (default target/passk-cache).
+      --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
+      `--features cuda`).
   passk list <experiment.toml>... [--results DIR]
       Print each cell's hash, status (done/missing) and matrix coordinates.
   passk experiments [DIR]
@@ -48,6 +53,8 @@ struct Args {
     claims: PathBuf,
     quiet: bool,
     prune: bool,
+    cache: PathBuf,
+    device: String,
 }
 
 fn parse_args(raw: &[String]) -> Result<Args> {
@@ -58,6 +65,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         claims: PathBuf::from("experiments/claims.toml"),
         quiet: std::env::var_os("CI").is_some(),
         prune: false,
+        cache: PathBuf::from("target/passk-cache"),
+        device: "cpu".into(),
     };
     let mut it = raw.iter();
     while let Some(arg) = it.next() {
@@ -70,6 +79,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--results" => args.results = value("--results")?.into(),
             "--figures" => args.figures = value("--figures")?.into(),
             "--claims" => args.claims = value("--claims")?.into(),
+            "--cache" => args.cache = value("--cache")?.into(),
+            "--device" => args.device = value("--device")?,
             "--quiet" => args.quiet = true,
             "--prune" => args.prune = true,
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see `passk --help`"),
@@ -169,7 +180,12 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
                 );
             }
         }
-        let stats = run::run_experiment(exp, &args.results, args.quiet)?;
+        let ctx = tiers::RunContext {
+            cache_dir: args.cache.clone(),
+            device: args.device.clone(),
+            quiet: args.quiet,
+        };
+        let stats = run::run_experiment(exp, &args.results, &ctx)?;
         ran += stats.ran;
         println!(
             "{}: ran {} cells, {} already done",

@@ -15,6 +15,7 @@ use passk_report::schema::{CellRecord, SCHEMA_VERSION};
 use serde_json::Value;
 
 use crate::config::{describe, Experiment};
+use crate::tiers::RunContext;
 use crate::write::write_json;
 
 /// What a run did.
@@ -39,7 +40,8 @@ pub fn is_done(results: &Path, experiment: &str, hash: &str) -> bool {
 }
 
 /// Runs every cell of `exp` that has no results yet.
-pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<RunStats> {
+pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Result<RunStats> {
+    let quiet = ctx.quiet;
     let exp_dir = results.join(&exp.name);
     std::fs::create_dir_all(&exp_dir)
         .with_context(|| format!("cannot create {}", exp_dir.display()))?;
@@ -89,7 +91,7 @@ pub fn run_experiment(exp: &Experiment, results: &Path, quiet: bool) -> Result<R
             hash: cell.hash.clone(),
             config: Value::Object(cell.config.clone()),
         };
-        crate::tiers::run_cell(&exp.tier, &cell.config, &tmp).with_context(|| {
+        crate::tiers::run_cell(&exp.tier, &cell.config, &tmp, ctx).with_context(|| {
             format!(
                 "{}: cell {} ({})",
                 exp.name,

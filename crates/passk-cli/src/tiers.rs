@@ -1,22 +1,51 @@
 //! Dispatch from a tier name to its config validation and its cell runner.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use serde_json::{Map, Value};
+
+/// Settings of a run that are not part of any cell's configuration (so not in its hash).
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Where reusable intermediate artefacts (SFT warm starts) are cached.
+    pub cache_dir: PathBuf,
+    /// `cpu`, `cuda` or `auto`.
+    pub device: String,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+impl Default for RunContext {
+    fn default() -> Self {
+        Self {
+            cache_dir: PathBuf::from("target/passk-cache"),
+            device: "cpu".into(),
+            quiet: false,
+        }
+    }
+}
 
 /// Checks that `config` is a complete, valid cell configuration for `tier`.
 pub fn validate(tier: &str, config: &Map<String, Value>) -> Result<()> {
     match tier {
         "theory" => crate::theory::spec(config).map(|_| ()),
+        "tiny" => crate::tiny::spec(config).map(|_| ()),
         other => bail!("tier {other:?} is not built into this binary"),
     }
 }
 
-/// Runs one cell of `tier` and writes its result files into `dir` (a fresh temporary directory).
-pub fn run_cell(tier: &str, config: &Map<String, Value>, dir: &Path) -> Result<()> {
+/// Runs one cell of `tier` and writes its result files into `dir`, the cell's temporary
+/// directory, which may hold a checkpoint of an interrupted run.
+pub fn run_cell(
+    tier: &str,
+    config: &Map<String, Value>,
+    dir: &Path,
+    ctx: &RunContext,
+) -> Result<()> {
     match tier {
         "theory" => crate::theory::run(config, dir),
+        "tiny" => crate::tiny::run(config, dir, ctx),
         other => bail!("tier {other:?} is not built into this binary"),
     }
 }

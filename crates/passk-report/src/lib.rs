@@ -12,3 +12,4 @@ pub mod plot;
 pub mod schema;
 pub mod tables;
 pub mod theory;
+pub mod tiny;

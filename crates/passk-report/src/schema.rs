@@ -114,3 +114,26 @@ pub struct TheorySummary {
     /// First-order prediction η⟨∇J_1, ∇J_k⟩.
     pub one_step_first_order: f64,
 }
+
+/// Tiny tier: the names of the result files in a cell directory.
+pub mod tiny_files {
+    /// [`super::TinyEvalRow`] rows.
+    pub const EVAL: &str = "eval.csv";
+    /// The trainer's summary (`passk_train::TinySummary`).
+    pub const SUMMARY: &str = "summary.json";
+}
+
+/// `eval.csv`: held-out unbiased pass@k at one RL step for one family (`all` = every prompt).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TinyEvalRow {
+    /// RL step evaluated (0 = the warm start).
+    pub step: u64,
+    /// `all`, `addition` or `reversed_addition`.
+    pub family: String,
+    /// The k of pass@k.
+    pub k: u32,
+    /// Mean over prompts of the unbiased pass@k estimate.
+    pub pass_at_k: f64,
+    /// Prompts in the family.
+    pub n_prompts: usize,
+}

@@ -1,0 +1,322 @@
+//! Tiny-tier figures and tables: held-out pass@1 over RL training per objective, and the
+//! headline change of pass@1 from the warm start against the cue reliability q.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use passk_core::stats::{mean, t_interval};
+
+use crate::error::ReportError;
+use crate::load::{read_csv, read_json, write_json_atomic, CELL_FILE};
+use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
+use crate::schema::{tiny_files, CellRecord, TinyEvalRow};
+use crate::tables::{fmt_f, Table};
+use crate::theory::Sources;
+
+/// One tiny-tier cell as read from `results/<experiment>/<hash>/`.
+#[derive(Debug, Clone)]
+pub struct TinyCell {
+    /// `cell.json`.
+    pub record: CellRecord,
+    /// `eval.csv`.
+    pub eval: Vec<TinyEvalRow>,
+    /// Cue reliability q (`mixture.cue_reliability`).
+    pub q: f64,
+    /// The RL objective spec (`rl.objective`).
+    pub objective: String,
+    /// The cell's seed.
+    pub seed: u64,
+}
+
+impl TinyCell {
+    /// Held-out pass@k of `family` at `step`, if evaluated.
+    pub fn pass_at(&self, step: u64, family: &str, k: u32) -> Option<f64> {
+        self.eval
+            .iter()
+            .find(|r| r.step == step && r.family == family && r.k == k)
+            .map(|r| r.pass_at_k)
+    }
+
+    /// The last evaluated step.
+    pub fn last_step(&self) -> u64 {
+        self.eval.iter().map(|r| r.step).max().unwrap_or(0)
+    }
+
+    /// Final minus warm-start held-out pass@k over all prompts.
+    pub fn delta(&self, k: u32) -> Option<f64> {
+        Some(self.pass_at(self.last_step(), "all", k)? - self.pass_at(0, "all", k)?)
+    }
+
+    /// The k an objective spec targets (`…:k=N`), 1 for pass@1 objectives.
+    pub fn objective_k(&self) -> u32 {
+        objective_k(&self.objective)
+    }
+}
+
+/// The k in an objective spec (`pkpo_loo_minus_one:k=4` → 4), else 1.
+pub fn objective_k(spec: &str) -> u32 {
+    spec.split([':', ','])
+        .find_map(|part| part.strip_prefix("k="))
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Loads every tiny cell under `experiment_dir`, sorted by hash.
+pub fn load_tiny_cells(experiment_dir: &Path) -> Result<Vec<TinyCell>, ReportError> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(experiment_dir)
+        .map_err(|e| ReportError::io(experiment_dir, e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let mut cells = Vec::new();
+    for dir in dirs {
+        let record: CellRecord = read_json(&dir.join(CELL_FILE))?;
+        let eval: Vec<TinyEvalRow> = read_csv(&dir.join(tiny_files::EVAL))?;
+        let config = &record.config;
+        let bad =
+            |key: &str| ReportError::invalid(dir.join(CELL_FILE), format!("config lacks `{key}`"));
+        let q = config
+            .pointer("/mixture/cue_reliability")
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| bad("mixture.cue_reliability"))?;
+        let objective = config
+            .pointer("/rl/objective")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| bad("rl.objective"))?
+            .to_string();
+        let seed = config
+            .get("seed")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| bad("seed"))?;
+        cells.push(TinyCell {
+            record,
+            eval,
+            q,
+            objective,
+            seed,
+        });
+    }
+    if cells.is_empty() {
+        return Err(ReportError::NoCells {
+            path: experiment_dir.to_path_buf(),
+        });
+    }
+    Ok(cells)
+}
+
+/// Objectives in a stable order: pass@1 objectives first, then by k, then by name.
+fn objectives(cells: &[TinyCell]) -> Vec<String> {
+    let mut names: Vec<String> = cells
+        .iter()
+        .map(|c| c.objective.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    names.sort_by_key(|n| (objective_k(n), n.clone()));
+    names
+}
+
+fn qs(cells: &[TinyCell]) -> Vec<f64> {
+    let mut v: Vec<f64> = cells.iter().map(|c| c.q).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
+fn sources(
+    out_dir: &Path,
+    name: &str,
+    kind: &str,
+    caption: &str,
+    files: &[PathBuf],
+    cells: &[&TinyCell],
+) -> Result<Vec<PathBuf>, ReportError> {
+    let hashes: BTreeSet<String> = cells.iter().map(|c| c.record.hash.clone()).collect();
+    let record = Sources {
+        name: name.into(),
+        kind: kind.into(),
+        caption: caption.into(),
+        files: files
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        cells: hashes.into_iter().collect(),
+    };
+    let path = out_dir.join(format!("{name}.sources.json"));
+    write_json_atomic(&path, &record)?;
+    let mut all = files.to_vec();
+    all.push(path);
+    Ok(all)
+}
+
+/// Renders the tiny-tier figures and tables of `cells` into `out_dir`; returns the paths, sorted.
+pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    if cells.is_empty() {
+        return Err(ReportError::NoCells {
+            path: out_dir.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
+    let all: Vec<&TinyCell> = cells.iter().collect();
+    let objectives = objectives(cells);
+    let qs = qs(cells);
+    let mut paths = Vec::new();
+
+    // Held-out pass@1 over training: one panel per q, one line per objective (mean over seeds).
+    let mut panels = Vec::new();
+    for &q in &qs {
+        let mut chart = Chart::new(
+            format!("held-out pass@1, q = {q}"),
+            "RL step",
+            "pass@1 (all prompts)",
+        );
+        chart.legend = Legend::LowerLeft;
+        for (color, objective) in objectives.iter().enumerate() {
+            let group: Vec<&TinyCell> = cells
+                .iter()
+                .filter(|c| c.q == q && &c.objective == objective)
+                .collect();
+            let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+            for c in &group {
+                for r in c.eval.iter().filter(|r| r.family == "all" && r.k == 1) {
+                    by_step.entry(r.step).or_default().push(r.pass_at_k);
+                }
+            }
+            let points = by_step.iter().map(|(s, v)| (*s as f64, mean(v))).collect();
+            chart.series.push(Series::new(
+                format!("{objective} ({} seeds)", group.len()),
+                points,
+                Mark::LineAndPoints,
+                color,
+            ));
+        }
+        panels.push(chart);
+    }
+    let figure = Figure {
+        stem: "pass1_over_training".into(),
+        width: 520 * qs.len().max(1) as u32,
+        height: 480,
+        panels,
+    };
+    let caption = "Held-out pass@1 (unbiased, all prompts) over RL steps, one panel per cue reliability q, one line per objective: mean over seeds.";
+    let files = render_figure(&figure, out_dir)?;
+    paths.extend(sources(
+        out_dir,
+        "pass1_over_training",
+        "figure",
+        caption,
+        &files,
+        &all,
+    )?);
+
+    // The headline: change of pass@1 from the warm start against q, one line per objective.
+    let mut chart = Chart::new(
+        "change of held-out pass@1 from the warm start",
+        "cue reliability q (1 = control)",
+        "final − warm-start pass@1",
+    );
+    chart.zero_line = true;
+    chart.legend = Legend::Outside;
+    for (color, objective) in objectives.iter().enumerate() {
+        let points = qs
+            .iter()
+            .filter_map(|&q| {
+                let deltas: Vec<f64> = cells
+                    .iter()
+                    .filter(|c| c.q == q && &c.objective == objective)
+                    .filter_map(|c| c.delta(1))
+                    .collect();
+                (!deltas.is_empty()).then(|| (q, mean(&deltas)))
+            })
+            .collect();
+        chart.series.push(Series::new(
+            objective.clone(),
+            points,
+            Mark::LineAndPoints,
+            color,
+        ));
+    }
+    let figure = Figure {
+        stem: "delta_pass1_vs_q".into(),
+        width: 900,
+        height: 560,
+        panels: vec![chart],
+    };
+    let caption = "Final minus warm-start held-out pass@1 (all prompts) against the cue reliability q, one line per objective, mean over seeds (the table deltas gives the 95% t-intervals). Below zero: the objective lowered pass@1.";
+    let files = render_figure(&figure, out_dir)?;
+    paths.extend(sources(
+        out_dir,
+        "delta_pass1_vs_q",
+        "figure",
+        caption,
+        &files,
+        &all,
+    )?);
+
+    // Table: per q and objective, deltas of pass@1 and of pass@k (the objective's k) with CIs.
+    let mut table = Table::new(
+        "deltas",
+        "Change from the warm start of held-out pass@1 and pass@k (k of the objective; 1 for pass@1 objectives), all prompts: mean over seeds with a 95% Student-t interval (n/a with one seed).",
+        &["q", "objective", "seeds", "warm-start pass@1", "Δ pass@1", "Δ pass@1 95% CI", "k", "Δ pass@k", "Δ pass@k 95% CI"],
+    );
+    let ci = |v: &[f64]| {
+        t_interval(v, 0.95).map_or("n/a".to_string(), |i| {
+            format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3))
+        })
+    };
+    for &q in &qs {
+        for objective in &objectives {
+            let group: Vec<&TinyCell> = cells
+                .iter()
+                .filter(|c| c.q == q && &c.objective == objective)
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let k = group[0].objective_k();
+            let d1: Vec<f64> = group.iter().filter_map(|c| c.delta(1)).collect();
+            let dk: Vec<f64> = group.iter().filter_map(|c| c.delta(k)).collect();
+            let start: Vec<f64> = group
+                .iter()
+                .filter_map(|c| c.pass_at(0, "all", 1))
+                .collect();
+            table.rows.push(vec![
+                format!("{q}"),
+                objective.clone(),
+                group.len().to_string(),
+                fmt_f(mean(&start), 3),
+                fmt_f(mean(&d1), 3),
+                ci(&d1),
+                k.to_string(),
+                fmt_f(mean(&dk), 3),
+                ci(&dk),
+            ]);
+        }
+    }
+    let files = table.write_all(out_dir)?;
+    paths.extend(sources(
+        out_dir,
+        "deltas",
+        "table",
+        &table.caption,
+        &files,
+        &all,
+    )?);
+    paths.sort();
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objective_k_parses_specs() {
+        assert_eq!(objective_k("pass1_rloo"), 1);
+        assert_eq!(objective_k("pkpo_loo_minus_one:k=4"), 4);
+        assert_eq!(objective_k("chen:k=8,n=16"), 8);
+    }
+}
