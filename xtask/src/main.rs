@@ -18,6 +18,9 @@ cargo xtask <command>
                                  experiments/claims.toml into target/passk-check/,
                                  evaluate every claim, then verify the committed results
   ci                             fmt check, clippy -D warnings, tests, check
+  bench                          the criterion benchmarks (verifier throughput, policy
+                                 forward/backward, sampling, matmul GFLOP/s); set
+                                 CANDLE_NUM_THREADS/RAYON_NUM_THREADS to pin threads
   help                           this text
 
 Options: --cuda builds passk with CUDA (`--features cuda`; needs nvcc).
@@ -50,6 +53,10 @@ fn main() -> Result<()> {
         }
         ["check"] => check(&sh, cuda),
         ["ci"] => ci(&sh),
+        ["bench"] => {
+            cmd!(sh, "cargo bench -p passk-tasks -p passk-policy").run()?;
+            Ok(())
+        }
         [] | ["help"] | ["--help"] | ["-h"] => {
             print!("{USAGE}");
             Ok(())
