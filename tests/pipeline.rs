@@ -258,6 +258,33 @@ fn tiny_smoke_runs_reports_and_leaves_only_results() {
     assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
     assert_eq!(files_under(&s.path("results")), before);
     assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::SUCCESS);
+
+    // Tiny claims read the same cells: a change of pass@1 lies in [-1, 1]; a t-interval
+    // over one seed cannot be formed, so a claim on it fails loudly.
+    let claim = |statistic: &str, op: &str, threshold: f64| {
+        format!(
+            "gate = []\n[[claim]]\nname = \"c\"\nexperiment = \"tiny-smoke\"\n\
+             select = {{ \"rl.objective\" = \"pass1_rloo\", \"mixture.cue_reliability\" = 1.0 }}\nstatistic = \"{statistic}\"\n\
+             op = \"{op}\"\nthreshold = {threshold:?}\nwhy = \"test\"\n"
+        )
+    };
+    let check = |text: String| {
+        let path = s.write("experiments/claims.toml", &text);
+        s.passk(&["check", "--claims", path.to_str().unwrap()])
+            .unwrap()
+    };
+    assert_eq!(
+        check(claim("tiny_delta_pass1_mean", "<=", 1.0)),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        check(claim("tiny_delta_pass1_mean", ">", 1.0)),
+        ExitCode::from(1)
+    );
+    assert_eq!(
+        check(claim("tiny_delta_pass1_ci_high", "<", 1.0)),
+        ExitCode::from(1)
+    );
 }
 
 #[test]
@@ -271,6 +298,9 @@ fn tiny_config_errors_name_the_key() {
         s.passk(&["run", exp.to_str().unwrap()]).unwrap_err()
     );
     assert!(msg.contains("bad.toml"), "{msg}");
-    assert!(msg.contains("rl.objective") && msg.contains("k <= n"), "{msg}");
+    assert!(
+        msg.contains("rl.objective") && msg.contains("k <= n"),
+        "{msg}"
+    );
     assert!(files_under(&s.path("results")).is_empty());
 }

@@ -18,7 +18,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ReportError;
+use passk_core::stats::{mean, t_interval};
+
 use crate::load::{load_theory_cells, TheoryCell};
+use crate::tiny::{load_tiny_cells, TinyCell};
 
 /// The statistics a claim may name, with what each measures.
 pub const STATISTICS: &[(&str, &str)] = &[
@@ -31,6 +34,10 @@ pub const STATISTICS: &[(&str, &str)] = &[
     ("min_pass1_delta_j1", "smallest change of J_1 under exact ascent on J_1"),
     ("max_one_step_delta_j1_in_conflict", "largest measured one-step change of J_1 among cells whose first-order prediction is negative"),
     ("max_one_step_relative_error", "largest |measured - first order| / |first order| of the one-step change of J_1"),
+    ("tiny_delta_pass1_mean", "tiny tier: mean over cells (seeds) of final minus warm-start held-out pass@1"),
+    ("tiny_delta_pass1_ci_high", "tiny tier: upper end of the 95% t-interval of that change (< 0: pass@1 fell, beyond the seed spread)"),
+    ("tiny_delta_pass1_ci_low", "tiny tier: lower end of the 95% t-interval of that change (> 0: pass@1 rose, beyond the seed spread)"),
+    ("tiny_delta_passk_ci_low", "tiny tier: lower end of the 95% t-interval of the change of pass@k, k of the objective"),
 ];
 
 /// One claim as written in the claims file.
@@ -133,7 +140,14 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
         passed: false,
         error: Some(error),
     };
-    let cells = match load_theory_cells(&results.join(&claim.experiment)) {
+    let dir = results.join(&claim.experiment);
+    if claim.statistic.starts_with("tiny_") {
+        return match evaluate_tiny(claim, &dir) {
+            Ok(v) => v,
+            Err(e) => failed(e),
+        };
+    }
+    let cells = match load_theory_cells(&dir) {
         Ok(c) => c,
         Err(e) => return failed(e.to_string()),
     };
@@ -160,6 +174,42 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
     }
 }
 
+fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
+    let cells = load_tiny_cells(dir).map_err(|e| e.to_string())?;
+    let selected: Vec<&TinyCell> = cells
+        .iter()
+        .filter(|c| matches(&claim.select, &c.record.config))
+        .collect();
+    if selected.is_empty() {
+        return Err(format!(
+            "no cell of `{}` matches select = {}",
+            claim.experiment, claim.select
+        ));
+    }
+    let per_k = claim.statistic == "tiny_delta_passk_ci_low";
+    let deltas: Vec<f64> = selected
+        .iter()
+        .filter_map(|c| c.delta(if per_k { c.objective_k() } else { 1 }))
+        .collect();
+    if deltas.len() != selected.len() {
+        return Err("a selected cell lacks a warm-start or final evaluation".into());
+    }
+    let interval = t_interval(&deltas, 0.95).map(|i| (i.lo, i.hi));
+    let value = match claim.statistic.as_str() {
+        "tiny_delta_pass1_mean" => mean(&deltas),
+        "tiny_delta_pass1_ci_high" => interval.ok_or("a t-interval needs at least 2 seeds")?.1,
+        _ => interval.ok_or("a t-interval needs at least 2 seeds")?.0,
+    };
+    Ok(Verdict {
+        claim: claim.clone(),
+        measured: Some(value),
+        interval,
+        cells: selected.len(),
+        passed: compare(value, &claim.op, claim.threshold),
+        error: None,
+    })
+}
+
 fn compare(value: f64, op: &str, threshold: f64) -> bool {
     match op {
         "<" => value < threshold,
@@ -172,7 +222,9 @@ fn compare(value: f64, op: &str, threshold: f64) -> bool {
 
 fn matches(select: &toml::Table, config: &Value) -> bool {
     select.iter().all(|(key, wanted)| {
-        let Some(have) = config.get(key) else {
+        // A dotted key (`"rl.objective"`) names a field of a nested table.
+        let pointer = format!("/{}", key.replace('.', "/"));
+        let Some(have) = config.pointer(&pointer) else {
             return false;
         };
         match wanted {
@@ -364,7 +416,10 @@ why = "w"
 
     #[test]
     fn selection_matches_values_and_lists() {
-        let config: Value = serde_json::json!({"separation": 0.5, "k": 4, "tier": "x"});
+        let config: Value =
+            serde_json::json!({"separation": 0.5, "k": 4, "tier": "x", "rl": {"objective": "a"}});
+        let t: toml::Table = toml::from_str("\"rl.objective\" = \"a\"").unwrap();
+        assert!(matches(&t, &config));
         let t: toml::Table = toml::from_str("separation = 0.5\nk = [2, 4]").unwrap();
         assert!(matches(&t, &config));
         let t: toml::Table = toml::from_str("separation = 6.0").unwrap();
