@@ -179,33 +179,71 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
-/// Whether a fused op should add its bias and then apply GELU, or only add the bias.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Act {
-    /// `y + b`.
-    None,
-    /// `gelu_erf(y + b)`, the exact (erf) GELU.
-    Gelu,
-}
-
 /// `1/sqrt(2 pi)`.
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
-fn gelu(z: f32) -> f32 {
-    0.5 * z * (1.0 + candle_core::cpu::erf::erf_f32(z * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-fn gelu_grad(z: f32) -> f32 {
+/// The exact (erf) GELU and its derivative at `z`.
+fn gelu_and_grad(z: f32) -> (f32, f32) {
     let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f32(z * std::f32::consts::FRAC_1_SQRT_2));
-    cdf + z * INV_SQRT_2PI * (-0.5 * z * z).exp()
+    (z * cdf, cdf + z * INV_SQRT_2PI * (-0.5 * z * z).exp())
 }
 
-/// Adds a row bias (`y` `[N, k]`, `b` `[k]`) and optionally applies GELU.
-pub(crate) struct BiasAct(pub(crate) Act);
+/// Column sums of `g` `[N, k]` over fixed row blocks (thread-count invariant).
+fn column_sums(g: &[f32], k: usize) -> Vec<f32> {
+    let n = g.len() / k;
+    let nb = n.div_ceil(BLOCK);
+    let mut parts = vec![0f32; nb * k];
+    let part = Out(parts.as_mut_ptr());
+    par_for(nb, |blocks| {
+        for blk in blocks {
+            // SAFETY: block blk's partials belong to this range only.
+            let p = unsafe { part.part(blk * k, k) };
+            for r in blk * BLOCK..n.min((blk + 1) * BLOCK) {
+                for (o, v) in p.iter_mut().zip(&g[r * k..(r + 1) * k]) {
+                    *o += v;
+                }
+            }
+        }
+    });
+    sum_blocks(&parts, k)
+}
 
-impl CustomOp2 for BiasAct {
+/// `y + b` for `y` `[N, k]` and a row bias `b` `[k]`, plus `r` `[N, k]` when given (a fused
+/// residual connection).
+pub(crate) struct BiasAdd;
+
+impl BiasAdd {
+    fn run(y: &[f32], b: &[f32], r: Option<&[f32]>) -> Vec<f32> {
+        let k = b.len();
+        let mut z = vec![0f32; y.len()];
+        let out = Out(z.as_mut_ptr());
+        par_for(y.len() / k, |rows| {
+            for i in rows {
+                // SAFETY: row i belongs to this range only.
+                let zr = unsafe { out.part(i * k, k) };
+                let yr = &y[i * k..(i + 1) * k];
+                match r {
+                    Some(r) => {
+                        let rr = &r[i * k..(i + 1) * k];
+                        for j in 0..k {
+                            zr[j] = yr[j] + b[j] + rr[j];
+                        }
+                    }
+                    None => {
+                        for j in 0..k {
+                            zr[j] = yr[j] + b[j];
+                        }
+                    }
+                }
+            }
+        });
+        z
+    }
+}
+
+impl CustomOp2 for BiasAdd {
     fn name(&self) -> &'static str {
-        "passk-bias-act"
+        "passk-bias-add"
     }
 
     fn cpu_fwd(
@@ -215,23 +253,7 @@ impl CustomOp2 for BiasAct {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (y, b) = (slice(s1, l1)?, slice(s2, l2)?);
-        let k = b.len();
-        let mut z = vec![0f32; y.len()];
-        let out = Out(z.as_mut_ptr());
-        let act = self.0;
-        par_for(y.len() / k, |rows| {
-            for r in rows {
-                // SAFETY: row r belongs to this range only.
-                let zr = unsafe { out.part(r * k, k) };
-                for ((o, v), c) in zr.iter_mut().zip(&y[r * k..(r + 1) * k]).zip(b) {
-                    *o = match act {
-                        Act::None => v + c,
-                        Act::Gelu => gelu(v + c),
-                    };
-                }
-            }
-        });
+        let z = Self::run(slice(s1, l1)?, slice(s2, l2)?, None);
         Ok((CpuStorage::F32(z), l1.shape().clone()))
     }
 
@@ -243,49 +265,138 @@ impl CustomOp2 for BiasAct {
         dz: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let k = b.elem_count();
-        let bias = b.flatten_all()?.to_vec1::<f32>()?;
-        let act = self.0;
-        let column_sums = |g: &[f32]| {
-            let n = g.len() / k;
-            let nb = n.div_ceil(BLOCK);
-            let mut parts = vec![0f32; nb * k];
-            let part = Out(parts.as_mut_ptr());
-            par_for(nb, |blocks| {
-                for blk in blocks {
-                    // SAFETY: block blk's partials belong to this range only.
-                    let p = unsafe { part.part(blk * k, k) };
-                    for r in blk * BLOCK..n.min((blk + 1) * BLOCK) {
-                        for (o, v) in p.iter_mut().zip(&g[r * k..(r + 1) * k]) {
-                            *o += v;
-                        }
+        let db = with_data(dz, |g| column_sums(g, k))?;
+        Ok((Some(dz.clone()), Some(tensor(db, k, y)?)))
+    }
+}
+
+impl CustomOp3 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "passk-bias-residual-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let r = slice(s3, l3)?;
+        let z = Self::run(slice(s1, l1)?, slice(s2, l2)?, Some(r));
+        Ok((CpuStorage::F32(z), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        y: &Tensor,
+        b: &Tensor,
+        _r: &Tensor,
+        _res: &Tensor,
+        dz: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let k = b.elem_count();
+        let db = with_data(dz, |g| column_sums(g, k))?;
+        Ok((Some(dz.clone()), Some(tensor(db, k, y)?), Some(dz.clone())))
+    }
+}
+
+/// `gelu_erf(y + b)` (the exact GELU) for `y` `[N, k]` and a row bias `b` `[k]`. When built
+/// with [`BiasGelu::for_training`] the forward pass keeps the derivative for the backward.
+pub(crate) struct BiasGelu {
+    grad: Option<std::sync::Mutex<Vec<f32>>>,
+}
+
+impl BiasGelu {
+    /// An op that keeps the derivative (`training`) or not (inference).
+    pub(crate) fn new(training: bool) -> Self {
+        Self {
+            grad: training.then(|| std::sync::Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl CustomOp2 for BiasGelu {
+    fn name(&self) -> &'static str {
+        "passk-bias-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (y, b) = (slice(s1, l1)?, slice(s2, l2)?);
+        let k = b.len();
+        let keep = self.grad.is_some();
+        let mut z = vec![0f32; y.len()];
+        let mut dz = if keep {
+            vec![0f32; y.len()]
+        } else {
+            Vec::new()
+        };
+        let (out, dout) = (Out(z.as_mut_ptr()), Out(dz.as_mut_ptr()));
+        par_for(y.len() / k, |rows| {
+            for i in rows {
+                // SAFETY: row i belongs to this range only.
+                let zr = unsafe { out.part(i * k, k) };
+                let yr = &y[i * k..(i + 1) * k];
+                if keep {
+                    let dr = unsafe { dout.part(i * k, k) };
+                    for j in 0..k {
+                        (zr[j], dr[j]) = gelu_and_grad(yr[j] + b[j]);
+                    }
+                } else {
+                    for j in 0..k {
+                        zr[j] = gelu_and_grad(yr[j] + b[j]).0;
                     }
                 }
-            });
-            sum_blocks(&parts, k)
-        };
-        if act == Act::None {
-            let db = with_data(dz, column_sums)?;
-            return Ok((Some(dz.clone()), Some(tensor(db, k, y)?)));
+            }
+        });
+        if let Some(slot) = &self.grad {
+            *slot.lock().map_err(|_| op_err("poisoned GELU cache"))? = dz;
         }
-        let dy = with_data(y, |y| {
-            with_data(dz, |dz| {
-                let mut dy = vec![0f32; y.len()];
-                let out = Out(dy.as_mut_ptr());
-                par_for(y.len() / k, |rows| {
-                    for r in rows {
-                        // SAFETY: row r belongs to this range only.
-                        let dr = unsafe { out.part(r * k, k) };
-                        let (yr, gr) = (&y[r * k..(r + 1) * k], &dz[r * k..(r + 1) * k]);
-                        for j in 0..k {
-                            dr[j] = gr[j] * gelu_grad(yr[j] + bias[j]);
-                        }
-                    }
-                });
-                dy
-            })
-        })??;
-        let db = column_sums(&dy);
-        Ok((Some(tensor(dy, y.shape(), y)?), Some(tensor(db, k, y)?)))
+        Ok((CpuStorage::F32(z), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        y: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        dz: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let k = b.elem_count();
+        let mut slope = match &self.grad {
+            Some(slot) => std::mem::take(&mut *slot.lock().map_err(|_| op_err("poisoned"))?),
+            None => Vec::new(),
+        };
+        if slope.len() != y.elem_count() {
+            // Not kept by the forward pass: recompute.
+            let bias = b.flatten_all()?.to_vec1::<f32>()?;
+            slope = with_data(y, |y| {
+                y.iter()
+                    .enumerate()
+                    .map(|(i, v)| gelu_and_grad(v + bias[i % k]).1)
+                    .collect()
+            })?;
+        }
+        with_data(dz, |g| {
+            let out = Out(slope.as_mut_ptr());
+            par_for(g.len() / k, |rows| {
+                // SAFETY: rows of this range only.
+                let d = unsafe { out.part(rows.start * k, rows.len() * k) };
+                for (o, v) in d.iter_mut().zip(&g[rows.start * k..rows.end * k]) {
+                    *o *= v;
+                }
+            });
+        })?;
+        let db = column_sums(&slope, k);
+        Ok((Some(tensor(slope, y.shape(), y)?), Some(tensor(db, k, y)?)))
     }
 }
 

@@ -319,16 +319,16 @@ impl Gpt {
         for (i, blk) in w.blocks.iter().enumerate() {
             let h = self.layer_norm(&x, &blk.ln1_w, &blk.ln1_b, &ones)?;
             let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
-            let a = self.attention(blk, &h, (b, t), &ones, mask.as_ref(), layer_cache)?;
-            x = (x + a)?;
+            x = self.attention(blk, &h, &x, (b, t), &ones, mask.as_ref(), layer_cache)?;
             let h = self.layer_norm(&x, &blk.ln2_w, &blk.ln2_b, &ones)?;
             let h = if self.fused {
+                let train = h.track_op() || blk.fc_w.track_op() || blk.fc_b.track_op();
                 h.matmul(&blk.fc_w)?
-                    .apply_op2(&blk.fc_b, fused::BiasAct(fused::Act::Gelu))?
+                    .apply_op2(&blk.fc_b, fused::BiasGelu::new(train))?
             } else {
                 linear(&h, &blk.fc_w, &blk.fc_b, &ones)?.gelu_erf()?
             };
-            x = (x + self.linear(&h, &blk.fc2_w, &blk.fc2_b, &ones)?)?;
+            x = self.residual_linear(&h, &blk.fc2_w, &blk.fc2_b, &x, &ones)?;
         }
         if let Some(c) = cache {
             c.len += t;
@@ -351,18 +351,36 @@ impl Gpt {
     /// [`linear`], with a fused bias add when enabled.
     fn linear(&self, x: &Tensor, w: &Tensor, b: &Tensor, ones: &Tensor) -> Result<Tensor> {
         if self.fused {
-            Ok(x.matmul(w)?
-                .apply_op2(b, fused::BiasAct(fused::Act::None))?)
+            Ok(x.matmul(w)?.apply_op2(b, fused::BiasAdd)?)
         } else {
             linear(x, w, b, ones)
         }
     }
 
-    /// Causal multi-head self-attention of `x` `[B*T, d]`, extending `cache` when given.
+    /// `resid + x @ w + b`, fused when enabled.
+    fn residual_linear(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        resid: &Tensor,
+        ones: &Tensor,
+    ) -> Result<Tensor> {
+        if self.fused {
+            Ok(x.matmul(w)?.apply_op3(b, resid, fused::BiasAdd)?)
+        } else {
+            Ok((resid + linear(x, w, b, ones)?)?)
+        }
+    }
+
+    /// `resid` plus causal multi-head self-attention of `x` `[B*T, d]`, extending `cache` when
+    /// given.
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         blk: &BlockWeights,
         x: &Tensor,
+        resid: &Tensor,
         (b, t): (usize, usize),
         ones: &Tensor,
         mask: Option<&Tensor>,
@@ -379,7 +397,7 @@ impl Gpt {
                 head_dim: hd,
             };
             let y = qkv.apply_op1(op)?;
-            return self.linear(&y, &blk.proj_w, &blk.proj_b, ones);
+            return self.residual_linear(&y, &blk.proj_w, &blk.proj_b, resid, ones);
         }
         let split = |i: usize| -> Result<Tensor> {
             Ok(qkv
@@ -407,7 +425,7 @@ impl Gpt {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b * t, d))?;
-        self.linear(&y, &blk.proj_w, &blk.proj_b, ones)
+        self.residual_linear(&y, &blk.proj_w, &blk.proj_b, resid, ones)
     }
 
     /// Next-token logits `[B, T, V]` for a `[B, T]` u32 token batch (differentiable).
