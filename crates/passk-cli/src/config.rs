@@ -30,6 +30,21 @@ pub struct Experiment {
     pub in_all: bool,
     /// The expanded cells, in matrix order (last key varies fastest, keys sorted by name).
     pub cells: Vec<Cell>,
+    /// Whether `cells` is one shard of the matrix (other processes may own the rest).
+    pub sharded: bool,
+}
+
+impl Experiment {
+    /// The `i`-th (1-based) of `n` contiguous blocks of cells, in matrix order.
+    pub fn shard(&self, i: usize, n: usize) -> Experiment {
+        let len = self.cells.len();
+        let (start, end) = ((i - 1) * len / n, i * len / n);
+        Experiment {
+            cells: self.cells[start..end].to_vec(),
+            sharded: true,
+            ..self.clone()
+        }
+    }
 }
 
 /// One point of an experiment's matrix.
@@ -180,6 +195,7 @@ fn finish(
         description,
         in_all,
         cells,
+        sharded: false,
     })
 }
 
@@ -336,6 +352,18 @@ one_step_eta = 0.01
         let clash = GOOD.replace("seed = [0]", "seed = [0]\n\"inner.y\" = [1]")
             + "\n[params.inner]\ny = 3\n";
         assert!(err(&clash).contains("both in [matrix] and [params]"));
+    }
+
+    #[test]
+    fn shards_partition_the_cells_in_blocks() {
+        let exp = parse(GOOD).unwrap();
+        let all: Vec<_> = exp.cells.iter().map(|c| c.hash.clone()).collect();
+        let mut joined = Vec::new();
+        for i in 1..=3 {
+            joined.extend(exp.shard(i, 3).cells.into_iter().map(|c| c.hash));
+        }
+        assert_eq!(joined, all);
+        assert_eq!(exp.shard(1, 2).cells.len(), 2);
     }
 
     #[test]

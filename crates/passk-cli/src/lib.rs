@@ -25,6 +25,9 @@ USAGE:
       from their checkpoints), then rewrite the manifest.
       --prune deletes cell directories the experiment no longer lists.
       --cache DIR holds reusable SFT warm starts (default target/passk-cache).
+      --shard I/N runs only the I-th of N contiguous blocks of cells, so N processes (say one
+      per core, each with RAYON_NUM_THREADS=1) share a matrix; neighbouring cells, which share
+      warm starts, stay in one block.
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
   passk list <experiment.toml>... [--results DIR]
@@ -55,6 +58,7 @@ struct Args {
     prune: bool,
     cache: PathBuf,
     device: String,
+    shard: Option<(usize, usize)>,
 }
 
 fn parse_args(raw: &[String]) -> Result<Args> {
@@ -67,6 +71,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         prune: false,
         cache: PathBuf::from("target/passk-cache"),
         device: "cpu".into(),
+        shard: None,
     };
     let mut it = raw.iter();
     while let Some(arg) = it.next() {
@@ -81,6 +86,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--claims" => args.claims = value("--claims")?.into(),
             "--cache" => args.cache = value("--cache")?.into(),
             "--device" => args.device = value("--device")?,
+            "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
             "--quiet" => args.quiet = true,
             "--prune" => args.prune = true,
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see `passk --help`"),
@@ -88,6 +94,20 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         }
     }
     Ok(args)
+}
+
+/// Parses `I/N` (1-based shard I of N).
+fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let parsed = text.split_once('/').and_then(|(i, n)| {
+        Some((
+            i.trim().parse::<usize>().ok()?,
+            n.trim().parse::<usize>().ok()?,
+        ))
+    });
+    match parsed {
+        Some((i, n)) if n >= 1 && (1..=n).contains(&i) => Ok((i, n)),
+        _ => bail!("--shard {text:?}: expected I/N with 1 <= I <= N, e.g. --shard 1/2"),
+    }
 }
 
 /// Runs the command line `raw` (without the program name); errors are usage or input errors.
@@ -184,6 +204,10 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             cache_dir: args.cache.clone(),
             device: args.device.clone(),
             quiet: args.quiet,
+        };
+        let exp = &match args.shard {
+            Some((i, n)) => exp.shard(i, n),
+            None => exp.clone(),
         };
         let stats = run::run_experiment(exp, &args.results, &ctx)?;
         ran += stats.ran;

@@ -45,7 +45,10 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     let exp_dir = results.join(&exp.name);
     std::fs::create_dir_all(&exp_dir)
         .with_context(|| format!("cannot create {}", exp_dir.display()))?;
-    remove_stale_temporaries(exp, &exp_dir)?;
+    if !exp.sharded {
+        // Another shard's process may own temporaries of cells not in this shard.
+        remove_stale_temporaries(exp, &exp_dir)?;
+    }
     let todo: Vec<_> = exp
         .cells
         .iter()
