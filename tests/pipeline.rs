@@ -304,3 +304,64 @@ fn tiny_config_errors_name_the_key() {
     );
     assert!(files_under(&s.path("results")).is_empty());
 }
+
+#[test]
+fn committed_theory_results_match_the_experiment_file() {
+    // A cell's directory is named by the hash of its config: if hashing or the experiment file
+    // changed without a rerun, the committed results would silently stop being used.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let exp = passk_cli::config::load_experiment(&root.join("experiments/theory.toml")).unwrap();
+    for cell in &exp.cells {
+        let dir = root.join("results/theory").join(&cell.hash);
+        assert!(
+            dir.join("cell.json").is_file(),
+            "no committed cell {}",
+            dir.display()
+        );
+    }
+    let committed = std::fs::read_dir(root.join("results/theory"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        committed,
+        exp.cells.len(),
+        "results/theory holds cells the file no longer lists"
+    );
+}
+
+#[test]
+fn tiny_mixture_defaults_must_be_explicit() {
+    let s = Scratch::new();
+    let text = repo_experiment("tiny-smoke.toml").replace("reversed_share = 0.1\n", "");
+    let exp = s.write("experiments/implicit.toml", &text);
+    let msg = format!(
+        "{:#}",
+        s.passk(&["run", exp.to_str().unwrap()]).unwrap_err()
+    );
+    assert!(msg.contains("mixture.reversed_share"), "{msg}");
+}
+
+#[test]
+fn shards_together_run_every_cell_once() {
+    let s = Scratch::new();
+    let exp = s.write("experiments/theory.toml", SMALL_THEORY);
+    let exp = exp.to_str().unwrap();
+    for shard in ["1/3", "2/3", "3/3"] {
+        assert_eq!(
+            s.passk(&["run", exp, "--shard", shard]).unwrap(),
+            ExitCode::SUCCESS
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(s.path("results/theory")).unwrap().count(),
+        4
+    );
+    assert!(s.passk(&["run", exp, "--shard", "4/3"]).is_err());
+    assert_eq!(
+        s.passk(&["verify"]).unwrap(),
+        ExitCode::from(1),
+        "figures not yet rendered"
+    );
+    s.passk(&["report"]).unwrap();
+    assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::SUCCESS);
+}

@@ -105,7 +105,8 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
     if files.is_empty() {
         bail!("no experiment files found in experiments/");
     }
-    cmd!(sh, "{passk} run {files...}").run()?;
+    let device: &[&str] = if cuda { &["--device", "cuda"] } else { &[] };
+    cmd!(sh, "{passk} run {files...} {device...}").run()?;
     cmd!(sh, "{passk} report").run()?;
     cmd!(sh, "{passk} manifest").run()?;
     println!(
@@ -134,9 +135,52 @@ fn check(sh: &Shell, cuda: bool) -> Result<()> {
     cmd!(sh, "{passk} run {gate...} --results {scratch} --quiet").run()?;
     let claims = cmd!(sh, "{passk} check --results {scratch}").run();
     let verified = cmd!(sh, "{passk} verify").run();
+    let stale = stale_committed_cells(&scratch, &project_root().join("results"))?;
     claims.context("a claim failed (table above)")?;
     verified.context("committed results or figures do not verify (messages above)")?;
+    if !stale.is_empty() {
+        for file in &stale {
+            eprintln!("check: {file} differs from the gate's fresh recomputation");
+        }
+        bail!(
+            "the committed results are stale: the code now computes other numbers for {} file(s); \
+             delete the affected cells and run `cargo xtask reproduce all`",
+            stale.len()
+        );
+    }
+    println!("check: the gate's fresh cells are byte-identical to the committed ones");
     Ok(())
+}
+
+/// Files of freshly computed gate cells that differ from a committed cell of the same hash.
+/// (A cell's hash names its configuration, not the code; this is what ties the two.)
+fn stale_committed_cells(fresh: &Path, committed: &Path) -> Result<Vec<String>> {
+    let mut stale = Vec::new();
+    let mut stack = vec![fresh.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name == "MANIFEST" || name == "ENVIRONMENT.json" {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(fresh)?;
+            let twin = committed.join(rel);
+            // Only cells committed under the same hash are comparable.
+            if twin.parent().is_some_and(|p| p.is_dir())
+                && std::fs::read(&twin).ok() != Some(std::fs::read(&path)?)
+            {
+                stale.push(format!("results/{}", rel.display()));
+            }
+        }
+    }
+    stale.sort();
+    Ok(stale)
 }
 
 fn ci(sh: &Shell) -> Result<()> {

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::write::write_json;
 
 /// Records versions, CPU features, thread settings and device beside the manifest.
-pub fn write(results: &Path) -> Result<()> {
+pub fn write(results: &Path, device: &str) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
     let env_var = |k: &str| std::env::var(k).ok();
     let record = json!({
@@ -19,7 +19,7 @@ pub fn write(results: &Path) -> Result<()> {
         "available_parallelism": threads,
         "RAYON_NUM_THREADS": env_var("RAYON_NUM_THREADS"),
         "CANDLE_NUM_THREADS": env_var("CANDLE_NUM_THREADS"),
-        "device": "cpu",
+        "device": device,
         "debug_build": cfg!(debug_assertions),
     });
     write_json(&results.join("ENVIRONMENT.json"), &record)

@@ -21,13 +21,15 @@ passk: the pass@k interference suite's compute binary
 
 USAGE:
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
+            [--shard I/N]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
       from their checkpoints), then rewrite the manifest.
       --prune deletes cell directories the experiment no longer lists.
       --cache DIR holds reusable SFT warm starts (default target/passk-cache).
-      --shard I/N runs only the I-th of N contiguous blocks of cells, so N processes (say one
-      per core, each with RAYON_NUM_THREADS=1) share a matrix; neighbouring cells, which share
-      warm starts, stay in one block.
+      --shard I/N runs only the I-th of N contiguous blocks of cells in matrix order (keys
+      sorted, the last varying fastest), so N processes (say one per core, each with
+      RAYON_NUM_THREADS=1) share a matrix. Cells that share a warm start should be neighbours
+      or two shards may train it at once. Run `passk manifest` after the last shard ends.
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
   passk list <experiment.toml>... [--results DIR]
@@ -217,7 +219,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         );
     }
     if ran > 0 {
-        environment::write(&args.results)?;
+        environment::write(&args.results, &args.device)?;
     }
     passk_report::manifest::write_manifest(&args.results)
         .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;

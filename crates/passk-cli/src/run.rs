@@ -3,8 +3,8 @@
 //! A cell runs in `results/<experiment>/.tmp-<hash>/` and is renamed to
 //! `results/<experiment>/<hash>/` only when every file is written, so a directory named by a
 //! hash is always complete. A killed run leaves only the hidden temporary: the next run hands it
-//! back to the tier, which resumes from any checkpoint inside it (a tier without checkpoints just
-//! overwrites it); temporaries of cells the experiment no longer lists are removed.
+//! back to the tier, which resumes from any checkpoint inside it (the temporary of a tier without
+//! checkpoints is emptied first); temporaries of cells the experiment no longer lists are removed.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -86,7 +86,13 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     for cell in todo {
         let started = Instant::now();
         let tmp = exp_dir.join(format!(".tmp-{}", cell.hash));
-        std::fs::create_dir_all(&tmp)?;
+        if tmp.exists() && !crate::tiers::resumes(&exp.tier) {
+            // Nothing to resume: start clean so no stale file is renamed into the cell.
+            std::fs::remove_dir_all(&tmp)
+                .with_context(|| format!("cannot clear {}", tmp.display()))?;
+        }
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
         let record = CellRecord {
             schema: SCHEMA_VERSION,
             experiment: exp.name.clone(),

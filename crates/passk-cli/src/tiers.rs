@@ -26,6 +26,11 @@ impl Default for RunContext {
     }
 }
 
+/// Whether `tier` resumes an interrupted cell from checkpoints in its temporary directory.
+pub fn resumes(tier: &str) -> bool {
+    tier == "tiny"
+}
+
 /// Checks that `config` is a complete, valid cell configuration for `tier`.
 pub fn validate(tier: &str, config: &Map<String, Value>) -> Result<()> {
     match tier {

@@ -15,6 +15,15 @@ use crate::tiers::RunContext;
 
 /// Parses and validates a tiny cell's config (every field required; see `TinyCellConfig`).
 pub fn spec(config: &Map<String, Value>) -> Result<TinyCellConfig> {
+    // The mixture type has serde defaults; a cell's hash must name every value it ran with.
+    for key in ["cue_reliability", "reversed_share", "splits"] {
+        if config.get("mixture").and_then(|m| m.get(key)).is_none() {
+            anyhow::bail!(
+                "key `mixture.{key}` is missing; give it explicitly (in [params.mixture] or as a \
+                 matrix key \"mixture.{key}\") so the cell's hash names it"
+            );
+        }
+    }
     let cfg: TinyCellConfig =
         serde_json::from_value(Value::Object(config.clone())).map_err(|e| {
             anyhow::anyhow!(

@@ -161,7 +161,15 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
             claim.experiment, claim.select
         ));
     }
-    match theory_statistic(&claim.statistic, &selected) {
+    match theory_statistic(&claim.statistic, &selected).and_then(|v| {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!(
+                "the statistic is {v}: a selected cell holds a non-finite value"
+            ))
+        }
+    }) {
         Ok(value) => Verdict {
             claim: claim.clone(),
             measured: Some(value),
@@ -186,13 +194,24 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
             claim.experiment, claim.select
         ));
     }
+    let first = selected[0];
+    if let Some(other) = selected
+        .iter()
+        .find(|c| c.q != first.q || c.objective != first.objective)
+    {
+        return Err(format!(
+            "the selection mixes q = {} / {} with q = {} / {}; select one q and one objective so the \
+             interval is over seeds",
+            first.q, first.objective, other.q, other.objective
+        ));
+    }
     let per_k = claim.statistic == "tiny_delta_passk_ci_low";
     let deltas: Vec<f64> = selected
         .iter()
         .filter_map(|c| c.delta(if per_k { c.objective_k() } else { 1 }))
         .collect();
-    if deltas.len() != selected.len() {
-        return Err("a selected cell lacks a warm-start or final evaluation".into());
+    if deltas.len() != selected.len() || deltas.iter().any(|d| !d.is_finite()) {
+        return Err("a selected cell lacks a finite warm-start or final evaluation".into());
     }
     let interval = t_interval(&deltas, 0.95).map(|i| (i.lo, i.hi));
     let value = match claim.statistic.as_str() {
@@ -245,8 +264,25 @@ fn same(wanted: &toml::Value, have: &Value) -> bool {
 }
 
 fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64, String> {
-    let max = |it: &mut dyn Iterator<Item = f64>| it.fold(f64::NEG_INFINITY, f64::max);
-    let min = |it: &mut dyn Iterator<Item = f64>| it.fold(f64::INFINITY, f64::min);
+    // NaN-propagating: f64::max/min would skip a NaN and let a broken cell pass.
+    let max = |it: &mut dyn Iterator<Item = f64>| {
+        it.fold(f64::NEG_INFINITY, |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        })
+    };
+    let min = |it: &mut dyn Iterator<Item = f64>| {
+        it.fold(f64::INFINITY, |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.min(b)
+            }
+        })
+    };
     let fraction = |hits: usize, of: usize| {
         if of == 0 {
             Err("no cell qualifies for this statistic".to_string())

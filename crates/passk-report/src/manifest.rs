@@ -2,7 +2,8 @@
 //!
 //! Format: one line per file, `<sha256 hex>  <size in bytes>  <path relative to results/>`,
 //! sorted by path, `/` as separator. Hidden files and directories (names starting with `.`)
-//! are in-progress temporaries and are neither listed nor allowed to survive a verify.
+//! are in-progress temporaries (an interrupted cell's checkpoints): they are neither listed nor
+//! checked.
 
 use std::collections::BTreeMap;
 use std::fmt;

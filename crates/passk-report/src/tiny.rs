@@ -283,6 +283,15 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
                 .iter()
                 .filter_map(|c| c.pass_at(0, "all", 1))
                 .collect();
+            if d1.len() != group.len() || dk.len() != group.len() {
+                return Err(ReportError::invalid(
+                    out_dir,
+                    format!(
+                        "a cell of q = {q}, {objective} lacks the warm-start or final evaluation of \
+                         pass@1 or pass@{k}; rerun it"
+                    ),
+                ));
+            }
             table.rows.push(vec![
                 format!("{q}"),
                 objective.clone(),
@@ -317,6 +326,6 @@ mod tests {
     fn objective_k_parses_specs() {
         assert_eq!(objective_k("pass1_rloo"), 1);
         assert_eq!(objective_k("pkpo_loo_minus_one:k=4"), 4);
-        assert_eq!(objective_k("chen:k=8,n=16"), 8);
+        assert_eq!(objective_k("chen:k=8"), 8);
     }
 }
