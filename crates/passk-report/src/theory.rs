@@ -63,7 +63,20 @@ fn write_sources(
     files: &[PathBuf],
     cells: &[&Keyed<'_>],
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let hashes: BTreeSet<String> = cells.iter().map(|c| c.cell.hash().to_string()).collect();
+    let hashes = cells.iter().map(|c| c.cell.hash().to_string()).collect();
+    write_sidecar(out_dir, name, kind, caption, files, hashes)
+}
+
+/// Writes `<name>.sources.json` for outputs `files` made from the cells `hashes`; returns
+/// `files` plus the sidecar.
+pub(crate) fn write_sidecar(
+    out_dir: &Path,
+    name: &str,
+    kind: &str,
+    caption: &str,
+    files: &[PathBuf],
+    hashes: BTreeSet<String>,
+) -> Result<Vec<PathBuf>, ReportError> {
     let sources = Sources {
         name: name.to_string(),
         kind: kind.to_string(),

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use passk_core::stats::{mean, t_interval};
 
 use crate::error::ReportError;
-use crate::load::{read_csv, read_json, write_json_atomic, CELL_FILE};
+use crate::load::{read_csv, read_json, CELL_FILE};
 use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
 use crate::schema::{tiny_files, CellRecord, TinyEvalRow};
 use crate::tables::{fmt_f, Table};
-use crate::theory::Sources;
+use crate::theory::write_sidecar;
 
 /// One tiny-tier cell as read from `results/<experiment>/<hash>/`.
 #[derive(Debug, Clone)]
@@ -134,22 +134,8 @@ fn sources(
     files: &[PathBuf],
     cells: &[&TinyCell],
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let hashes: BTreeSet<String> = cells.iter().map(|c| c.record.hash.clone()).collect();
-    let record = Sources {
-        name: name.into(),
-        kind: kind.into(),
-        caption: caption.into(),
-        files: files
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect(),
-        cells: hashes.into_iter().collect(),
-    };
-    let path = out_dir.join(format!("{name}.sources.json"));
-    write_json_atomic(&path, &record)?;
-    let mut all = files.to_vec();
-    all.push(path);
-    Ok(all)
+    let hashes = cells.iter().map(|c| c.record.hash.clone()).collect();
+    write_sidecar(out_dir, name, kind, caption, files, hashes)
 }
 
 /// Renders the tiny-tier figures and tables of `cells` into `out_dir`; returns the paths, sorted.
