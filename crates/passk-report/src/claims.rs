@@ -373,7 +373,7 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
             v.interval.map_or("-".into(), |(lo, hi)| {
                 format!("[{}, {}]", number(lo), number(hi))
             }),
-            format!("{} {}", v.claim.op, v.claim.threshold),
+            format!("{} {}", v.claim.op, number(v.claim.threshold)),
             v.cells.to_string(),
             if v.passed {
                 "PASS".into()

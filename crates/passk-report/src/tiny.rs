@@ -159,7 +159,7 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
             "RL step",
             "pass@1 (all prompts)",
         );
-        chart.legend = Legend::LowerLeft;
+        chart.legend = Legend::Outside;
         for (color, objective) in objectives.iter().enumerate() {
             let group: Vec<&TinyCell> = cells
                 .iter()
@@ -183,7 +183,7 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
     }
     let figure = Figure {
         stem: "pass1_over_training".into(),
-        width: 520 * qs.len().max(1) as u32,
+        width: 820 * qs.len().max(1) as u32,
         height: 480,
         panels,
     };
