@@ -365,3 +365,13 @@ fn shards_together_run_every_cell_once() {
     s.passk(&["report"]).unwrap();
     assert_eq!(s.passk(&["verify"]).unwrap(), ExitCode::SUCCESS);
 }
+
+#[test]
+fn stray_file_arguments_are_rejected_not_ignored() {
+    let s = Scratch::new();
+    let msg = format!(
+        "{:#}",
+        s.passk(&["check", "experiments/claims.toml"]).unwrap_err()
+    );
+    assert!(msg.contains("--claims"), "{msg}");
+}

@@ -123,6 +123,14 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let args = parse_args(&raw[1..])?;
+    let takes_files = matches!(command.as_str(), "run" | "list" | "experiments");
+    if !takes_files && !args.positional.is_empty() {
+        bail!(
+            "`passk {command}` takes no file arguments (got {:?}); use the options shown by \
+             `passk --help`, e.g. --claims FILE or --results DIR",
+            args.positional
+        );
+    }
     match command.as_str() {
         "run" => cmd_run(&args),
         "list" => cmd_list(&args),
