@@ -21,6 +21,17 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// Every file under `dir` with its bytes, sorted by relative path.
+fn contents_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(dir.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
 #[test]
 fn run_is_cached_verified_and_detects_one_changed_byte() {
     let s = Scratch::new();
@@ -83,27 +94,11 @@ fn figures_are_a_pure_function_of_results() {
     let exp = s.write("experiments/theory.toml", SMALL_THEORY);
     s.passk(&["run", exp.to_str().unwrap()]).unwrap();
     s.passk(&["report"]).unwrap();
-    let first: Vec<(String, Vec<u8>)> = files_under(&s.path("figures"))
-        .into_iter()
-        .map(|f| {
-            (
-                f.clone(),
-                std::fs::read(s.path("figures").join(&f)).unwrap(),
-            )
-        })
-        .collect();
+    let first = contents_under(&s.path("figures"));
     assert!(first.iter().any(|(f, _)| f.ends_with(".png")));
     assert!(first.iter().any(|(f, _)| f.ends_with(".svg")));
     s.passk(&["report"]).unwrap();
-    let second: Vec<(String, Vec<u8>)> = files_under(&s.path("figures"))
-        .into_iter()
-        .map(|f| {
-            (
-                f.clone(),
-                std::fs::read(s.path("figures").join(&f)).unwrap(),
-            )
-        })
-        .collect();
+    let second = contents_under(&s.path("figures"));
     assert_eq!(first, second);
     // A hand-made file in figures/ is reported by verify.
     s.write("figures/theory/extra.txt", "x");
