@@ -22,6 +22,7 @@ mod error;
 mod eval;
 mod files;
 mod optim;
+mod probe;
 mod progress;
 mod rl;
 mod sft;
@@ -35,6 +36,13 @@ pub use config::{EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig}
 pub use error::{Result, TrainError};
 pub use eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, ALL_FAMILIES};
 pub use optim::{Optimizer, ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, ADAMW_WEIGHT_DECAY};
+pub use probe::{
+    probe, probe_block_label, probe_dir, probe_gram_rows, probe_groups, probe_prompt_rows,
+    probe_rollouts, read_probe, streams as probe_streams, write_probe, ProbeConfig, ProbeFiles,
+    ProbeGramRow, ProbeMode, ProbePromptRow, ProbePromptStat, ProbeResult, ProbeSet,
+    ProbeSummaryRow, PROBE_BLOCK_GLOBAL, PROBE_BLOCK_TRIMMED, PROBE_CI_LEVEL, PROBE_GRAM_FILE,
+    PROBE_PROMPTS_FILE, PROBE_SUMMARY_FILE,
+};
 pub use progress::{Phase, Progress};
 pub use rl::{apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow};
 pub use sft::{
