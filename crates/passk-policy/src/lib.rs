@@ -21,6 +21,7 @@ mod error;
 mod fused;
 mod grad;
 mod io;
+pub mod lm;
 mod model;
 mod rng;
 mod sample;

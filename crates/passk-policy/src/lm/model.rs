@@ -1,0 +1,631 @@
+//! The differentiable Llama/Qwen2 decoder: parameters, trainable subsets and the forward pass.
+//!
+//! Built only from ops that have a backward pass in candle 0.11: RMSNorm from `sqr`/`mean`/
+//! `sqrt`, RoPE through `rope_slow` (rotate-half, Hugging Face layout), a softmax from `exp`
+//! and sums, grouped-query attention by reshaping the queries onto the key/value heads (no
+//! copy of the keys), and a SiLU-gated MLP.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand_distr::{Distribution, StandardNormal};
+
+use super::config::LmConfig;
+use crate::error::{PolicyError, Result};
+use crate::fused;
+use crate::model::SequenceBatch;
+use crate::rng::{hash_str, seeded};
+
+/// Which parameters receive gradients; the others are used as constants (detached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trainable {
+    /// Every parameter.
+    All,
+    /// The last `blocks` decoder blocks and the final norm (plus an untied `lm_head`); the
+    /// token embedding (and so a tied head) only when `embeddings` is true.
+    LastBlocks {
+        /// How many of the last blocks train (clamped to the number of blocks).
+        blocks: usize,
+        /// Whether the token embedding trains too.
+        embeddings: bool,
+    },
+}
+
+/// The tensors of one decoder block, in Hugging Face layout (`[out, in]` linear weights).
+pub(crate) struct BlockW {
+    in_norm: Tensor,
+    q_w: Tensor,
+    k_w: Tensor,
+    v_w: Tensor,
+    qkv_b: Option<(Tensor, Tensor, Tensor)>,
+    o_w: Tensor,
+    post_norm: Tensor,
+    gate_w: Tensor,
+    up_w: Tensor,
+    down_w: Tensor,
+}
+
+/// The tensors of the whole model for one forward pass.
+pub(crate) struct LmWeights {
+    embed: Tensor,
+    blocks: Vec<BlockW>,
+    norm: Tensor,
+    /// `[V, d]`: the embedding when tied.
+    head: Tensor,
+}
+
+/// Post-RoPE keys and values of every layer for the positions seen so far.
+pub struct LmCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+    batch: Option<usize>,
+}
+
+impl LmCache {
+    /// An empty cache for `model`.
+    pub fn new(model: &CausalLm) -> Self {
+        Self {
+            layers: (0..model.cfg.num_hidden_layers).map(|_| None).collect(),
+            len: 0,
+            batch: None,
+        }
+    }
+
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A Llama/Qwen2-family causal language model whose weights are candle `Var`s.
+pub struct CausalLm {
+    cfg: LmConfig,
+    device: Device,
+    vars: BTreeMap<String, Var>,
+    trainable: BTreeSet<String>,
+}
+
+/// The Hugging Face names and shapes of every parameter of a model of shape `cfg`.
+pub fn param_shapes(cfg: &LmConfig) -> Vec<(String, Vec<usize>)> {
+    let (d, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let (q, kv) = (
+        cfg.num_attention_heads * cfg.head_dim(),
+        cfg.kv_heads() * cfg.head_dim(),
+    );
+    let mut out = vec![
+        ("model.embed_tokens.weight".to_string(), vec![v, d]),
+        ("model.norm.weight".to_string(), vec![d]),
+    ];
+    if !cfg.tie_word_embeddings {
+        out.push(("lm_head.weight".to_string(), vec![v, d]));
+    }
+    for i in 0..cfg.num_hidden_layers {
+        let p = |s: &str| format!("model.layers.{i}.{s}");
+        out.extend([
+            (p("input_layernorm.weight"), vec![d]),
+            (p("post_attention_layernorm.weight"), vec![d]),
+            (p("self_attn.q_proj.weight"), vec![q, d]),
+            (p("self_attn.k_proj.weight"), vec![kv, d]),
+            (p("self_attn.v_proj.weight"), vec![kv, d]),
+            (p("self_attn.o_proj.weight"), vec![d, q]),
+            (p("mlp.gate_proj.weight"), vec![f, d]),
+            (p("mlp.up_proj.weight"), vec![f, d]),
+            (p("mlp.down_proj.weight"), vec![d, f]),
+        ]);
+        if cfg.qkv_bias() {
+            out.extend([
+                (p("self_attn.q_proj.bias"), vec![q]),
+                (p("self_attn.k_proj.bias"), vec![kv]),
+                (p("self_attn.v_proj.bias"), vec![kv]),
+            ]);
+        }
+    }
+    out.sort();
+    out
+}
+
+impl CausalLm {
+    /// A model of shape `cfg` with seeded random weights: matrices N(0, 0.02), biases
+    /// N(0, 0.02), norm gains 1 + N(0, 0.1) (not exactly 1, so tests see every gradient term).
+    /// Each parameter draws from its own stream keyed by `seed` and its name.
+    pub fn random(cfg: LmConfig, seed: u64, device: &Device) -> Result<Self> {
+        cfg.validate()?;
+        let mut tensors = HashMap::new();
+        for (name, shape) in param_shapes(&cfg) {
+            let n: usize = shape.iter().product();
+            let mut rng = seeded(seed, &[hash_str(&name)]);
+            let norm = name.ends_with("norm.weight");
+            let data: Vec<f32> = (0..n)
+                .map(|_| {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    if norm {
+                        (1.0 + 0.1 * z) as f32
+                    } else {
+                        (0.02 * z) as f32
+                    }
+                })
+                .collect();
+            tensors.insert(name, Tensor::from_vec(data, shape, device)?);
+        }
+        Self::from_tensors(cfg, tensors, device)
+    }
+
+    /// A model of shape `cfg` from named tensors in Hugging Face layout (any float dtype; kept
+    /// as f32 on `device`). With tied embeddings a stored `lm_head.weight` is ignored. Every
+    /// parameter trains ([`Trainable::All`]).
+    pub fn from_tensors(
+        cfg: LmConfig,
+        mut tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if cfg.tie_word_embeddings {
+            tensors.remove("lm_head.weight");
+        }
+        let mut vars = BTreeMap::new();
+        let mut missing = Vec::new();
+        for (name, shape) in param_shapes(&cfg) {
+            let Some(t) = tensors.remove(&name) else {
+                missing.push(name);
+                continue;
+            };
+            if t.dims() != shape.as_slice() {
+                return Err(PolicyError::Config(format!(
+                    "tensor {name} has shape {:?} but the config implies {shape:?}; check that \
+                     config.json belongs to these weights",
+                    t.dims()
+                )));
+            }
+            let t = t.to_dtype(DType::F32)?.to_device(device)?;
+            vars.insert(name, Var::from_tensor(&t)?);
+        }
+        if !missing.is_empty() {
+            return Err(PolicyError::Config(format!(
+                "weights are missing {} tensors (first: {}); check the checkpoint and \
+                 tie_word_embeddings / attention_bias in config.json",
+                missing.len(),
+                missing[0]
+            )));
+        }
+        // Rotary inverse-frequency buffers and similar non-parameters are tolerated.
+        let mut extra: Vec<_> = tensors
+            .into_keys()
+            .filter(|k| !k.contains("rotary_emb"))
+            .collect();
+        if !extra.is_empty() {
+            extra.sort();
+            return Err(PolicyError::Config(format!(
+                "weights have {} tensors the model does not use (first: {}); is this a \
+                 llama/qwen2 checkpoint?",
+                extra.len(),
+                extra[0]
+            )));
+        }
+        let trainable = vars.keys().cloned().collect();
+        Ok(Self {
+            cfg,
+            device: device.clone(),
+            vars,
+            trainable,
+        })
+    }
+
+    /// Chooses which parameters receive gradients (see [`Trainable`]).
+    pub fn set_trainable(&mut self, which: Trainable) {
+        let n = self.cfg.num_hidden_layers;
+        self.trainable = self
+            .vars
+            .keys()
+            .filter(|name| match which {
+                Trainable::All => true,
+                Trainable::LastBlocks { blocks, embeddings } => {
+                    if let Some(rest) = name.strip_prefix("model.layers.") {
+                        let i: usize = rest
+                            .split('.')
+                            .next()
+                            .and_then(|s| s.parse().ok())
+                            .expect("block names carry an index");
+                        i + blocks.min(n) >= n
+                    } else if name.as_str() == "model.embed_tokens.weight" {
+                        embeddings
+                    } else {
+                        true
+                    }
+                }
+            })
+            .cloned()
+            .collect();
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &LmConfig {
+        &self.cfg
+    }
+
+    /// The device holding the weights.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The trainable parameters with their names, sorted by name (give these to an optimiser).
+    pub fn params(&self) -> Vec<(String, Var)> {
+        self.vars
+            .iter()
+            .filter(|(k, _)| self.trainable.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Every weight (trainable or not) with its name, sorted by name.
+    pub fn all_params(&self) -> Vec<(String, Var)> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The trainable parameters as plain `Var`s, sorted by name.
+    pub fn vars(&self) -> Vec<Var> {
+        self.params().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// One weight by its Hugging Face name, if it exists.
+    pub fn var(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name)
+    }
+
+    /// Number of scalar weights.
+    pub fn num_params(&self) -> usize {
+        self.vars.values().map(|v| v.elem_count()).sum()
+    }
+
+    /// Number of trainable scalar weights.
+    pub fn num_trainable(&self) -> usize {
+        self.params().iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// The model's tensors; frozen ones (or all, with `detach_all`) are detached views that
+    /// share storage with the `Var`s but build no graph.
+    pub(crate) fn weights(&self, detach_all: bool) -> LmWeights {
+        let t = |n: &str| {
+            let v = self.vars[n].as_tensor();
+            if detach_all || !self.trainable.contains(n) {
+                v.detach()
+            } else {
+                v.clone()
+            }
+        };
+        let embed = t("model.embed_tokens.weight");
+        let head = if self.cfg.tie_word_embeddings {
+            embed.clone()
+        } else {
+            t("lm_head.weight")
+        };
+        let blocks = (0..self.cfg.num_hidden_layers)
+            .map(|i| {
+                let b = |s: &str| t(&format!("model.layers.{i}.{s}"));
+                BlockW {
+                    in_norm: b("input_layernorm.weight"),
+                    q_w: b("self_attn.q_proj.weight"),
+                    k_w: b("self_attn.k_proj.weight"),
+                    v_w: b("self_attn.v_proj.weight"),
+                    qkv_b: self.cfg.qkv_bias().then(|| {
+                        (
+                            b("self_attn.q_proj.bias"),
+                            b("self_attn.k_proj.bias"),
+                            b("self_attn.v_proj.bias"),
+                        )
+                    }),
+                    o_w: b("self_attn.o_proj.weight"),
+                    post_norm: b("post_attention_layernorm.weight"),
+                    gate_w: b("mlp.gate_proj.weight"),
+                    up_w: b("mlp.up_proj.weight"),
+                    down_w: b("mlp.down_proj.weight"),
+                }
+            })
+            .collect();
+        LmWeights {
+            embed,
+            blocks,
+            norm: t("model.norm.weight"),
+            head,
+        }
+    }
+
+    /// Checks a `[B, T]` u32 token tensor placed after `offset` cached positions.
+    fn check_tokens(&self, tokens: &Tensor, offset: usize) -> Result<(usize, usize)> {
+        if tokens.dtype() != DType::U32 {
+            return Err(PolicyError::Input(format!(
+                "tokens must be u32, got {:?}",
+                tokens.dtype()
+            )));
+        }
+        let (b, t) = tokens.dims2().map_err(|_| {
+            PolicyError::Input(format!(
+                "tokens must have shape [batch, time], got {:?}",
+                tokens.dims()
+            ))
+        })?;
+        if b == 0 || t == 0 {
+            return Err(PolicyError::Input("empty token batch".to_string()));
+        }
+        if offset + t > self.cfg.max_position_embeddings {
+            return Err(PolicyError::Input(format!(
+                "sequence of {} positions exceeds max_position_embeddings {}; shorten it",
+                offset + t,
+                self.cfg.max_position_embeddings
+            )));
+        }
+        let max = tokens.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        if max as usize >= self.cfg.vocab_size {
+            return Err(PolicyError::Input(format!(
+                "token id {max} is outside the vocabulary of {}",
+                self.cfg.vocab_size
+            )));
+        }
+        Ok((b, t))
+    }
+
+    /// RoPE tables `[t, head_dim / 2]` (cos, sin) for positions `offset..offset + t`, computed
+    /// in f32 exactly as Hugging Face / candle-transformers do.
+    fn rope_tables(&self, offset: usize, t: usize) -> Result<(Tensor, Tensor)> {
+        let hd = self.cfg.head_dim();
+        let theta = self.cfg.rope_theta as f32;
+        let inv: Vec<f32> = (0..hd)
+            .step_by(2)
+            .map(|i| 1f32 / theta.powf(i as f32 / hd as f32))
+            .collect();
+        let angles: Vec<f32> = (offset..offset + t)
+            .flat_map(|p| inv.iter().map(move |f| p as f32 * f))
+            .collect();
+        let a = Tensor::from_vec(angles, (t, hd / 2), &self.device)?;
+        Ok((a.cos()?, a.sin()?))
+    }
+
+    /// Final-norm hidden states `[B, T, d]` for `tokens` after the cached positions.
+    pub(crate) fn hidden(
+        &self,
+        w: &LmWeights,
+        tokens: &Tensor,
+        mut cache: Option<&mut LmCache>,
+    ) -> Result<Tensor> {
+        let offset = cache.as_ref().map_or(0, |c| c.len);
+        let (b, t) = self.check_tokens(tokens, offset)?;
+        if let Some(c) = cache.as_ref() {
+            if c.layers.len() != self.cfg.num_hidden_layers {
+                return Err(PolicyError::Input(
+                    "cache was made for a model with a different number of layers".to_string(),
+                ));
+            }
+            if c.batch.is_some_and(|cb| cb != b) {
+                return Err(PolicyError::Input(format!(
+                    "cache holds {} rows but {b} were given",
+                    c.batch.unwrap_or(0)
+                )));
+            }
+        }
+        let n = b * t;
+        let eps = self.cfg.rms_norm_eps;
+        let ones = Tensor::ones((n, 1), DType::F32, &self.device)?;
+        let (cos, sin) = self.rope_tables(offset, t)?;
+        let mask = causal_mask(t, offset, &self.device)?;
+        let mut x = w.embed.index_select(&tokens.flatten_all()?, 0)?;
+        for (i, blk) in w.blocks.iter().enumerate() {
+            let h = rms_norm(&x, &blk.in_norm, eps, &ones)?;
+            let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
+            let att = self.attention(
+                blk,
+                &h,
+                (b, t),
+                &ones,
+                (&cos, &sin),
+                mask.as_ref(),
+                layer_cache,
+            )?;
+            x = (x + att)?;
+            let h = rms_norm(&x, &blk.post_norm, eps, &ones)?;
+            let gate = h.matmul(&blk.gate_w.t()?)?.silu()?;
+            let up = h.matmul(&blk.up_w.t()?)?;
+            x = (x + (gate * up)?.matmul(&blk.down_w.t()?)?)?;
+        }
+        if let Some(c) = cache {
+            c.len += t;
+            c.batch = Some(b);
+        }
+        Ok(rms_norm(&x, &w.norm, eps, &ones)?.reshape((b, t, self.cfg.hidden_size))?)
+    }
+
+    /// Grouped-query causal self-attention of `x` `[B*T, d]` (output projection applied),
+    /// extending `cache` when given.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        blk: &BlockW,
+        x: &Tensor,
+        (b, t): (usize, usize),
+        ones: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let (nh, nkv, hd) = (
+            self.cfg.num_attention_heads,
+            self.cfg.kv_heads(),
+            self.cfg.head_dim(),
+        );
+        let rep = nh / nkv;
+        let proj = |w: &Tensor, bias: Option<&Tensor>, heads: usize| -> Result<Tensor> {
+            let mut y = x.matmul(&w.t()?)?;
+            if let Some(bias) = bias {
+                y = (y + ones.matmul(&bias.unsqueeze(0)?)?)?;
+            }
+            Ok(y.reshape((b, t, heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let bias = blk.qkv_b.as_ref();
+        let q = proj(&blk.q_w, bias.map(|b| &b.0), nh)?;
+        let k = proj(&blk.k_w, bias.map(|b| &b.1), nkv)?;
+        let mut v = proj(&blk.v_w, bias.map(|b| &b.2), nkv)?;
+        let q = candle_nn::rotary_emb::rope_slow(&q, cos, sin)?;
+        let mut k = candle_nn::rotary_emb::rope_slow(&k, cos, sin)?;
+        if let Some(slot) = cache {
+            if let Some((k0, v0)) = slot.as_ref() {
+                k = Tensor::cat(&[k0, &k], 2)?;
+                v = Tensor::cat(&[v0, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let s = k.dim(2)?;
+        // Query head h uses key/value head h / rep: fold the `rep` query heads of each group
+        // into the time axis so keys and values are shared without copies.
+        let q = q.reshape((b, nkv, rep * t, hd))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut att = (q.matmul(&k.t()?)? * scale)?;
+        if let Some(mask) = mask {
+            att = att
+                .reshape((b, nkv, rep, t, s))?
+                .broadcast_add(mask)?
+                .reshape((b, nkv, rep * t, s))?;
+        }
+        let y = softmax_last(&att)?
+            .matmul(&v)?
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b * t, nh * hd))?;
+        Ok(y.matmul(&blk.o_w.t()?)?)
+    }
+
+    /// Next-token logits `[B, T, V]` for a `[B, T]` u32 batch (differentiable in the
+    /// trainable parameters).
+    pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        let w = self.weights(false);
+        let h = self.hidden(&w, tokens, None)?;
+        head(&h, &w.head)
+    }
+
+    /// Log-probability of each row's completion: the sum over positions `t >= prompt_len` of
+    /// `log pi(token_t | tokens_<t)` times `mask[b, t - prompt_len]`. `tokens` is `[B, T]` u32,
+    /// `mask` is `[B, T - prompt_len]` f32; the result is `[B]` and differentiable.
+    pub fn sequence_logprobs(
+        &self,
+        tokens: &Tensor,
+        prompt_len: usize,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        if prompt_len == 0 || prompt_len >= t {
+            return Err(PolicyError::Input(format!(
+                "prompt_len must be in 1..{t} (the sequence length), got {prompt_len}"
+            )));
+        }
+        let l = t - prompt_len;
+        if mask.dims() != [b, l] || mask.dtype() != DType::F32 {
+            return Err(PolicyError::Input(format!(
+                "mask must be f32 of shape [{b}, {l}], got {:?} {:?}",
+                mask.dtype(),
+                mask.dims()
+            )));
+        }
+        let w = self.weights(false);
+        let h = self.hidden(&w, tokens, None)?;
+        let h = h.narrow(1, prompt_len - 1, l)?.contiguous()?;
+        let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
+        let targets = tokens.narrow(1, prompt_len, l)?.contiguous()?;
+        let picked = if self.device.is_cpu() {
+            let targets = targets.flatten_all()?.to_vec1::<u32>()?;
+            logits.apply_op1(fused::PickLogProb(targets))?
+        } else {
+            log_softmax_last(&logits)?
+                .gather(&targets.reshape((b * l, 1))?, 1)?
+                .flatten_all()?
+        };
+        let mask = mask.to_device(&self.device)?;
+        Ok((picked.reshape((b, l))? * mask)?.sum(1)?)
+    }
+
+    /// [`CausalLm::sequence_logprobs`] of a prepared [`SequenceBatch`].
+    pub fn batch_logprobs(&self, batch: &SequenceBatch) -> Result<Tensor> {
+        self.sequence_logprobs(&batch.tokens, batch.prompt_len, &batch.mask)
+    }
+
+    /// Logits `[B, T, V]` of `tokens` placed after the cached positions, from detached weights
+    /// (no graph); extends `cache`.
+    pub fn forward_cached(&self, cache: &mut LmCache, tokens: &Tensor) -> Result<Tensor> {
+        let w = self.weights(true);
+        let h = self.hidden(&w, tokens, Some(cache))?;
+        head(&h, &w.head)
+    }
+
+    /// Logits `[B, V]` of the last of `tokens` after the cached positions (detached weights
+    /// `w`); extends `cache`.
+    pub(crate) fn last_logits(
+        &self,
+        w: &LmWeights,
+        cache: &mut LmCache,
+        tokens: &Tensor,
+    ) -> Result<Tensor> {
+        let h = self.hidden(w, tokens, Some(cache))?;
+        let t = h.dim(1)?;
+        let last = h.narrow(1, t - 1, 1)?.contiguous()?;
+        Ok(head(&last, &w.head)?.squeeze(1)?)
+    }
+}
+
+/// `h` `[B, T, d]` times the `[V, d]` head, transposed: `[B, T, V]`.
+fn head(h: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (b, t, d) = h.dims3()?;
+    let v = w.dim(0)?;
+    Ok(h.reshape((b * t, d))?.matmul(&w.t()?)?.reshape((b, t, v))?)
+}
+
+/// RMSNorm of `x` `[N, d]` with gain `g` `[d]` from differentiable ops. The gain is repeated
+/// over rows with a matmul against `ones` `[N, 1]` (candle's broadcast backward is slow).
+fn rms_norm(x: &Tensor, g: &Tensor, eps: f64, ones: &Tensor) -> Result<Tensor> {
+    let d = x.dim(1)? as f64;
+    let ms = (x.sqr()?.sum_keepdim(1)? / d)?;
+    let xn = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    Ok((xn * ones.matmul(&g.unsqueeze(0)?)?)?)
+}
+
+/// Additive causal mask `[T, offset + T]`, or `None` for a single new position.
+fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Option<Tensor>> {
+    if t == 1 {
+        return Ok(None);
+    }
+    let s = offset + t;
+    let data: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..s).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Some(Tensor::from_vec(data, (t, s), device)?))
+}
+
+/// Softmax over the last dimension from differentiable primitives (the max is a constant).
+fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let s = e.sum_keepdim(D::Minus1)?;
+    Ok(e.broadcast_div(&s)?)
+}
+
+/// Log-softmax over the last dimension from differentiable primitives.
+fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let z = x.broadcast_sub(&max)?;
+    let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(z.broadcast_sub(&lse)?)
+}
