@@ -9,6 +9,7 @@ pub mod error;
 pub mod load;
 pub mod manifest;
 pub mod plot;
+pub mod probe;
 pub mod schema;
 pub mod tables;
 pub mod theory;
