@@ -18,6 +18,7 @@ mod config;
 mod gguf;
 mod load;
 mod model;
+mod ops;
 mod sample;
 mod tokenizer;
 

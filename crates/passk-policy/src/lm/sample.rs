@@ -12,7 +12,8 @@ use crate::sample::{choose_token, SamplingParams};
 
 impl CausalLm {
     /// Samples `n_per_prompt` completions of at most `max_new_tokens` tokens for every prompt,
-    /// one batch per distinct prompt length, with a KV cache and no autograd graph.
+    /// one batch per distinct prompt length, with a KV cache and no autograd graph. Each
+    /// prompt is run through the model once and its cache shared by its samples.
     ///
     /// Sample `s` of prompt `p` draws its randomness only from a ChaCha8 stream seeded with
     /// `seed_of(p, s)` (one uniform per token, see [`choose_token`]), so a completion does not
@@ -62,10 +63,18 @@ impl CausalLm {
                 .iter()
                 .map(|&(p, s)| ChaCha8Rng::seed_from_u64(seed_of(p, s)))
                 .collect();
-            let flat: Vec<u32> = rows.iter().flat_map(|&(p, _)| prompts[p].clone()).collect();
-            let input = Tensor::from_vec(flat, (rows.len(), len), self.device())?;
+            // Prefill each distinct prompt once, then give every sample its own copy of the
+            // cache row and of the last logits.
+            let flat: Vec<u32> = members.iter().flat_map(|&p| prompts[p].clone()).collect();
+            let input = Tensor::from_vec(flat, (members.len(), len), self.device())?;
             let mut cache = LmCache::new(self);
-            let mut last = self.last_logits(&weights, &mut cache, &input)?;
+            let last = self.last_logits(&weights, &mut cache, &input)?;
+            let copies: Vec<u32> = (0..members.len() as u32)
+                .flat_map(|m| std::iter::repeat_n(m, n_per_prompt))
+                .collect();
+            let copies = Tensor::new(copies.as_slice(), self.device())?;
+            cache.select_rows(&copies)?;
+            let mut last = last.index_select(&copies, 0)?;
             let mut done = vec![false; rows.len()];
             for step in 0..max_new_tokens {
                 let table = last.to_dtype(DType::F32)?.to_vec2::<f32>()?;

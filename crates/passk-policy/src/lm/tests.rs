@@ -295,6 +295,38 @@ fn sampling_is_seeded_and_independent_of_batch_companions() {
 }
 
 #[test]
+fn sampled_tokens_replay_from_full_forward_logits() {
+    use rand::SeedableRng;
+    let model = CausalLm::random(tiny_config("qwen2", false), 10, &Device::Cpu).unwrap();
+    let prompts = vec![vec![1, 5, 9], vec![1, 7], vec![1, 8, 8]];
+    let params = SamplingParams {
+        temperature: 1.5,
+        top_p: 0.9,
+    };
+    let seed = |p: usize, s: usize| (p * 31 + s) as u64;
+    let out = model.sample(&prompts, 2, 5, &[2], params, seed).unwrap();
+    for (p, prompt) in prompts.iter().enumerate() {
+        for s in 0..2 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed(p, s));
+            let mut seq = prompt.clone();
+            let mut replay = Vec::new();
+            while replay.len() < 5 && replay.last() != Some(&2) {
+                let x = Tensor::new(seq.as_slice(), &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
+                let logits = model.logits(&x).unwrap().i((0, seq.len() - 1)).unwrap();
+                let tok =
+                    crate::sample::choose_token(&logits.to_vec1().unwrap(), &params, &mut rng);
+                replay.push(tok);
+                seq.push(tok);
+            }
+            assert_eq!(out[p * 2 + s], replay, "prompt {p} sample {s}");
+        }
+    }
+}
+
+#[test]
 fn greedy_follows_the_full_forward_argmax() {
     let model = CausalLm::random(tiny_config("qwen2", true), 9, &Device::Cpu).unwrap();
     let prompt = vec![1u32, 17, 23, 99];
