@@ -546,8 +546,7 @@ impl CausalLm {
             )));
         }
         let w = self.weights(false);
-        let h = self.hidden(&w, tokens, None)?;
-        let h = h.narrow(1, prompt_len - 1, l)?.contiguous()?;
+        let h = self.completion_hidden(&w, tokens, prompt_len)?;
         let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
         let targets = tokens.narrow(1, prompt_len, l)?.contiguous()?;
         let picked = if self.device.is_cpu() {
@@ -560,6 +559,48 @@ impl CausalLm {
         };
         let mask = mask.to_device(&self.device)?;
         Ok((picked.reshape((b, l))? * mask)?.sum(1)?)
+    }
+
+    /// Hidden states `[B, L, d]` that predict the completion tokens `tokens[:, P..]`
+    /// (positions `P - 1 .. T - 1`). Rows with identical prompts share one pass over the
+    /// prompt: the distinct prompts are run once, their keys/values copied to every row
+    /// (differentiably), and only the completions are run per row.
+    fn completion_hidden(&self, w: &LmWeights, tokens: &Tensor, p: usize) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        let l = t - p;
+        let prompts = tokens.narrow(1, 0, p)?.contiguous()?.to_vec2::<u32>()?;
+        let mut distinct: Vec<&Vec<u32>> = Vec::new();
+        let mut row_of = Vec::with_capacity(b);
+        for row in &prompts {
+            let i = match distinct.iter().position(|d| *d == row) {
+                Some(i) => i,
+                None => {
+                    distinct.push(row);
+                    distinct.len() - 1
+                }
+            };
+            row_of.push(i as u32);
+        }
+        if distinct.len() == b {
+            let h = self.hidden(w, tokens, None)?;
+            return Ok(h.narrow(1, p - 1, l)?.contiguous()?);
+        }
+        let flat: Vec<u32> = distinct.iter().flat_map(|d| d.iter().copied()).collect();
+        let unique = Tensor::from_vec(flat, (distinct.len(), p), &self.device)?;
+        let mut cache = LmCache::new(self);
+        let hp = self.hidden(w, &unique, Some(&mut cache))?;
+        let rows = Tensor::new(row_of.as_slice(), &self.device)?;
+        cache.select_rows(&rows)?;
+        let first = hp
+            .narrow(1, p - 1, 1)?
+            .contiguous()?
+            .index_select(&rows, 0)?;
+        if l == 1 {
+            return Ok(first.contiguous()?);
+        }
+        let rest = tokens.narrow(1, p, l - 1)?.contiguous()?;
+        let hc = self.hidden(w, &rest, Some(&mut cache))?;
+        Ok(Tensor::cat(&[&first, &hc], 1)?)
     }
 
     /// [`CausalLm::sequence_logprobs`] of a prepared [`SequenceBatch`].

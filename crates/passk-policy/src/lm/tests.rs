@@ -241,6 +241,66 @@ fn sequence_logprobs_equal_log_softmax_of_the_logits() {
 }
 
 #[test]
+fn shared_prompt_passes_match_the_full_forward_in_value_and_gradient() {
+    // Rows 0, 1, 3 share a prompt, row 2 differs; completions of one and several tokens.
+    let model = CausalLm::random(tiny_config("qwen2", false), 13, &Device::Cpu).unwrap();
+    let b = batch();
+    let p = b.prompt_len;
+    let mut tok = b.tokens.to_vec2::<u32>().unwrap();
+    for r in [1, 3] {
+        let first = tok[0][..p].to_vec();
+        tok[r][..p].copy_from_slice(&first);
+    }
+    let flat: Vec<u32> = tok.iter().flatten().copied().collect();
+    let t = tok[0].len();
+    let tokens = Tensor::from_vec(flat, (4, t), &Device::Cpu).unwrap();
+    let weights = Tensor::new(&[1.0f32, -0.5, 2.0, 0.25], &Device::Cpu).unwrap();
+    for l in [1, t - p] {
+        let x = tokens.narrow(1, 0, p + l).unwrap().contiguous().unwrap();
+        let mask = b.mask.narrow(1, 0, l).unwrap().contiguous().unwrap();
+        let shared = model.sequence_logprobs(&x, p, &mask).unwrap();
+        // The same rows with every prompt made distinct by the full forward path.
+        let logits = model.logits(&x).unwrap();
+        let logp = super::ops::log_softmax_last(&logits.narrow(1, p - 1, l).unwrap()).unwrap();
+        let tgt = x
+            .narrow(1, p, l)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .unsqueeze(2)
+            .unwrap();
+        let picked = logp.gather(&tgt, 2).unwrap().squeeze(2).unwrap();
+        let plain = (picked * &mask).unwrap().sum(1).unwrap();
+        assert!(max_abs_diff(&shared, &plain) < 1e-4, "l={l}");
+        let gs = (&shared * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (&plain * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, var) in model.params() {
+            let (a, c) = (
+                gs.get(var.as_tensor()).unwrap(),
+                gp.get(var.as_tensor()).unwrap(),
+            );
+            let scale = c.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            let scale = scale.to_scalar::<f32>().unwrap().max(1e-3);
+            let err = max_abs_diff(a, c);
+            assert!(
+                err < 1e-4 * scale.max(1.0),
+                "l={l} {name}: {err} (scale {scale})"
+            );
+        }
+    }
+}
+
+#[test]
 fn kv_cache_logits_equal_the_full_forward() {
     let model = CausalLm::random(tiny_config("qwen2", false), 7, &Device::Cpu).unwrap();
     let tokens = sample_tokens(3, 10, 300, 3);
