@@ -171,5 +171,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (BATCH * NEW) as f64 / secs
         );
     }
+    let t = Instant::now();
+    model.batch_logprobs(&batch)?;
+    println!(
+        "sequence_logprobs forward only (all trainable, graph built): {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
