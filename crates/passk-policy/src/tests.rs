@@ -449,3 +449,59 @@ fn training_lowers_the_loss_and_is_thread_count_invariant() {
     assert_eq!(l1, l2, "losses differ between 1 and 2 threads");
     assert_eq!(h1, h2, "final weights differ between 1 and 2 threads");
 }
+
+/// Loss of `model` on fixed counting rows (mean negative completion log-probability).
+fn fd_loss(model: &Gpt) -> Tensor {
+    let rows = counting_rows(3, 9);
+    let tokens = to_tensor(&rows);
+    let mask = Tensor::ones((3, 6), candle_core::DType::F32, &Device::Cpu).unwrap();
+    model
+        .sequence_logprobs(&tokens, 3, &mask)
+        .unwrap()
+        .neg()
+        .unwrap()
+        .mean_all()
+        .unwrap()
+}
+
+/// Backward agrees with central finite differences along a random direction in every
+/// parameter (so no op silently drops or mis-scales a gradient), on both kernel paths.
+#[test]
+fn backward_matches_finite_differences() {
+    use rand::{Rng, SeedableRng};
+    let mut bad = Vec::new();
+    for fused in [true, false] {
+        let mut model = nano(11);
+        model.set_fused_kernels(fused);
+        let grads = fd_loss(&model).backward().unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (name, var) in model.params() {
+            let shape = var.shape().clone();
+            let n = shape.elem_count();
+            let dir: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let dir = Tensor::from_vec(dir, shape, &Device::Cpu).unwrap();
+            let g = grads.get(var.as_tensor()).unwrap();
+            let analytic = (g * &dir)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64;
+            let theta = var.as_tensor().detach().copy().unwrap();
+            let eps = 1e-3;
+            let at = |s: f64| {
+                var.set(&(&theta + (&dir * s).unwrap()).unwrap()).unwrap();
+                fd_loss(&model).to_scalar::<f32>().unwrap() as f64
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            var.set(&theta).unwrap();
+            let tol = 2e-3 + 0.02 * analytic.abs().max(numeric.abs());
+            if (analytic - numeric).abs() >= tol {
+                bad.push(format!(
+                    "fused={fused} {name}: backward {analytic:.6} vs finite difference {numeric:.6}"
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

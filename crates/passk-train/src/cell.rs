@@ -18,6 +18,7 @@ use crate::error::{io_err, Result, TrainError};
 use crate::eval::{evaluate, EvalRow, EvalSpec, FormatRow};
 use crate::files::{read_csv, read_json, write_csv_atomic, write_json_atomic};
 use crate::optim::Optimizer;
+use crate::probe::{probe, probe_dir, write_probe, ProbeSet};
 use crate::progress::{Phase, Progress};
 use crate::rl::{rl_step, TrainLogRow};
 use crate::sft::warm_start_with;
@@ -197,6 +198,16 @@ pub fn run_tiny_cell_with(
         max_new_tokens: mixture.max_reference_chars() + 1,
         seed: cfg.seed,
     };
+    let probe_set = if cfg.probe.every > 0 {
+        Some(ProbeSet::from_mixture(
+            &mixture,
+            &vocab,
+            cfg.probe.settings.n_prompts,
+            cfg.seed,
+        )?)
+    } else {
+        None
+    };
     let steps = cfg.rl.steps;
     let mut step = start_step.unwrap_or(0);
     loop {
@@ -212,6 +223,16 @@ pub fn run_tiny_cell_with(
             let e = evaluate(&model, &vocab, &eval_prompts, &spec, step)?;
             state.eval.extend(e.rows);
             state.format.extend(e.format);
+        }
+        if let Some(set) = probe_set.as_ref().filter(|_| cfg.probe.due(step, steps)) {
+            progress(Progress {
+                phase: Phase::Probe,
+                step,
+                total: steps,
+            });
+            // Deterministic, so a probe repeated after a resume rewrites identical files.
+            let r = probe(&model, &vocab, set, &cfg.probe.settings, cfg.seed, step)?;
+            write_probe(&probe_dir(cell_dir, step), &r)?;
         }
         if step == steps {
             break;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, TrainError};
+use crate::probe::ProbeConfig;
 
 /// Supervised warm start: teacher-forced cross-entropy on prompt -> reference answer, in two
 /// stages (stage 1 with the reliable tag q = 1, stage 2 at the cell's q).
@@ -88,6 +89,34 @@ pub struct TinyCellConfig {
     pub eval: EvalConfig,
     /// Write a checkpoint every this many RL steps.
     pub checkpoint_every: u64,
+    /// The gradient-interference probe, run at the warm start, every `probe.every` steps and
+    /// at the end.
+    pub probe: CellProbe,
+}
+
+/// When and how a cell probes its gradients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellProbe {
+    /// Probe every this many RL steps (also at step 0 and at the end); 0 turns the probe off.
+    pub every: u64,
+    /// The probe's settings.
+    pub settings: ProbeConfig,
+}
+
+impl CellProbe {
+    /// No probing (the settings are the defaults and unused).
+    pub fn off() -> Self {
+        Self {
+            every: 0,
+            settings: ProbeConfig::default(),
+        }
+    }
+
+    /// Whether the cell probes after `step` of `steps` RL steps.
+    pub fn due(&self, step: u64, steps: u64) -> bool {
+        self.every > 0 && (step % self.every == 0 || step == steps)
+    }
 }
 
 fn bad(field: &str, problem: impl Into<String>) -> TrainError {
@@ -174,6 +203,13 @@ impl TinyCellConfig {
             }
         }
         at_least_one("checkpoint_every", self.checkpoint_every)?;
+        if self.probe.every > 0 {
+            self.probe.settings.validate()?;
+            let params = self.gpt_config()?.num_params();
+            self.probe
+                .settings
+                .check_memory(self.probe.settings.n_prompts, params)?;
+        }
         Ok(())
     }
 
@@ -191,6 +227,26 @@ impl TinyCellConfig {
             mixture: &self.mixture,
             seed: self.seed,
             sft: &self.sft,
+        };
+        let json = serde_json::to_string(&key).expect("config serialises to JSON");
+        hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
+    }
+
+    /// SHA-256 (hex, first 16 characters) of the fields that determine SFT stage 1: model,
+    /// mixture with the cue made reliable, seed, stage-1 steps, batch and learning rate. Cells
+    /// that differ only in q share it (and the cached stage-1 model).
+    pub fn sft_stage1_hash(&self) -> String {
+        let mut mixture = self.mixture.clone();
+        mixture.cue_reliability = 1.0;
+        let sft = SftConfig {
+            stage2_steps: 0,
+            ..self.sft.clone()
+        };
+        let key = SftKey {
+            model: &self.model,
+            mixture: &mixture,
+            seed: self.seed,
+            sft: &sft,
         };
         let json = serde_json::to_string(&key).expect("config serialises to JSON");
         hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
@@ -235,6 +291,10 @@ impl TinyCellConfig {
                 ks: vec![1, 2, 4, 8, 16],
             },
             checkpoint_every: 25,
+            probe: CellProbe {
+                every: 100,
+                settings: ProbeConfig::default(),
+            },
         }
     }
 
@@ -268,6 +328,7 @@ impl TinyCellConfig {
                 ks: vec![1, 4],
             },
             checkpoint_every: 2,
+            probe: CellProbe::off(),
         }
     }
 }

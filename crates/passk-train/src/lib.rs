@@ -32,7 +32,7 @@ pub use cell::{
     run_tiny_cell, run_tiny_cell_with, RunOptions, TinyOutcome, TinySummary, CHECKPOINT_FILE,
     EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
 };
-pub use config::{EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig};
+pub use config::{CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig};
 pub use error::{Result, TrainError};
 pub use eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, ALL_FAMILIES};
 pub use optim::{Optimizer, ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, ADAMW_WEIGHT_DECAY};

@@ -63,6 +63,11 @@ impl Optimizer {
         self.kind
     }
 
+    /// Changes the learning rate used by later steps (for schedules).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     /// Number of updates applied so far.
     pub fn steps(&self) -> u64 {
         self.steps

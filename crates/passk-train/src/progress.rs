@@ -14,6 +14,8 @@ pub enum Phase {
     Eval,
     /// Reinforcement learning.
     Rl,
+    /// The gradient-interference probe (`step` is the RL step probed).
+    Probe,
 }
 
 /// One progress report: `step` of `total` in `phase`.

@@ -49,11 +49,46 @@ pub fn train_sft(
     device: &Device,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Gpt, Vec<SftLogRow>)> {
+    train_sft_stages(cfg, device, progress, None)
+}
+
+/// The stage-1 cache files of `cfg` in `dir`: model, optimiser state and loss log.
+fn stage1_paths(cfg: &TinyCellConfig, dir: &Path) -> [PathBuf; 3] {
+    let h = cfg.sft_stage1_hash();
+    [
+        dir.join(format!("sft1-{h}.safetensors")),
+        dir.join(format!("sft1-{h}.optimizer.safetensors")),
+        dir.join(format!("sft1-{h}.csv")),
+    ]
+}
+
+/// [`train_sft`], reusing (or saving) the stage-1 model and optimiser in `stage1_cache`: every
+/// q shares stage 1, which is most of the warm start's cost. Loading is exact, so the result is
+/// bit-identical to training both stages in one go.
+fn train_sft_stages(
+    cfg: &TinyCellConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress),
+    stage1_cache: Option<&Path>,
+) -> Result<(Gpt, Vec<SftLogRow>)> {
     cfg.validate()?;
     let vocab = Vocab::synthetic();
-    let model = Gpt::new(cfg.gpt_config()?, cfg.seed, device)?;
+    let mut model = Gpt::new(cfg.gpt_config()?, cfg.seed, device)?;
+    let mut opt = Optimizer::new(OptimizerKind::Adamw, cfg.sft.lr, &model.params())?;
+    let mut log = Vec::new();
+    let mut skip_stage1 = false;
+    if let Some(dir) = stage1_cache {
+        let [model_path, opt_path, log_path] = stage1_paths(cfg, dir);
+        // The model file is renamed into place last, so its presence means all three exist.
+        if model_path.exists() {
+            model = Gpt::from_checkpoint(cfg.gpt_config()?, &model_path, device)?;
+            opt = Optimizer::new(OptimizerKind::Adamw, cfg.sft.lr, &model.params())?;
+            opt.load(&opt_path)?;
+            log = crate::files::read_csv(&log_path)?;
+            skip_stage1 = true;
+        }
+    }
     let params = model.params();
-    let mut opt = Optimizer::new(OptimizerKind::Adamw, cfg.sft.lr, &params)?;
     let mut reliable = cfg.mixture.clone();
     reliable.cue_reliability = 1.0;
     let stages = [
@@ -70,8 +105,10 @@ pub fn train_sft(
             Phase::Sft2,
         ),
     ];
-    let mut log = Vec::new();
     for (stage, mixture, steps, phase) in stages {
+        if stage == 1 && skip_stage1 {
+            continue;
+        }
         for step in 0..steps {
             progress(Progress {
                 phase,
@@ -116,8 +153,42 @@ pub fn train_sft(
             step: steps,
             total: steps,
         });
+        if let (1, Some(dir)) = (stage, stage1_cache) {
+            save_stage1(cfg, dir, &model, &opt, &log)?;
+        }
     }
     Ok((model, log))
+}
+
+/// Saves the stage-1 model, optimiser and log under temporary names, then renames them into
+/// place, the model last.
+fn save_stage1(
+    cfg: &TinyCellConfig,
+    dir: &Path,
+    model: &Gpt,
+    opt: &Optimizer,
+    log: &[SftLogRow],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let [model_path, opt_path, log_path] = stage1_paths(cfg, dir);
+    crate::files::write_csv_atomic(&log_path, log)?;
+    let tmp_opt = unique_tmp(&opt_path);
+    opt.save(&tmp_opt)?;
+    std::fs::rename(&tmp_opt, &opt_path).map_err(io_err(&opt_path))?;
+    let tmp_model = unique_tmp(&model_path);
+    model.save(&tmp_model)?;
+    std::fs::rename(&tmp_model, &model_path).map_err(io_err(&model_path))
+}
+
+/// A hidden temporary name beside `path`, unique to this process and call, so concurrent
+/// writers of the same cache entry never see or clobber each other's half-written files.
+fn unique_tmp(path: &Path) -> PathBuf {
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
 }
 
 fn config_err(e: passk_tasks::ConfigError) -> TrainError {
@@ -159,18 +230,10 @@ pub fn warm_start_with(
         });
     }
     std::fs::create_dir_all(cache_dir).map_err(io_err(cache_dir))?;
-    let (model, log) = train_sft(cfg, device, progress)?;
+    let (model, log) = train_sft_stages(cfg, device, progress, Some(cache_dir))?;
     let csv_path = path.with_extension("csv");
     crate::files::write_csv_atomic(&csv_path, &log)?;
-    // Save under a name unique to this call, then rename: concurrent warm starts of the same
-    // config (other threads or processes) never see or clobber a half-written file.
-    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(
-        ".sft-{}.{}-{n}.safetensors",
-        cfg.sft_hash(),
-        std::process::id()
-    ));
+    let tmp = unique_tmp(&path);
     model.save(&tmp)?;
     std::fs::rename(&tmp, &path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -233,6 +296,30 @@ mod tests {
         let mut other = cfg.clone();
         other.rl.objective = "pkpo_loo_minus_one:k=4".into();
         assert_eq!(warm_start_path(&other, dir.path()), a.path);
+        // Another q reuses the cached stage 1 and matches training both stages from scratch.
+        let mut control = cfg.clone();
+        control.mixture.cue_reliability = 1.0;
+        assert_eq!(control.sft_stage1_hash(), cfg.sft_stage1_hash());
+        let reused = warm_start_with(&control, dir.path(), &Device::Cpu, &mut |p| {
+            assert_ne!(p.phase, Phase::Sft1, "stage 1 should come from the cache")
+        })
+        .unwrap();
+        let (fresh, _) = train_sft(&control, &Device::Cpu, &mut |_| {}).unwrap();
+        for ((na, va), (_, vb)) in reused.model.params().iter().zip(fresh.params()) {
+            let xa = va
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let xb = vb
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(xa, xb, "{na}");
+        }
         // Training again from scratch gives the same weights (determinism).
         let (again, _) = train_sft(&cfg, &Device::Cpu, &mut |_| {}).unwrap();
         for ((na, va), (_, vb)) in a.model.params().iter().zip(again.params()) {
