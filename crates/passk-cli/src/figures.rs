@@ -20,6 +20,13 @@ fn render_all(results: &Path, out: &Path) -> Result<usize> {
             "tiny" => {
                 let cells = passk_report::tiny::load_tiny_cells(&source)?;
                 written += passk_report::tiny::render_tiny(&cells, &target)?.len();
+                let probed: Vec<_> = passk_report::probe::load_probe_cells(&source)?
+                    .into_iter()
+                    .filter(|c| !c.steps.is_empty())
+                    .collect();
+                if !probed.is_empty() {
+                    written += passk_report::probe::render_probe(&probed, &target)?.len();
+                }
             }
             other => bail!(
                 "{}: tier {other:?} has no report in this build",

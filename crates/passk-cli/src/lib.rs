@@ -5,6 +5,7 @@
 pub mod config;
 mod environment;
 pub mod figures;
+pub mod readme;
 pub mod run;
 pub mod theory;
 pub mod tiers;
@@ -26,10 +27,10 @@ USAGE:
       from their checkpoints), then rewrite the manifest.
       --prune deletes cell directories the experiment no longer lists.
       --cache DIR holds reusable SFT warm starts (default target/passk-cache).
-      --shard I/N runs only the I-th of N contiguous blocks of cells in matrix order (keys
-      sorted, the last varying fastest), so N processes (say one per core, each with
-      RAYON_NUM_THREADS=1) share a matrix. Cells that share a warm start should be neighbours
-      or two shards may train it at once. Run `passk manifest` after the last shard ends.
+      --shard I/N runs only every N-th cell in matrix order (keys sorted, the last varying
+      fastest), starting at the I-th, so N processes (say one per core, each with
+      RAYON_NUM_THREADS=1) share a matrix; with `seed` the last key they start on different
+      warm starts. Run `passk manifest` after the last shard ends.
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
   passk list <experiment.toml>... [--results DIR]
@@ -37,14 +38,17 @@ USAGE:
   passk experiments [DIR]
       Print the experiment files in DIR (default experiments/) that `reproduce all` runs.
   passk report [--results DIR] [--figures DIR]
-      Regenerate every figure and table under figures/ from results/ only.
+      Regenerate every figure and table under figures/ from results/ only, and refill the
+      generated blocks (`<!-- generated: PATH -->`) of the README.md beside figures/.
   passk manifest [--results DIR]
       Rewrite results/MANIFEST (sha256 and size of every result file).
   passk verify [--results DIR] [--figures DIR]
-      Fail when a result file differs from MANIFEST, or figures/ from a fresh regeneration.
-  passk check [--claims FILE] [--results DIR]
+      Fail when a result file differs from MANIFEST, figures/ from a fresh regeneration, or a
+      generated README block from its source.
+  passk check [--claims FILE] [--results DIR] [--baseline DIR]
       Evaluate the claims (default experiments/claims.toml) and print a verdict table;
-      exit 1 when any claim fails.
+      exit 1 when any claim fails. Claims marked `baseline = true` read the committed
+      results in --baseline (default results), the others --results.
   passk gate [--claims FILE]
       Print the experiment files the CI gate recomputes before checking the claims.
 
@@ -56,6 +60,7 @@ struct Args {
     results: PathBuf,
     figures: PathBuf,
     claims: PathBuf,
+    baseline: PathBuf,
     quiet: bool,
     prune: bool,
     cache: PathBuf,
@@ -69,6 +74,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         results: PathBuf::from("results"),
         figures: PathBuf::from("figures"),
         claims: PathBuf::from("experiments/claims.toml"),
+        baseline: PathBuf::from("results"),
         quiet: std::env::var_os("CI").is_some(),
         prune: false,
         cache: PathBuf::from("target/passk-cache"),
@@ -86,6 +92,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--results" => args.results = value("--results")?.into(),
             "--figures" => args.figures = value("--figures")?.into(),
             "--claims" => args.claims = value("--claims")?.into(),
+            "--baseline" => args.baseline = value("--baseline")?.into(),
             "--cache" => args.cache = value("--cache")?.into(),
             "--device" => args.device = value("--device")?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
@@ -137,10 +144,19 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         "experiments" => cmd_experiments(&args),
         "report" => {
             let written = figures::regenerate(&args.results, &args.figures)?;
+            let readme = readme::sync(&args.figures)?;
             if !args.quiet {
                 eprintln!(
-                    "report: wrote {written} files under {}",
-                    args.figures.display()
+                    "report: wrote {written} files under {}{}",
+                    args.figures.display(),
+                    if readme {
+                        format!(
+                            " and refreshed {}",
+                            readme::readme_of(&args.figures).display()
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -293,6 +309,7 @@ fn cmd_verify(args: &Args) -> Result<ExitCode> {
         .map(|p| format!("results/{p}"))
         .collect();
     problems.extend(figures::verify(&args.results, &args.figures)?);
+    problems.extend(readme::verify(&args.figures)?);
     if problems.is_empty() {
         println!(
             "verify: every result file matches {}/MANIFEST and {} matches a fresh regeneration",
@@ -313,7 +330,7 @@ fn cmd_check(args: &Args) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&args.claims)
         .with_context(|| format!("cannot read {}", args.claims.display()))?;
     let claims = passk_report::claims::parse_claims(&text, &args.claims)?;
-    let verdicts = passk_report::claims::evaluate(&claims.claim, &args.results);
+    let verdicts = passk_report::claims::evaluate(&claims.claim, &args.results, &args.baseline);
     print!("{}", passk_report::claims::render_table(&verdicts));
     let failed = verdicts.iter().filter(|v| !v.passed).count();
     if failed == 0 {

@@ -38,7 +38,18 @@ pub const STATISTICS: &[(&str, &str)] = &[
     ("tiny_delta_pass1_ci_high", "tiny tier: upper end of the 95% t-interval of that change (< 0: pass@1 fell, beyond the seed spread)"),
     ("tiny_delta_pass1_ci_low", "tiny tier: lower end of the 95% t-interval of that change (> 0: pass@1 rose, beyond the seed spread)"),
     ("tiny_delta_passk_ci_low", "tiny tier: lower end of the 95% t-interval of the change of pass@k, k of the objective"),
+    ("tiny_did_pass1_ci_high", "tiny tier, two q values and one objective: upper end of the 95% t-interval over seeds of (change of pass@1 at the lower q) minus (change at the higher q); < 0: pass@1 fell more under interference than in the control"),
+    ("tiny_did_pass1_ci_low", "tiny tier: lower end of that difference-in-differences interval"),
+    ("tiny_probe_rf_ci_high_max", "tiny tier: the largest, over the selected cells, upper end of the 95% bootstrap interval of the probe block reversed_addition->addition (pass@k-weighted reversed prompts against the pass@1 direction of forward prompts) at the warm start, k of the objective; < 0: negative in every cell"),
+    ("tiny_probe_rf_ci_low_min", "tiny tier: the smallest lower end of that interval over the selected cells; > 0 would mean positive in every cell"),
+    ("tiny_probe_rf_negative_share", "tiny tier: share of the selected cells whose warm-start block reversed_addition->addition has its whole 95% interval below 0"),
+    ("tiny_probe_rf_end_ci_high_max", "tiny tier: as tiny_probe_rf_ci_high_max, at each cell's last probe (the end of RL) instead of the warm start"),
+    ("tiny_probe_rf_end_negative_share", "tiny tier: as tiny_probe_rf_negative_share, at each cell's last probe"),
 ];
+
+/// The probe block of the tiny mixture that carries the interference: pass@k-weighted reversed
+/// prompts against the pass@1 direction of forward prompts (FEASIBILITY.md round 2).
+pub const RF_BLOCK: &str = "reversed_addition->addition";
 
 /// One claim as written in the claims file.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +70,10 @@ pub struct Claim {
     pub threshold: f64,
     /// Why the threshold is what it is.
     pub why: String,
+    /// Read the committed baseline (`results/`) instead of the gate's fresh recomputation: for
+    /// experiments too long to recompute in CI. Default false.
+    #[serde(default)]
+    pub baseline: bool,
 }
 
 /// A parsed claims file.
@@ -126,9 +141,13 @@ pub fn parse_claims(text: &str, path: &Path) -> Result<ClaimsFile, ReportError> 
     Ok(file)
 }
 
-/// Evaluates every claim against `results`; a claim that cannot be evaluated fails.
-pub fn evaluate(claims: &[Claim], results: &Path) -> Vec<Verdict> {
-    claims.iter().map(|c| evaluate_one(c, results)).collect()
+/// Evaluates every claim against `results` (claims marked `baseline` against `baseline`); a
+/// claim that cannot be evaluated fails.
+pub fn evaluate(claims: &[Claim], results: &Path, baseline: &Path) -> Vec<Verdict> {
+    claims
+        .iter()
+        .map(|c| evaluate_one(c, if c.baseline { baseline } else { results }))
+        .collect()
 }
 
 fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
@@ -194,6 +213,12 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
             claim.experiment, claim.select
         ));
     }
+    if claim.statistic.starts_with("tiny_probe_") {
+        return evaluate_probe(claim, dir, &selected);
+    }
+    if claim.statistic.starts_with("tiny_did_") {
+        return evaluate_did(claim, &selected);
+    }
     let first = selected[0];
     if let Some(other) = selected
         .iter()
@@ -223,6 +248,97 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
         claim: claim.clone(),
         measured: Some(value),
         interval,
+        cells: selected.len(),
+        passed: compare(value, &claim.op, claim.threshold),
+        error: None,
+    })
+}
+
+/// Difference-in-differences over seeds: the selection must hold one objective and two q.
+fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String> {
+    let objectives: std::collections::BTreeSet<&str> =
+        selected.iter().map(|c| c.objective.as_str()).collect();
+    let mut qs: Vec<f64> = selected.iter().map(|c| c.q).collect();
+    qs.sort_by(f64::total_cmp);
+    qs.dedup();
+    if objectives.len() != 1 || qs.len() != 2 {
+        return Err(format!(
+            "a difference-in-differences needs one objective and two q values; the selection \
+             has objectives {objectives:?} and q {qs:?}"
+        ));
+    }
+    let delta = |q: f64, seed: u64| {
+        selected
+            .iter()
+            .find(|c| c.q == q && c.seed == seed)
+            .and_then(|c| c.delta(1))
+    };
+    let seeds: std::collections::BTreeSet<u64> = selected.iter().map(|c| c.seed).collect();
+    let mut diffs = Vec::new();
+    for &seed in &seeds {
+        match (delta(qs[0], seed), delta(qs[1], seed)) {
+            (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() => diffs.push(lo - hi),
+            _ => {
+                return Err(format!(
+                    "seed {seed} lacks a finite change of pass@1 at q = {} or q = {}",
+                    qs[0], qs[1]
+                ))
+            }
+        }
+    }
+    let interval = t_interval(&diffs, 0.95)
+        .map(|i| (i.lo, i.hi))
+        .ok_or("a t-interval needs at least 2 seeds")?;
+    let value = if claim.statistic == "tiny_did_pass1_ci_high" {
+        interval.1
+    } else {
+        interval.0
+    };
+    Ok(Verdict {
+        claim: claim.clone(),
+        measured: Some(value),
+        interval: Some(interval),
+        cells: selected.len(),
+        passed: compare(value, &claim.op, claim.threshold),
+        error: None,
+    })
+}
+
+/// Statistics of the warm-start probe block [`RF_BLOCK`] over the selected cells.
+fn evaluate_probe(claim: &Claim, dir: &Path, selected: &[&TinyCell]) -> Result<Verdict, String> {
+    let mut intervals = Vec::new();
+    for cell in selected {
+        let steps = crate::probe::load_probe_steps(&dir.join(&cell.record.hash))
+            .map_err(|e| e.to_string())?;
+        let at_end = claim.statistic.starts_with("tiny_probe_rf_end_");
+        let first = if at_end { steps.last() } else { steps.first() }
+            .ok_or_else(|| format!("cell {} has no probe", cell.record.hash))?;
+        let k = cell.objective_k();
+        let row = first.row(k, RF_BLOCK).ok_or_else(|| {
+            format!(
+                "cell {}: the probe at step {} has no block {RF_BLOCK} at k = {k}",
+                cell.record.hash, first.step
+            )
+        })?;
+        if !(row.ci_low.is_finite() && row.ci_high.is_finite()) {
+            return Err(format!(
+                "cell {}: the block's interval is not finite (bootstrap off?)",
+                cell.record.hash
+            ));
+        }
+        intervals.push((row.ci_low, row.ci_high));
+    }
+    let value = match claim.statistic.as_str() {
+        "tiny_probe_rf_ci_high_max" | "tiny_probe_rf_end_ci_high_max" => {
+            intervals.iter().map(|i| i.1).fold(f64::MIN, f64::max)
+        }
+        "tiny_probe_rf_ci_low_min" => intervals.iter().map(|i| i.0).fold(f64::MAX, f64::min),
+        _ => intervals.iter().filter(|i| i.1 < 0.0).count() as f64 / intervals.len() as f64,
+    };
+    Ok(Verdict {
+        claim: claim.clone(),
+        measured: Some(value),
+        interval: None,
         cells: selected.len(),
         passed: compare(value, &claim.op, claim.threshold),
         error: None,
@@ -368,7 +484,11 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     ]];
     for v in verdicts {
         rows.push([
-            v.claim.name.clone(),
+            if v.claim.baseline {
+                format!("{} (committed baseline)", v.claim.name)
+            } else {
+                v.claim.name.clone()
+            },
             v.measured.map_or("n/a".into(), number),
             v.interval.map_or("-".into(), |(lo, hi)| {
                 format!("[{}, {}]", number(lo), number(hi))
@@ -471,5 +591,80 @@ why = "w"
         assert!(compare(0.0, "<=", 0.0));
         assert!(compare(1.0, ">=", 1.0));
         assert!(!compare(f64::NAN, ">=", 1.0));
+    }
+
+    fn claim(statistic: &str, select: &str, op: &str, threshold: f64) -> Claim {
+        let text = format!(
+            "gate = []\n[[claim]]\nname = \"c\"\nexperiment = \"exp\"\nselect = {select}\n\
+             statistic = \"{statistic}\"\nop = \"{op}\"\nthreshold = {threshold}\nwhy = \"test\"\n"
+        );
+        parse_claims(&text, Path::new("claims.toml"))
+            .unwrap()
+            .claim
+            .remove(0)
+    }
+
+    #[test]
+    fn difference_in_differences_and_probe_blocks() {
+        use crate::probe::tests::write_cell_seeded;
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = tmp.path().join("exp");
+        let k8 = "pkpo_loo_minus_one:k=8";
+        // Interference falls by 0.10 +- 0.01, the control rises by 0.01: DiD about -0.11.
+        for (i, (seed, d)) in [(0, -0.09), (1, -0.10), (2, -0.11)].into_iter().enumerate() {
+            write_cell_seeded(&exp, &format!("a{i:015}"), 0.75, k8, seed, -0.5, d);
+            write_cell_seeded(&exp, &format!("b{i:015}"), 1.0, k8, seed, 0.5, 0.01);
+        }
+        let v = evaluate(
+            &[claim(
+                "tiny_did_pass1_ci_high",
+                &format!("{{ \"rl.objective\" = \"{k8}\" }}"),
+                "<",
+                0.0,
+            )],
+            tmp.path(),
+            tmp.path(),
+        );
+        assert!(v[0].passed, "{:?}", v[0]);
+        let (lo, hi) = v[0].interval.unwrap();
+        assert!(lo < -0.11 && -0.11 < hi && hi < 0.0);
+        // One q only: refused, not passed.
+        let v = evaluate(
+            &[claim(
+                "tiny_did_pass1_ci_high",
+                "{ \"mixture.cue_reliability\" = 0.75 }",
+                "<",
+                0.0,
+            )],
+            tmp.path(),
+            tmp.path(),
+        );
+        assert!(!v[0].passed && v[0].error.is_some());
+        // Probe block: -0.1 +- 0.1 at the warm start (interval touches 0), -0.2 +- 0.1 at the end.
+        let sel = "{ \"mixture.cue_reliability\" = 0.75 }";
+        let v = evaluate(
+            &[
+                claim("tiny_probe_rf_ci_high_max", sel, "<", 0.0),
+                claim("tiny_probe_rf_end_ci_high_max", sel, "<", 0.0),
+                claim(
+                    "tiny_probe_rf_negative_share",
+                    "{ \"mixture.cue_reliability\" = 1.0 }",
+                    "<=",
+                    0.0,
+                ),
+            ],
+            tmp.path(),
+            tmp.path(),
+        );
+        assert!(!v[0].passed, "{:?}", v[0]);
+        assert!((v[0].measured.unwrap() - 0.0).abs() < 1e-12);
+        assert!(v[1].passed && (v[1].measured.unwrap() + 0.1).abs() < 1e-12);
+        assert!(v[2].passed);
+        // A baseline claim reads the other directory.
+        let mut c = claim("tiny_probe_rf_end_ci_high_max", sel, "<", 0.0);
+        c.baseline = true;
+        let empty = tempfile::tempdir().unwrap();
+        assert!(evaluate(std::slice::from_ref(&c), empty.path(), tmp.path())[0].passed);
+        assert!(!evaluate(&[c], tmp.path(), empty.path())[0].passed);
     }
 }

@@ -698,7 +698,7 @@ pub fn render_probe(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::load::CELL_FILE;
     use crate::schema::{CellRecord, TinyEvalRow, SCHEMA_VERSION};
@@ -790,6 +790,19 @@ mod tests {
 
     /// A tiny cell with probes at steps 0 and 100 and held-out pass@1 moving by `delta`.
     fn write_cell(exp: &Path, hash: &str, q: f64, objective: &str, cross: f64, delta: f64) {
+        write_cell_seeded(exp, hash, q, objective, 0, cross, delta);
+    }
+
+    /// [`write_cell`] with a seed; the block reversed_addition->addition is `0.2 cross ± 0.1`.
+    pub(crate) fn write_cell_seeded(
+        exp: &Path,
+        hash: &str,
+        q: f64,
+        objective: &str,
+        seed: u64,
+        cross: f64,
+        delta: f64,
+    ) {
         let dir = exp.join(hash);
         std::fs::create_dir_all(&dir).unwrap();
         let record = CellRecord {
@@ -800,7 +813,7 @@ mod tests {
             config: serde_json::json!({
                 "mixture": {"cue_reliability": q},
                 "rl": {"objective": objective},
-                "seed": 0
+                "seed": seed
             }),
         };
         std::fs::write(dir.join(CELL_FILE), serde_json::to_string(&record).unwrap()).unwrap();

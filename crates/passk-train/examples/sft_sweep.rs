@@ -42,6 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Gpt::new(cfg.gpt_config()?, cfg.seed, &Device::Cpu)?;
     let params = model.params();
     let mut opt = Optimizer::new(OptimizerKind::Adamw, lr, &params)?;
+    if let Ok(b2) = std::env::var("BETA2") {
+        opt.set_beta2(b2.parse()?);
+    }
     let mixture = Mixture::new(cfg.mixture.clone())?;
     let t0 = Instant::now();
     let mut acc = 0.0;

@@ -26,6 +26,7 @@ pub const ADAMW_WEIGHT_DECAY: f64 = 0.01;
 pub struct Optimizer {
     kind: OptimizerKind,
     lr: f64,
+    beta2: f64,
     names: Vec<String>,
     /// First and second moments (AdamW only), in the order of `names`.
     moments: Vec<(Tensor, Tensor)>,
@@ -52,6 +53,7 @@ impl Optimizer {
         Ok(Self {
             kind,
             lr,
+            beta2: ADAMW_BETA2,
             names,
             moments,
             steps: 0,
@@ -61,6 +63,11 @@ impl Optimizer {
     /// Which algorithm this is.
     pub fn kind(&self) -> OptimizerKind {
         self.kind
+    }
+
+    /// Changes AdamW's second-moment decay (default [`ADAMW_BETA2`]) for later steps.
+    pub fn set_beta2(&mut self, beta2: f64) {
+        self.beta2 = beta2;
     }
 
     /// Changes the learning rate used by later steps (for schedules).
@@ -105,10 +112,10 @@ impl Optimizer {
                     let (m, v) = &self.moments[i];
                     let m = (m.affine(ADAMW_BETA1, 0.0)? + g.affine(1.0 - ADAMW_BETA1, 0.0)?)?;
                     let v =
-                        (v.affine(ADAMW_BETA2, 0.0)? + g.sqr()?.affine(1.0 - ADAMW_BETA2, 0.0)?)?;
+                        (v.affine(self.beta2, 0.0)? + g.sqr()?.affine(1.0 - self.beta2, 0.0)?)?;
                     let m_hat = m.affine(1.0 / (1.0 - ADAMW_BETA1.powi(t)), 0.0)?;
                     let denom = v
-                        .affine(1.0 / (1.0 - ADAMW_BETA2.powi(t)), 0.0)?
+                        .affine(1.0 / (1.0 - self.beta2.powi(t)), 0.0)?
                         .sqrt()?
                         .affine(1.0, ADAMW_EPS)?;
                     let step = (m_hat / denom)?.affine(self.lr, 0.0)?;
