@@ -240,15 +240,27 @@ fn tiny_smoke_runs_reports_and_leaves_only_results() {
             .all(|f| !f.contains("ckpt-") && !f.contains("checkpoint")),
         "{files:?}"
     );
-    // Warm starts are cached outside results/ and shared by the cells of one q.
-    let cached: Vec<_> = files_under(&s.path("cache"))
-        .into_iter()
-        .filter(|f| f.ends_with(".safetensors"))
-        .collect();
-    assert_eq!(cached.len(), 2, "{cached:?}");
+    // Every cell probed its gradients at the warm start and later.
+    assert_eq!(
+        files.iter().filter(|f| f.ends_with("summary.csv")).count(),
+        4 * 3,
+        "probes at steps 0, 2 and 4: {files:?}"
+    );
+    // Warm starts are cached outside results/ and shared by the cells of one q; their first
+    // stage (reliable tag) is shared by both q.
+    let cached = files_under(&s.path("cache"));
+    let count = |prefix: &str| {
+        cached
+            .iter()
+            .filter(|f| f.starts_with(prefix) && f.ends_with(".safetensors"))
+            .count()
+    };
+    assert_eq!(count("sft-"), 2, "{cached:?}");
+    assert_eq!(count("sft1-"), 2, "stage-1 model and optimiser: {cached:?}");
     assert_eq!(s.passk(&["report"]).unwrap(), ExitCode::SUCCESS);
     assert!(s.path("figures/tiny-smoke/delta_pass1_vs_q.png").is_file());
     assert!(s.path("figures/tiny-smoke/deltas.md").is_file());
+    assert!(s.path("figures/tiny-smoke/probe_sign_prediction.md").is_file());
     let before = files_under(&s.path("results"));
     assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
     assert_eq!(files_under(&s.path("results")), before);
