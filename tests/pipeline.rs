@@ -260,7 +260,9 @@ fn tiny_smoke_runs_reports_and_leaves_only_results() {
     assert_eq!(s.passk(&["report"]).unwrap(), ExitCode::SUCCESS);
     assert!(s.path("figures/tiny-smoke/delta_pass1_vs_q.png").is_file());
     assert!(s.path("figures/tiny-smoke/deltas.md").is_file());
-    assert!(s.path("figures/tiny-smoke/probe_sign_prediction.md").is_file());
+    assert!(s
+        .path("figures/tiny-smoke/probe_sign_prediction.md")
+        .is_file());
     let before = files_under(&s.path("results"));
     assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
     assert_eq!(files_under(&s.path("results")), before);
