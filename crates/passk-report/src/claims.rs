@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ReportError;
-use passk_core::stats::{mean, t_interval};
+use passk_core::stats::{mean, one_sided_t_pvalue, t_interval};
 
 use crate::load::{load_theory_cells, TheoryCell};
 use crate::tiny::{load_tiny_cells, TinyCell};
@@ -38,6 +38,8 @@ pub const STATISTICS: &[(&str, &str)] = &[
     ("tiny_delta_pass1_ci_high", "tiny tier: upper end of the 95% t-interval of that change (< 0: pass@1 fell, beyond the seed spread)"),
     ("tiny_delta_pass1_ci_low", "tiny tier: lower end of the 95% t-interval of that change (> 0: pass@1 rose, beyond the seed spread)"),
     ("tiny_delta_passk_ci_low", "tiny tier: lower end of the 95% t-interval of the change of pass@k, k of the objective"),
+    ("tiny_delta_pass1_p_below", "tiny tier: one-sided t-test p-value over seeds for H1: mean change of pass@1 < -effect (the claim's `effect`, default 0)"),
+    ("tiny_delta_passk_p_above", "tiny tier: one-sided t-test p-value over seeds for H1: mean change of pass@k (k of the objective) > effect"),
     ("tiny_did_pass1_ci_high", "tiny tier, two q values and one objective: upper end of the 95% t-interval over seeds of (change of pass@1 at the lower q) minus (change at the higher q); < 0: pass@1 fell more under interference than in the control"),
     ("tiny_did_pass1_ci_low", "tiny tier: lower end of that difference-in-differences interval"),
     ("tiny_probe_rf_ci_high_max", "tiny tier: the largest, over the selected cells, upper end of the 95% bootstrap interval of the probe block reversed_addition->addition (pass@k-weighted reversed prompts against the pass@1 direction of forward prompts) at the warm start, k of the objective; < 0: negative in every cell"),
@@ -74,6 +76,10 @@ pub struct Claim {
     /// experiments too long to recompute in CI. Default false.
     #[serde(default)]
     pub baseline: bool,
+    /// The effect size δ of the one-sided tests (`tiny_delta_*_p_*`): H1 is a change beyond
+    /// δ. Default 0.
+    #[serde(default)]
+    pub effect: f64,
 }
 
 /// A parsed claims file.
@@ -230,7 +236,7 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
             first.q, first.objective, other.q, other.objective
         ));
     }
-    let per_k = claim.statistic == "tiny_delta_passk_ci_low";
+    let per_k = claim.statistic.starts_with("tiny_delta_passk_");
     let deltas: Vec<f64> = selected
         .iter()
         .filter_map(|c| c.delta(if per_k { c.objective_k() } else { 1 }))
@@ -239,8 +245,14 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
         return Err("a selected cell lacks a finite warm-start or final evaluation".into());
     }
     let interval = t_interval(&deltas, 0.95).map(|i| (i.lo, i.hi));
+    let p_value = |mu0: f64, less: bool| {
+        one_sided_t_pvalue(&deltas, mu0, less)
+            .ok_or("a one-sided t-test needs at least 2 seeds that differ")
+    };
     let value = match claim.statistic.as_str() {
         "tiny_delta_pass1_mean" => mean(&deltas),
+        "tiny_delta_pass1_p_below" => p_value(-claim.effect, true)?,
+        "tiny_delta_passk_p_above" => p_value(claim.effect, false)?,
         "tiny_delta_pass1_ci_high" => interval.ok_or("a t-interval needs at least 2 seeds")?.1,
         _ => interval.ok_or("a t-interval needs at least 2 seeds")?.0,
     };
@@ -628,6 +640,15 @@ why = "w"
         assert!(v[0].passed, "{:?}", v[0]);
         let (lo, hi) = v[0].interval.unwrap();
         assert!(lo < -0.11 && -0.11 < hi && hi < 0.0);
+        // One-sided tests against an effect size: a fall of 0.10 +- 0.01 is beyond 0.03, not 0.2.
+        let sel75 =
+            format!("{{ \"mixture.cue_reliability\" = 0.75, \"rl.objective\" = \"{k8}\" }}");
+        let mut c = claim("tiny_delta_pass1_p_below", &sel75, "<", 0.05);
+        c.effect = 0.03;
+        let v = evaluate(std::slice::from_ref(&c), tmp.path(), tmp.path());
+        assert!(v[0].passed && v[0].measured.unwrap() < 0.01, "{:?}", v[0]);
+        c.effect = 0.2;
+        assert!(!evaluate(&[c], tmp.path(), tmp.path())[0].passed);
         // One q only: refused, not passed.
         let v = evaluate(
             &[claim(
