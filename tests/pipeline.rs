@@ -384,3 +384,44 @@ fn stray_file_arguments_are_rejected_not_ignored() {
     );
     assert!(msg.contains("--claims"), "{msg}");
 }
+
+#[test]
+fn compare_runs_a_new_objective_beside_the_committed_baseline() {
+    let s = Scratch::new();
+    let exp = s.write(
+        "experiments/tiny-smoke.toml",
+        &repo_experiment("tiny-smoke.toml"),
+    );
+    let exp = exp.to_str().unwrap();
+    assert_eq!(s.passk(&["run", exp]).unwrap(), ExitCode::SUCCESS);
+    let out = s.path("compare");
+    let out_arg = out.to_str().unwrap();
+    let code = s
+        .passk(&[
+            "compare",
+            exp,
+            "--objective",
+            "pkpo_loo_minus_one:k=2",
+            "--out",
+            out_arg,
+        ])
+        .unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    // Per q: the two baseline objectives and the new one.
+    assert_eq!(table.matches("k=2 (new) |").count(), 2, "{table}");
+    assert_eq!(table.matches("| pass1\\_rloo |").count(), 2, "{table}");
+    // The new cells live under --out, not in results/.
+    assert!(!s.path("results/tiny-smoke-compare").exists());
+    assert_eq!(
+        files_under(&out.join("tiny-smoke-compare"))
+            .iter()
+            .filter(|f| f.ends_with("cell.json"))
+            .count(),
+        2
+    );
+    // An unknown objective is refused before anything runs.
+    assert!(s
+        .passk(&["compare", exp, "--objective", "nope", "--out", out_arg])
+        .is_err());
+}

@@ -17,6 +17,11 @@ cargo xtask <command>
   check                          the CI gate: recompute the gate experiments named in
                                  experiments/claims.toml into target/passk-check/,
                                  evaluate every claim, then verify the committed results
+  compare --objective SPEC [--experiment NAME]
+                                 run objective SPEC on the cells of
+                                 experiments/NAME.toml (default tiny-core, reusing
+                                 cached warm starts) into target/passk-compare/ and
+                                 print it beside the committed baseline
   ci                             fmt check, clippy -D warnings, tests, check
   bench                          the criterion benchmarks (verifier throughput, policy
                                  forward/backward, sampling, matmul GFLOP/s); set
@@ -52,6 +57,15 @@ fn main() -> Result<()> {
             Ok(())
         }
         ["check"] => check(&sh, cuda),
+        ["compare", "--objective", objective] => compare(&sh, objective, "tiny-core", cuda),
+        ["compare", "--objective", objective, "--experiment", experiment]
+        | ["compare", "--experiment", experiment, "--objective", objective] => {
+            compare(&sh, objective, experiment, cuda)
+        }
+        ["compare", ..] => bail!(
+            "usage: cargo xtask compare --objective SPEC [--experiment NAME], e.g. \
+             --objective pkpo_loo_minus_one:k=4"
+        ),
         ["ci"] => ci(&sh),
         ["bench"] => {
             cmd!(sh, "cargo bench -p passk-tasks -p passk-policy").run()?;
@@ -112,6 +126,18 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
     println!(
         "reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims"
     );
+    Ok(())
+}
+
+fn compare(sh: &Shell, objective: &str, experiment: &str, cuda: bool) -> Result<()> {
+    let passk = build_passk(sh, cuda)?;
+    let file = format!("experiments/{experiment}.toml");
+    let device = if cuda { "cuda" } else { "cpu" };
+    cmd!(
+        sh,
+        "{passk} compare {file} --objective {objective} --device {device}"
+    )
+    .run()?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! results, and checks the claims. `cargo xtask` drives it through the `passk` binary; the
 //! end-to-end tests call [`run_cli`] in-process.
 
+pub mod compare;
 pub mod config;
 mod environment;
 pub mod figures;
@@ -49,6 +50,12 @@ USAGE:
       Evaluate the claims (default experiments/claims.toml) and print a verdict table;
       exit 1 when any claim fails. Claims marked `baseline = true` read the committed
       results in --baseline (default results), the others --results.
+  passk compare <experiment.toml> --objective SPEC [--results DIR] [--out DIR] [--cache DIR]
+      Run objective SPEC on the cells of a tiny experiment (its q, seeds and cached warm
+      starts) into --out (default target/passk-compare), then print and write
+      (out/compare.{csv,md,tex}) its changes of pass@1 and pass@k beside the committed
+      baseline in --results. Add an objective: one file in crates/passk-core/src/objective/
+      and one line in its `registry!`.
   passk gate [--claims FILE]
       Print the experiment files the CI gate recomputes before checking the claims.
 
@@ -66,6 +73,8 @@ struct Args {
     cache: PathBuf,
     device: String,
     shard: Option<(usize, usize)>,
+    objective: Option<String>,
+    out: PathBuf,
 }
 
 fn parse_args(raw: &[String]) -> Result<Args> {
@@ -80,6 +89,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         cache: PathBuf::from("target/passk-cache"),
         device: "cpu".into(),
         shard: None,
+        objective: None,
+        out: PathBuf::from("target/passk-compare"),
     };
     let mut it = raw.iter();
     while let Some(arg) = it.next() {
@@ -93,6 +104,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--figures" => args.figures = value("--figures")?.into(),
             "--claims" => args.claims = value("--claims")?.into(),
             "--baseline" => args.baseline = value("--baseline")?.into(),
+            "--objective" => args.objective = Some(value("--objective")?),
+            "--out" => args.out = value("--out")?.into(),
             "--cache" => args.cache = value("--cache")?.into(),
             "--device" => args.device = value("--device")?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
@@ -130,7 +143,7 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let args = parse_args(&raw[1..])?;
-    let takes_files = matches!(command.as_str(), "run" | "list" | "experiments");
+    let takes_files = matches!(command.as_str(), "run" | "list" | "experiments" | "compare");
     if !takes_files && !args.positional.is_empty() {
         bail!(
             "`passk {command}` takes no file arguments (got {:?}); use the options shown by \
@@ -140,6 +153,7 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
     }
     match command.as_str() {
         "run" => cmd_run(&args),
+        "compare" => cmd_compare(&args),
         "list" => cmd_list(&args),
         "experiments" => cmd_experiments(&args),
         "report" => {
@@ -206,6 +220,28 @@ fn load_all(paths: &[String]) -> Result<Vec<config::Experiment>> {
         }
     }
     Ok(experiments)
+}
+
+fn cmd_compare(args: &Args) -> Result<ExitCode> {
+    let [exp] = args.positional.as_slice() else {
+        bail!("compare takes one experiment file, e.g. `passk compare experiments/tiny-core.toml --objective pkpo_loo_minus_one:k=4`");
+    };
+    let objective = args
+        .objective
+        .as_deref()
+        .context("compare needs --objective SPEC (see crates/passk-core/src/objective/)")?;
+    let ctx = tiers::RunContext {
+        cache_dir: args.cache.clone(),
+        device: args.device.clone(),
+        quiet: args.quiet,
+    };
+    let table = compare::compare(Path::new(exp), objective, &args.results, &args.out, &ctx)?;
+    print!("{}", table.to_markdown());
+    println!(
+        "compare: table written to {}/compare.{{csv,md,tex}}",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_run(args: &Args) -> Result<ExitCode> {

@@ -1,0 +1,207 @@
+//! `passk compare`: runs a new objective on the cells of a committed tiny experiment (same
+//! q, seeds and warm starts) and tabulates it beside the committed baseline.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use passk_core::objective::objective_from_spec;
+use passk_core::stats::{mean, t_interval};
+use passk_report::tables::{fmt_f, Table};
+use passk_report::tiny::{load_tiny_cells, TinyCell};
+
+use crate::config::load_experiment;
+use crate::run::run_experiment;
+use crate::tiers::RunContext;
+
+/// The experiment file of `exp_path` with `rl.objective` replaced by `objective` and its name
+/// suffixed with `-compare`; returns the new file's text and name.
+pub fn variant(exp_path: &Path, objective: &str) -> Result<(String, String)> {
+    objective_from_spec(objective)
+        .with_context(|| format!("--objective {objective:?} is not a registered objective"))?;
+    let text = std::fs::read_to_string(exp_path)
+        .with_context(|| format!("cannot read {}", exp_path.display()))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("cannot parse {}", exp_path.display()))?;
+    let experiment = doc
+        .get_mut("experiment")
+        .and_then(|v| v.as_table_mut())
+        .context("the experiment file has no [experiment] table")?;
+    if experiment.get("tier").and_then(|t| t.as_str()) != Some("tiny") {
+        bail!(
+            "compare works on tiny-tier experiments; {} is not one",
+            exp_path.display()
+        );
+    }
+    let name = experiment
+        .get("name")
+        .and_then(|n| n.as_str())
+        .context("[experiment] has no name")?
+        .to_string();
+    let new_name = format!("{name}-compare");
+    experiment.insert("name".into(), new_name.clone().into());
+    experiment.insert("in_all".into(), false.into());
+    let in_matrix = doc
+        .get_mut("matrix")
+        .and_then(|m| m.as_table_mut())
+        .filter(|m| m.contains_key("rl.objective"));
+    match in_matrix {
+        Some(matrix) => {
+            matrix.insert(
+                "rl.objective".into(),
+                toml::Value::Array(vec![objective.into()]),
+            );
+        }
+        None => {
+            let rl = doc
+                .get_mut("params")
+                .and_then(|p| p.as_table_mut())
+                .and_then(|p| p.get_mut("rl"))
+                .and_then(|r| r.as_table_mut())
+                .context(
+                    "the experiment sets rl.objective neither in [matrix] nor in [params.rl]",
+                )?;
+            rl.insert("objective".into(), objective.into());
+        }
+    }
+    Ok((toml::to_string(&doc)?, new_name))
+}
+
+/// Runs `objective` on the cells of `exp_path` into `out` (cached warm starts are reused) and
+/// returns the side-by-side table of the committed baseline (`baseline/<name>/`) and the new
+/// cells; the table is also written to `out/compare.{csv,md,tex}`.
+pub fn compare(
+    exp_path: &Path,
+    objective: &str,
+    baseline: &Path,
+    out: &Path,
+    ctx: &RunContext,
+) -> Result<Table> {
+    let base_exp = load_experiment(exp_path)?;
+    let (text, new_name) = variant(exp_path, objective)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let variant_path: PathBuf = out.join(format!("{new_name}.toml"));
+    passk_report::atomic::write_atomic(&variant_path, text.as_bytes())?;
+    let exp = load_experiment(&variant_path)?;
+    run_experiment(&exp, out, ctx)?;
+    let base_dir = baseline.join(&base_exp.name);
+    let base_cells = load_tiny_cells(&base_dir).with_context(|| {
+        format!(
+            "cannot read the baseline {}; run `cargo xtask reproduce {}` first",
+            base_dir.display(),
+            base_exp.name
+        )
+    })?;
+    let new_cells = load_tiny_cells(&out.join(&new_name))?;
+    let table = side_by_side(&base_cells, &new_cells, objective);
+    table.write_all(out)?;
+    Ok(table)
+}
+
+fn interval(values: &[f64]) -> String {
+    match t_interval(values, 0.95) {
+        Some(i) => format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3)),
+        None => "n/a".into(),
+    }
+}
+
+/// One row per (q, objective): the baseline's objectives, then the new one (marked `new`).
+pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], objective: &str) -> Table {
+    let mut table = Table::new(
+        "compare",
+        &format!(
+            "`{objective}` (new) beside the committed baseline: change from the warm start of \
+             held-out pass@1 and pass@k (k of each objective), mean over seeds with 95% \
+             t-intervals, and the new objective's change of pass@1 minus pass@1 training's \
+             (paired by seed)."
+        ),
+        &[
+            "q",
+            "objective",
+            "seeds",
+            "Δ pass@1",
+            "Δ pass@1 95% CI",
+            "k",
+            "Δ pass@k",
+            "Δ pass@k 95% CI",
+            "Δ pass@1 − pass@1 training's",
+        ],
+    );
+    let qs: BTreeSet<u64> = base.iter().chain(new).map(|c| c.q.to_bits()).collect();
+    let mut qs: Vec<f64> = qs.into_iter().map(f64::from_bits).collect();
+    qs.sort_by(f64::total_cmp);
+    for q in qs {
+        let mut groups: Vec<(String, Vec<&TinyCell>)> = Vec::new();
+        let base_objectives: BTreeSet<&str> = base
+            .iter()
+            .filter(|c| c.q == q)
+            .map(|c| c.objective.as_str())
+            .collect();
+        for o in base_objectives {
+            groups.push((
+                o.to_string(),
+                base.iter()
+                    .filter(|c| c.q == q && c.objective == o)
+                    .collect(),
+            ));
+        }
+        groups.push((
+            format!("{objective} (new)"),
+            new.iter().filter(|c| c.q == q).collect(),
+        ));
+        let pass1_by_seed = |seed: u64| {
+            base.iter()
+                .find(|c| c.q == q && c.seed == seed && c.objective == "pass1_rloo")
+                .and_then(|c| c.delta(1))
+        };
+        for (label, cells) in groups {
+            if cells.is_empty() {
+                continue;
+            }
+            let k = cells[0].objective_k();
+            let d1: Vec<f64> = cells.iter().filter_map(|c| c.delta(1)).collect();
+            let dk: Vec<f64> = cells.iter().filter_map(|c| c.delta(k)).collect();
+            let vs: Vec<f64> = cells
+                .iter()
+                .filter_map(|c| Some(c.delta(1)? - pass1_by_seed(c.seed)?))
+                .collect();
+            table.rows.push(vec![
+                fmt_f(q, 2),
+                label,
+                cells.len().to_string(),
+                fmt_f(mean(&d1), 3),
+                interval(&d1),
+                k.to_string(),
+                fmt_f(mean(&dk), 3),
+                interval(&dk),
+                if vs.is_empty() {
+                    "n/a".into()
+                } else {
+                    format!("{} {}", fmt_f(mean(&vs), 3), interval(&vs))
+                },
+            ]);
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_replaces_the_objective_and_renames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.toml");
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/tiny-smoke.toml"),
+        )
+        .unwrap();
+        std::fs::write(&path, text).unwrap();
+        let (out, name) = variant(&path, "pkpo_loo_minus_one:k=2").unwrap();
+        assert_eq!(name, "tiny-smoke-compare");
+        assert!(out.contains("\"pkpo_loo_minus_one:k=2\""), "{out}");
+        assert!(!out.contains("pass1_rloo"), "{out}");
+        assert!(variant(&path, "no_such_objective").is_err());
+    }
+}
