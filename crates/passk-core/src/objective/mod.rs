@@ -222,6 +222,7 @@ registry! {
     pkpo_loo_minus_one,
     chen,
     tang_loo,
+    mix_pass1_passk,
 }
 
 /// Builds an objective from a spec string such as `"pass1_rloo"` or `"pkpo_loo_minus_one:k=4"`.
