@@ -251,6 +251,20 @@ pub fn warm_start_with(
 mod tests {
     use super::*;
 
+    /// Every parameter of `a` equals `b`'s bit for bit.
+    fn assert_same_weights(a: &Gpt, b: &Gpt) {
+        for ((name, va), (_, vb)) in a.params().iter().zip(b.params()) {
+            let flat = |v: &candle_core::Var| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            };
+            assert_eq!(flat(va), flat(&vb), "{name}");
+        }
+    }
+
     #[test]
     fn sft_lowers_its_loss() {
         let mut cfg = TinyCellConfig::nano_smoke(1.0, "pass1_rloo");
@@ -277,21 +291,7 @@ mod tests {
         assert!(a.path.exists() && a.path.with_extension("csv").exists());
         let b = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
         assert!(b.reused);
-        for ((na, va), (_, vb)) in a.model.params().iter().zip(b.model.params()) {
-            let xa = va
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let xb = vb
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            assert_eq!(xa, xb, "{na}");
-        }
+        assert_same_weights(&a.model, &b.model);
         // A cell that differs only in RL settings shares the file.
         let mut other = cfg.clone();
         other.rl.objective = "pkpo_loo_minus_one:k=4".into();
@@ -305,37 +305,9 @@ mod tests {
         })
         .unwrap();
         let (fresh, _) = train_sft(&control, &Device::Cpu, &mut |_| {}).unwrap();
-        for ((na, va), (_, vb)) in reused.model.params().iter().zip(fresh.params()) {
-            let xa = va
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let xb = vb
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            assert_eq!(xa, xb, "{na}");
-        }
+        assert_same_weights(&reused.model, &fresh);
         // Training again from scratch gives the same weights (determinism).
         let (again, _) = train_sft(&cfg, &Device::Cpu, &mut |_| {}).unwrap();
-        for ((na, va), (_, vb)) in a.model.params().iter().zip(again.params()) {
-            let xa = va
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let xb = vb
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            assert_eq!(xa, xb, "{na}");
-        }
+        assert_same_weights(&a.model, &again);
     }
 }
