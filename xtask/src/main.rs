@@ -119,13 +119,54 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
     if files.is_empty() {
         bail!("no experiment files found in experiments/");
     }
-    let device: &[&str] = if cuda { &["--device", "cuda"] } else { &[] };
-    cmd!(sh, "{passk} run {files...} {device...}").run()?;
+    if cuda {
+        cmd!(sh, "{passk} run {files...} --device cuda").run()?;
+    } else {
+        run_sharded(&passk, &files)?;
+    }
     cmd!(sh, "{passk} report").run()?;
     cmd!(sh, "{passk} manifest").run()?;
     println!(
         "reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims"
     );
+    Ok(())
+}
+
+/// Runs `files` as one `passk run --shard i/n` process per core, each single-threaded: two
+/// one-thread processes do about 1.45x the work of one two-thread process on these CPUs
+/// (FEASIBILITY.md). `PASSK_SHARDS` overrides the number of processes.
+fn run_sharded(passk: &Path, files: &[String]) -> Result<()> {
+    let shards = match std::env::var("PASSK_SHARDS") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .with_context(|| format!("PASSK_SHARDS={v:?} is not a positive integer"))?,
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    println!("reproduce: {shards} shard process(es), one thread each");
+    let children = (1..=shards)
+        .map(|i| {
+            std::process::Command::new(passk)
+                .current_dir(project_root())
+                .arg("run")
+                .args(files)
+                .args(["--shard", &format!("{i}/{shards}")])
+                .env("RAYON_NUM_THREADS", "1")
+                .env("CANDLE_NUM_THREADS", "1")
+                .spawn()
+                .with_context(|| format!("cannot start {}", passk.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut failed = 0;
+    for mut child in children {
+        if !child.wait()?.success() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {shards} shard(s) failed (messages above); rerun to resume");
+    }
     Ok(())
 }
 
