@@ -257,6 +257,17 @@ fn kill_and_resume_gives_bit_identical_results() {
     let mut cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
     cfg.rl.steps = 5;
     cfg.checkpoint_every = 2;
+    // Probes at 0, 2, 4 and 5: the one at step 2 is repeated after the resume.
+    cfg.probe = crate::CellProbe {
+        every: 2,
+        settings: crate::ProbeConfig {
+            n_prompts: 6,
+            n_samples: 4,
+            ks: vec![1, 4],
+            bootstrap: 20,
+            ..crate::ProbeConfig::default()
+        },
+    };
     let cache = root.path().join("cache");
     let full = root.path().join("full");
     let whole = run_tiny_cell(&cfg, &full, &cache, &mut |_| {}).unwrap();
@@ -276,6 +287,12 @@ fn kill_and_resume_gives_bit_identical_results() {
     assert_eq!(resumed.summary.resumed_from_step, Some(2));
     assert!(resumed.completed);
     assert_same_results(&full, &cut, &cfg);
+    for step in [0, 2, 4, 5] {
+        let (a, b) = (crate::probe_dir(&full, step), crate::probe_dir(&cut, step));
+        for f in ["prompts.csv", "gram.csv", "summary.csv"] {
+            assert_eq!(read(&a.join(f)), read(&b.join(f)), "probe step {step} {f}");
+        }
+    }
     let mut a = whole.summary.clone();
     a.resumed_from_step = Some(2);
     assert_same_summary(&a, &resumed.summary);
