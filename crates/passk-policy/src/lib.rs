@@ -23,6 +23,7 @@ mod grad;
 mod io;
 pub mod lm;
 mod model;
+mod ops;
 mod rng;
 mod sample;
 

@@ -8,6 +8,7 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::config::GptConfig;
 use crate::error::{PolicyError, Result};
 use crate::fused;
+use crate::ops::{causal_mask, log_softmax_last, softmax_last};
 use crate::rng::{hash_str, seeded};
 
 /// Epsilon of every layer norm.
@@ -593,41 +594,4 @@ fn head(h: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, t, d) = h.dims3()?;
     let v = w.dim(1)?;
     Ok(h.reshape((b * t, d))?.matmul(w)?.reshape((b, t, v))?)
-}
-
-/// Additive causal mask `[T, offset + T]` (0 where visible, -inf in the future), or `None`
-/// when every key is visible (a single new position).
-fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Option<Tensor>> {
-    if t == 1 {
-        return Ok(None);
-    }
-    let s = offset + t;
-    let data: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..s).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Some(Tensor::from_vec(data, (t, s), device)?))
-}
-
-/// Softmax over the last dimension from differentiable primitives (the max is a constant).
-fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    let s = e.sum_keepdim(D::Minus1)?;
-    Ok(e.broadcast_div(&s)?)
-}
-
-/// Log-softmax over the last dimension from differentiable primitives.
-fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let z = x.broadcast_sub(&max)?;
-    let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    Ok(z.broadcast_sub(&lse)?)
 }
