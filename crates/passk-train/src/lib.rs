@@ -44,7 +44,9 @@ pub use probe::{
     PROBE_PROMPTS_FILE, PROBE_SUMMARY_FILE,
 };
 pub use progress::{Phase, Progress};
-pub use rl::{apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow};
+pub use rl::{
+    apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow,
+};
 pub use sft::{
     train_sft, warm_start, warm_start_path, warm_start_with, SftLogRow, WarmStart, SFT_CLIP,
 };

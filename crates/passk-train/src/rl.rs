@@ -33,6 +33,11 @@ pub struct TrainLogRow {
     pub pass_at_k: f64,
     /// Global gradient norm before clipping (0 when every weight was zero).
     pub grad_norm: f64,
+    /// For a projected objective (`conflict_projected`): the cosine between its gradient and
+    /// its anchor's (pass@1) before projection, estimated from this step's samples; the step
+    /// was projected when it is negative. Empty for other objectives.
+    #[serde(default)]
+    pub conflict_cos: Option<f64>,
     /// Wall-clock seconds of the step (the only non-deterministic column).
     pub seconds: f64,
 }
@@ -142,7 +147,95 @@ pub fn apply_update(
     Ok(norm)
 }
 
-/// Runs RL step `step` on `model` (rollouts, weights, update) and returns its log row.
+/// Back-propagates the losses of `objective` and of its projection `anchor` (both from the
+/// same `groups`), removes from the objective's gradient `g` its component against the
+/// anchor's `a` — `g − min(0, ⟨g, a⟩) a / ‖a‖²` — then clips and applies it like
+/// [`apply_update`]. Returns the norm before clipping and the cosine of `g` and `a` (`None`
+/// when either is zero).
+#[allow(clippy::too_many_arguments)]
+pub fn apply_projected_update(
+    model: &Gpt,
+    opt: &mut Optimizer,
+    vocab: &Vocab,
+    groups: &[Group],
+    objective: &dyn Objective,
+    anchor: &dyn Objective,
+    clip: f64,
+    step: u64,
+) -> Result<(f64, Option<f64>)> {
+    let params = model.params();
+    let Some(loss) = policy_loss(model, vocab, groups, objective)? else {
+        opt.step(&params, None)?;
+        return Ok((0.0, None));
+    };
+    check_finite_loss(&loss, step)?;
+    let mut grads = loss.backward()?;
+    let mut cos = None;
+    if let Some(anchor_loss) = policy_loss(model, vocab, groups, anchor)? {
+        let anchor_grads = anchor_loss.backward()?;
+        let (mut dot, mut gg, mut aa) = (0.0, 0.0, 0.0);
+        for (_, var) in &params {
+            let g = grads.get(var.as_tensor());
+            let a = anchor_grads.get(var.as_tensor());
+            if let Some(g) = g {
+                gg += sum_f64(&g.sqr()?)?;
+            }
+            if let Some(a) = a {
+                aa += sum_f64(&a.sqr()?)?;
+                if let Some(g) = g {
+                    dot += sum_f64(&(g * a)?)?;
+                }
+            }
+        }
+        if gg > 0.0 && aa > 0.0 {
+            cos = Some(dot / (gg.sqrt() * aa.sqrt()));
+        }
+        if dot < 0.0 && aa > 0.0 {
+            let scale = dot / aa;
+            for (_, var) in &params {
+                let Some(a) = anchor_grads.get(var.as_tensor()) else {
+                    continue;
+                };
+                let projected = match grads.get(var.as_tensor()) {
+                    Some(g) => (g - (a * scale)?)?,
+                    None => (a * -scale)?,
+                };
+                grads.insert(var.as_tensor(), projected);
+            }
+        }
+    }
+    let norm = clip_grad_norm(&mut grads, &params, clip)?;
+    if !norm.is_finite() {
+        return Err(TrainError::Diverged {
+            phase: "rl",
+            step,
+            detail: format!("gradient norm {norm}"),
+        });
+    }
+    opt.step(&params, Some(&grads))?;
+    Ok((norm, cos))
+}
+
+fn sum_f64(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?)
+}
+
+fn check_finite_loss(loss: &Tensor, step: u64) -> Result<()> {
+    let v = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::Diverged {
+            phase: "rl",
+            step,
+            detail: format!("loss {v}"),
+        })
+    }
+}
+
+/// Runs RL step `step` on `model` (rollouts, weights, update) and returns its log row. A
+/// scheduled objective contributes the objective of this step ([`Objective::at_step`]); a
+/// projected one is applied with [`apply_projected_update`].
 #[allow(clippy::too_many_arguments)]
 pub fn rl_step(
     model: &Gpt,
@@ -156,18 +249,27 @@ pub fn rl_step(
 ) -> Result<TrainLogRow> {
     let start = Instant::now();
     let groups = rollouts(model, vocab, mixture, rl, seed, step)?;
-    let loss = policy_loss(model, vocab, &groups, objective)?;
-    if let Some(l) = &loss {
-        let v = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !v.is_finite() {
-            return Err(TrainError::Diverged {
-                phase: "rl",
-                step,
-                detail: format!("loss {v}"),
-            });
+    let scheduled = objective.at_step(step, rl.steps);
+    let active: &dyn Objective = scheduled.as_deref().unwrap_or(objective);
+    let (grad_norm, conflict_cos) = match active.projection_anchor() {
+        Some(anchor) => apply_projected_update(
+            model,
+            opt,
+            vocab,
+            &groups,
+            active,
+            anchor.as_ref(),
+            rl.clip,
+            step,
+        )?,
+        None => {
+            let loss = policy_loss(model, vocab, &groups, active)?;
+            if let Some(l) = &loss {
+                check_finite_loss(l, step)?;
+            }
+            (apply_update(model, opt, loss, rl.clip, step)?, None)
         }
-    }
-    let grad_norm = apply_update(model, opt, loss, rl.clip, step)?;
+    };
     let n = rl.samples_per_prompt;
     let k = objective.k_for_group(n);
     let (mut reward, mut p1, mut pk) = (0.0, 0.0, 0.0);
@@ -185,6 +287,7 @@ pub fn rl_step(
         k,
         pass_at_k: pk / p,
         grad_norm,
+        conflict_cos,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

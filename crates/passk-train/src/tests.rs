@@ -316,3 +316,91 @@ fn kill_and_resume_gives_bit_identical_results() {
         other => panic!("expected a checkpoint error, got {other:?}"),
     }
 }
+
+/// Weights `scale` times pass@1 RLOO's, projected against pass@1 RLOO: a stand-in whose
+/// gradient is exactly parallel (scale > 0) or opposed (scale < 0) to its anchor's.
+struct ScaledPass1 {
+    scale: f64,
+}
+
+impl passk_core::objective::Objective for ScaledPass1 {
+    fn name(&self) -> String {
+        format!("scaled_pass1:{}", self.scale)
+    }
+    fn weights(&self, rewards: &[f64]) -> std::result::Result<Vec<f64>, passk_core::CoreError> {
+        let w = objective_from_spec("pass1_rloo")
+            .unwrap()
+            .weights(rewards)?;
+        Ok(w.iter().map(|x| x * self.scale).collect())
+    }
+    fn k(&self) -> u32 {
+        1
+    }
+    fn unbiased(&self) -> bool {
+        false
+    }
+    fn projection_anchor(&self) -> Option<Box<dyn passk_core::objective::Objective>> {
+        Some(objective_from_spec("pass1_rloo").unwrap())
+    }
+}
+
+#[test]
+fn the_projected_update_removes_only_the_opposing_component() {
+    let vocab = Vocab::synthetic();
+    let groups = fixed_groups(&vocab);
+    let anchor = objective_from_spec("pass1_rloo").unwrap();
+    let snapshot = |m: &Gpt| -> Vec<Vec<f32>> {
+        m.params()
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    // Opposed (g = -a): the projection leaves nothing, so SGD does not move the weights.
+    let model = nano();
+    let before = snapshot(&model);
+    let mut opt = Optimizer::new(OptimizerKind::Sgd, 0.5, &model.params()).unwrap();
+    let (norm, cos) = apply_projected_update(
+        &model,
+        &mut opt,
+        &vocab,
+        &groups,
+        &ScaledPass1 { scale: -1.0 },
+        anchor.as_ref(),
+        1e9,
+        0,
+    )
+    .unwrap();
+    assert!((cos.unwrap() + 1.0).abs() < 1e-5, "cos {cos:?}");
+    let moved: f32 = before
+        .iter()
+        .zip(snapshot(&model))
+        .flat_map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .collect::<Vec<_>>()
+        })
+        .fold(0.0, f32::max);
+    assert!(moved < 1e-6, "opposed step moved a weight by {moved}");
+    assert!(norm < 1e-3, "projected norm {norm}");
+    // Agreeing (g = 2a): no projection, the step equals the plain update of the same loss.
+    let (a, b) = (nano(), nano());
+    let mut opt_a = Optimizer::new(OptimizerKind::Sgd, 0.5, &a.params()).unwrap();
+    let mut opt_b = Optimizer::new(OptimizerKind::Sgd, 0.5, &b.params()).unwrap();
+    let doubled = ScaledPass1 { scale: 2.0 };
+    let (_, cos) = apply_projected_update(
+        &a,
+        &mut opt_a,
+        &vocab,
+        &groups,
+        &doubled,
+        anchor.as_ref(),
+        1e9,
+        0,
+    )
+    .unwrap();
+    assert!((cos.unwrap() - 1.0).abs() < 1e-5, "cos {cos:?}");
+    let loss = policy_loss(&b, &vocab, &groups, &doubled).unwrap();
+    apply_update(&b, &mut opt_b, loss, 1e9, 0).unwrap();
+    assert_eq!(snapshot(&a), snapshot(&b));
+}

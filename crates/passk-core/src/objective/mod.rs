@@ -51,6 +51,18 @@ pub trait Objective: Send + Sync {
             k => k,
         }
     }
+    /// The objective whose weights the trainer uses at RL step `step` of `steps`, for an
+    /// objective that follows a schedule (like `k_anneal`); `None`, the default, means `self`.
+    fn at_step(&self, _step: u64, _steps: u64) -> Option<Box<dyn Objective>> {
+        None
+    }
+    /// For an objective whose update is projected (like `conflict_projected`): the anchor
+    /// objective whose gradient, estimated from the same samples, the update must not oppose.
+    /// The trainer then steps along `g − min(0, ⟨g, a⟩) a / ‖a‖²`, with `g` this objective's
+    /// gradient and `a` the anchor's. `None`, the default, means an unprojected step along `g`.
+    fn projection_anchor(&self) -> Option<Box<dyn Objective>> {
+        None
+    }
 }
 
 /// A registry entry's public description.
@@ -223,6 +235,8 @@ registry! {
     chen,
     tang_loo,
     mix_pass1_passk,
+    conflict_projected,
+    k_anneal,
 }
 
 /// Builds an objective from a spec string such as `"pass1_rloo"` or `"pkpo_loo_minus_one:k=4"`.
