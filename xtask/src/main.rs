@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+mod gate;
+
 const USAGE: &str = "\
 cargo xtask <command>
 
@@ -15,14 +17,20 @@ cargo xtask <command>
   verify                         fail on any changed/missing/extra result file or a
                                  figure that differs from a fresh regeneration
   check                          the CI gate: recompute the gate experiments named in
-                                 experiments/claims.toml into target/passk-check/,
+                                 experiments/claims.toml (theory, and the tiny smoke
+                                 matrix from the committed warm starts in
+                                 results/warm-starts/) into target/passk-check/,
                                  evaluate every claim, then verify the committed results
   compare --objective SPEC [--experiment NAME]
                                  run objective SPEC on the cells of
                                  experiments/NAME.toml (default tiny-core, reusing
                                  cached warm starts) into target/passk-compare/ and
                                  print it beside the committed baseline
-  ci                             fmt check, clippy -D warnings, tests, check
+  check-broken                   after `check`: rerun the smoke matrix with pass@8
+                                 replaced by the deliberately broken objective
+                                 sign_flipped:k=8 and fail unless the gate rejects it
+  ci                             fmt check, clippy -D warnings, tests, check,
+                                 check-broken
   bench                          the criterion benchmarks (verifier throughput, policy
                                  forward/backward, sampling, matmul GFLOP/s); set
                                  CANDLE_NUM_THREADS/RAYON_NUM_THREADS to pin threads
@@ -66,6 +74,10 @@ fn main() -> Result<()> {
             "usage: cargo xtask compare --objective SPEC [--experiment NAME], e.g. \
              --objective pkpo_loo_minus_one:k=4"
         ),
+        ["check-broken"] => {
+            let passk = build_passk(&sh, cuda)?;
+            gate::rejects_broken_objective(&sh, &passk, &gate::scratch_dir())
+        }
         ["ci"] => ci(&sh),
         ["bench"] => {
             cmd!(sh, "cargo bench -p passk-tasks -p passk-policy").run()?;
@@ -122,7 +134,7 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
     if cuda {
         cmd!(sh, "{passk} run {files...} --device cuda").run()?;
     } else {
-        run_sharded(&passk, &files)?;
+        run_sharded(&passk, &files, &[])?;
     }
     cmd!(sh, "{passk} report").run()?;
     cmd!(sh, "{passk} manifest").run()?;
@@ -135,7 +147,7 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
 /// Runs `files` as one `passk run --shard i/n` process per core, each single-threaded: two
 /// one-thread processes do about 1.45x the work of one two-thread process on these CPUs
 /// (FEASIBILITY.md). `PASSK_SHARDS` overrides the number of processes.
-fn run_sharded(passk: &Path, files: &[String]) -> Result<()> {
+fn run_sharded(passk: &Path, files: &[String], extra: &[&str]) -> Result<()> {
     let shards = match std::env::var("PASSK_SHARDS") {
         Ok(v) => v
             .parse::<usize>()
@@ -152,6 +164,7 @@ fn run_sharded(passk: &Path, files: &[String]) -> Result<()> {
                 .arg("run")
                 .args(files)
                 .args(["--shard", &format!("{i}/{shards}")])
+                .args(extra)
                 .env("RAYON_NUM_THREADS", "1")
                 .env("CANDLE_NUM_THREADS", "1")
                 .spawn()
@@ -184,22 +197,8 @@ fn compare(sh: &Shell, objective: &str, experiment: &str, cuda: bool) -> Result<
 
 fn check(sh: &Shell, cuda: bool) -> Result<()> {
     let passk = build_passk(sh, cuda)?;
-    let scratch = project_root().join("target").join("passk-check");
-    let gate: Vec<String> = cmd!(sh, "{passk} gate")
-        .read()?
-        .lines()
-        .map(str::to_string)
-        .collect();
-    if scratch.exists() {
-        // Cells are cached by config hash, not by code: start clean so the gate recomputes.
-        std::fs::remove_dir_all(&scratch)?;
-    }
-    println!(
-        "check: recomputing {} gate experiment(s) into {}",
-        gate.len(),
-        scratch.display()
-    );
-    cmd!(sh, "{passk} run {gate...} --results {scratch} --quiet").run()?;
+    let scratch = gate::scratch_dir();
+    gate::recompute(sh, &passk, &scratch)?;
     let claims = cmd!(sh, "{passk} check --results {scratch}").run();
     let verified = cmd!(sh, "{passk} verify").run();
     let stale = stale_committed_cells(&scratch, &project_root().join("results"))?;
@@ -215,7 +214,7 @@ fn check(sh: &Shell, cuda: bool) -> Result<()> {
             stale.len()
         );
     }
-    println!("check: the gate's fresh cells are byte-identical to the committed ones");
+    println!("check: the gate's fresh cells that are also committed are byte-identical to them");
     Ok(())
 }
 
@@ -261,6 +260,8 @@ fn ci(sh: &Shell) -> Result<()> {
     .run()?;
     cmd!(sh, "cargo test --workspace --release").run()?;
     check(sh, false)?;
+    let passk = build_passk(sh, false)?;
+    gate::rejects_broken_objective(sh, &passk, &gate::scratch_dir())?;
     println!("ci: all green");
     Ok(())
 }

@@ -71,8 +71,8 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
     let root: toml::Table =
         toml::from_str(text).with_context(|| format!("{file}: malformed TOML"))?;
     for key in root.keys() {
-        if !["experiment", "matrix", "params"].contains(&key.as_str()) {
-            bail!("{file}: unknown top-level table `{key}`; allowed: [experiment], [matrix], [params]");
+        if !["experiment", "matrix", "params", "exclude"].contains(&key.as_str()) {
+            bail!("{file}: unknown top-level table `{key}`; allowed: [experiment], [matrix], [params], [[exclude]]");
         }
     }
     let header = table(&root, "experiment", &file.to_string())?
@@ -135,6 +135,7 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
         );
     }
 
+    let excludes = exclusions(&root, &axes, &file.to_string())?;
     let mut cells = Vec::new();
     let mut index = vec![0usize; axes.len()];
     loop {
@@ -145,15 +146,21 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
                 .with_context(|| format!("{file}: `matrix.{}`", axis.0))?;
             coords.push((axis.0.clone(), axis.1[i].clone()));
         }
+        let excluded = excludes.iter().any(|ex| {
+            ex.iter()
+                .all(|(key, value)| coords.iter().any(|(k, v)| k == key && v == value))
+        });
         let config = sorted(config);
         crate::tiers::validate(&tier, &config)
             .with_context(|| format!("{file}: cell {}", describe(&coords)))?;
-        let hash = cell_hash(&tier, &config);
-        cells.push(Cell {
-            config,
-            hash,
-            coords,
-        });
+        if !excluded {
+            let hash = cell_hash(&tier, &config);
+            cells.push(Cell {
+                config,
+                hash,
+                coords,
+            });
+        }
         // Odometer increment, last axis fastest.
         let mut pos = axes.len();
         loop {
@@ -168,6 +175,53 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
             index[pos] = 0;
         }
     }
+}
+
+/// The `[[exclude]]` tables: matrix points (axis key = value, a subset of the axes) whose
+/// cells are dropped from the cross product. Each must name only matrix axes, with values the
+/// axis has, so a typo cannot silently exclude nothing.
+fn exclusions(
+    root: &toml::Table,
+    axes: &[(String, Vec<Value>)],
+    file: &str,
+) -> Result<Vec<Vec<(String, Value)>>> {
+    let Some(value) = root.get("exclude") else {
+        return Ok(Vec::new());
+    };
+    let toml::Value::Array(items) = value else {
+        bail!("{file}: `exclude` must be an array of tables: [[exclude]] then axis = value lines");
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let toml::Value::Table(t) = item else {
+            bail!(
+                "{file}: exclude entry {} must be a table of axis = value",
+                i + 1
+            );
+        };
+        if t.is_empty() {
+            bail!(
+                "{file}: exclude entry {} is empty and would drop every cell",
+                i + 1
+            );
+        }
+        let mut point = Vec::new();
+        for (key, v) in t {
+            let v = to_json(v).with_context(|| format!("{file}: `exclude.{key}`"))?;
+            let Some((_, values)) = axes.iter().find(|(k, _)| k == key) else {
+                bail!(
+                    "{file}: exclude entry {} names `{key}`, which is not a [matrix] axis",
+                    i + 1
+                );
+            };
+            if !values.contains(&v) {
+                bail!("{file}: exclude entry {} gives `{key}` = {v}, which is not one of the axis values", i + 1);
+            }
+            point.push((key.clone(), v));
+        }
+        out.push(point);
+    }
+    Ok(out)
 }
 
 fn finish(
@@ -368,6 +422,32 @@ one_step_eta = 0.01
         assert_eq!(joined, sorted);
         let second: Vec<_> = exp.shard(2, 2).cells.into_iter().map(|c| c.hash).collect();
         assert_eq!(second, vec![all[1].clone(), all[3].clone()]);
+    }
+
+    #[test]
+    fn exclude_drops_matching_points_and_rejects_typos() {
+        let base = GOOD;
+        let all = parse(base).unwrap();
+        let fewer = parse(&format!("{base}[[exclude]]\nseparation = 6.0\nk = 2\n")).unwrap();
+        assert_eq!(all.cells.len(), 4);
+        assert_eq!(fewer.cells.len(), 3);
+        let kept: Vec<_> = fewer.cells.iter().map(|c| c.hash.clone()).collect();
+        let dropped: Vec<_> = all
+            .cells
+            .iter()
+            .filter(|c| !kept.contains(&c.hash))
+            .collect();
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(describe(&dropped[0].coords), "k=2, seed=0, separation=6.0");
+        let half = parse(&format!("{base}[[exclude]]\nk = 4\n")).unwrap();
+        assert_eq!(half.cells.len(), 2);
+        for bad in [
+            "[[exclude]]\nkk = 2\n",
+            "[[exclude]]\nk = 3\n",
+            "exclude = 1\n",
+        ] {
+            assert!(parse(&format!("{base}{bad}")).is_err(), "{bad}");
+        }
     }
 
     #[test]

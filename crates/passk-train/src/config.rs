@@ -100,8 +100,20 @@ pub struct TinyCellConfig {
 pub struct CellProbe {
     /// Probe every this many RL steps (also at step 0 and at the end); 0 turns the probe off.
     pub every: u64,
+    /// Whether to probe at step 0, the warm start (default true; the CI smoke matrix, whose
+    /// claims read only the last probe, turns it off to save time).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub at_start: bool,
     /// The probe's settings.
     pub settings: ProbeConfig,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl CellProbe {
@@ -109,13 +121,14 @@ impl CellProbe {
     pub fn off() -> Self {
         Self {
             every: 0,
+            at_start: true,
             settings: ProbeConfig::default(),
         }
     }
 
     /// Whether the cell probes after `step` of `steps` RL steps.
     pub fn due(&self, step: u64, steps: u64) -> bool {
-        self.every > 0 && (step % self.every == 0 || step == steps)
+        self.every > 0 && (step % self.every == 0 || step == steps) && (step > 0 || self.at_start)
     }
 }
 
@@ -293,6 +306,7 @@ impl TinyCellConfig {
             checkpoint_every: 25,
             probe: CellProbe {
                 every: 100,
+                at_start: true,
                 settings: ProbeConfig::default(),
             },
         }
@@ -342,6 +356,23 @@ mod tests {
             TrainError::Config { field, .. } => field,
             other => panic!("expected a config error, got {other}"),
         }
+    }
+
+    #[test]
+    fn the_probe_schedule_can_skip_the_warm_start() {
+        let mut p = CellProbe::off();
+        assert!(!p.due(0, 10));
+        p.every = 5;
+        let due: Vec<u64> = (0..=12).filter(|&s| p.due(s, 12)).collect();
+        assert_eq!(due, [0, 5, 10, 12]);
+        p.at_start = false;
+        let due: Vec<u64> = (0..=12).filter(|&s| p.due(s, 12)).collect();
+        assert_eq!(due, [5, 10, 12]);
+        // absent from the file = true, and true is not written back (cell hashes keep)
+        let json = serde_json::json!({ "every": 5, "settings": ProbeConfig::default() });
+        let parsed: CellProbe = serde_json::from_value(json).unwrap();
+        assert!(parsed.at_start);
+        assert!(!serde_json::to_string(&parsed).unwrap().contains("at_start"));
     }
 
     #[test]

@@ -260,6 +260,7 @@ fn kill_and_resume_gives_bit_identical_results() {
     // Probes at 0, 2, 4 and 5: the one at step 2 is repeated after the resume.
     cfg.probe = crate::CellProbe {
         every: 2,
+        at_start: true,
         settings: crate::ProbeConfig {
             n_prompts: 6,
             n_samples: 4,

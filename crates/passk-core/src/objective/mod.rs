@@ -237,6 +237,7 @@ registry! {
     mix_pass1_passk,
     conflict_projected,
     k_anneal,
+    sign_flipped,
 }
 
 /// Builds an objective from a spec string such as `"pass1_rloo"` or `"pkpo_loo_minus_one:k=4"`.
