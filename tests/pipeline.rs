@@ -411,6 +411,9 @@ fn compare_runs_a_new_objective_beside_the_committed_baseline() {
     // Per q: the two baseline objectives and the new one.
     assert_eq!(table.matches("k=2 (new) |").count(), 2, "{table}");
     assert_eq!(table.matches("| pass1\\_rloo |").count(), 2, "{table}");
+    assert!(table.contains("end cos"), "{table}");
+    assert!(out.join("compare_tradeoff.svg").is_file());
+    assert!(out.join("compare_tradeoff.png").is_file());
     // The new cells live under --out, not in results/.
     assert!(!s.path("results/tiny-smoke-compare").exists());
     assert_eq!(

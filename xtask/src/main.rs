@@ -21,8 +21,8 @@ cargo xtask <command>
                                  matrix from the committed warm starts in
                                  results/warm-starts/) into target/passk-check/,
                                  evaluate every claim, then verify the committed results
-  compare --objective SPEC [--experiment NAME]
-                                 run objective SPEC on the cells of
+  compare --objective SPEC... [--experiment NAME]
+                                 run objective SPEC (repeatable) on the cells of
                                  experiments/NAME.toml (default tiny-core, reusing
                                  cached warm starts) into target/passk-compare/ and
                                  print it beside the committed baseline
@@ -65,15 +65,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         ["check"] => check(&sh, cuda),
-        ["compare", "--objective", objective] => compare(&sh, objective, "tiny-core", cuda),
-        ["compare", "--objective", objective, "--experiment", experiment]
-        | ["compare", "--experiment", experiment, "--objective", objective] => {
-            compare(&sh, objective, experiment, cuda)
+        ["compare", rest @ ..] => {
+            let (objectives, experiment) = compare_args(rest)?;
+            compare(&sh, &objectives, &experiment, cuda)
         }
-        ["compare", ..] => bail!(
-            "usage: cargo xtask compare --objective SPEC [--experiment NAME], e.g. \
-             --objective pkpo_loo_minus_one:k=4"
-        ),
         ["check-broken"] => {
             let passk = build_passk(&sh, cuda)?;
             gate::rejects_broken_objective(&sh, &passk, &gate::scratch_dir())
@@ -183,15 +178,37 @@ fn run_sharded(passk: &Path, files: &[String], extra: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn compare(sh: &Shell, objective: &str, experiment: &str, cuda: bool) -> Result<()> {
+/// `--objective SPEC` (repeatable) and optional `--experiment NAME` (default tiny-core).
+fn compare_args(rest: &[&str]) -> Result<(Vec<String>, String)> {
+    let usage = "usage: cargo xtask compare --objective SPEC [--objective SPEC...] \
+                 [--experiment NAME], e.g. --objective pkpo_loo_minus_one:k=4";
+    let (mut objectives, mut experiment) = (Vec::new(), "tiny-core".to_string());
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value; {usage}"))?;
+        match *flag {
+            "--objective" => objectives.push(value.to_string()),
+            "--experiment" => experiment = value.to_string(),
+            other => bail!("unknown compare option {other}; {usage}"),
+        }
+    }
+    if objectives.is_empty() {
+        bail!("{usage}");
+    }
+    Ok((objectives, experiment))
+}
+
+fn compare(sh: &Shell, objectives: &[String], experiment: &str, cuda: bool) -> Result<()> {
     let passk = build_passk(sh, cuda)?;
     let file = format!("experiments/{experiment}.toml");
     let device = if cuda { "cuda" } else { "cpu" };
-    cmd!(
-        sh,
-        "{passk} compare {file} --objective {objective} --device {device}"
-    )
-    .run()?;
+    let flags: Vec<&str> = objectives
+        .iter()
+        .flat_map(|o| ["--objective", o.as_str()])
+        .collect();
+    cmd!(sh, "{passk} compare {file} {flags...} --device {device}").run()?;
     Ok(())
 }
 

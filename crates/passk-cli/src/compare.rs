@@ -1,24 +1,31 @@
 //! `passk compare`: runs a new objective on the cells of a committed tiny experiment (same
 //! q, seeds and warm starts) and tabulates it beside the committed baseline.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use passk_core::objective::objective_from_spec;
 use passk_core::stats::{mean, t_interval};
+use passk_report::probe::load_probe_steps;
 use passk_report::tables::{fmt_f, Table};
-use passk_report::tiny::{load_tiny_cells, TinyCell};
+use passk_report::tiny::{load_tiny_cells, tradeoff_figure, TinyCell};
 
 use crate::config::{load_experiment, Experiment};
 use crate::run::{cell_dir, is_done, run_experiment};
 use crate::tiers::RunContext;
 
-/// The experiment file of `exp_path` with `rl.objective` replaced by `objective` and its name
-/// suffixed with `-compare`; returns the new file's text and name.
-pub fn variant(exp_path: &Path, objective: &str) -> Result<(String, String)> {
-    objective_from_spec(objective)
-        .with_context(|| format!("--objective {objective:?} is not a registered objective"))?;
+/// The experiment file of `exp_path` with `rl.objective` replaced by `objectives` (a matrix
+/// axis when there are several) and its name suffixed with `-compare`; returns the new file's
+/// text and name.
+pub fn variant(exp_path: &Path, objectives: &[String]) -> Result<(String, String)> {
+    if objectives.is_empty() {
+        bail!("compare needs at least one --objective SPEC");
+    }
+    for objective in objectives {
+        objective_from_spec(objective)
+            .with_context(|| format!("--objective {objective:?} is not a registered objective"))?;
+    }
     let text = std::fs::read_to_string(exp_path)
         .with_context(|| format!("cannot read {}", exp_path.display()))?;
     let mut doc: toml::Table =
@@ -41,16 +48,16 @@ pub fn variant(exp_path: &Path, objective: &str) -> Result<(String, String)> {
     let new_name = format!("{name}-compare");
     experiment.insert("name".into(), new_name.clone().into());
     experiment.insert("in_all".into(), false.into());
+    // [[exclude]] points name the baseline's objectives; the variant's matrix has others.
+    doc.remove("exclude");
+    let values: Vec<toml::Value> = objectives.iter().map(|o| o.as_str().into()).collect();
     let in_matrix = doc
         .get_mut("matrix")
         .and_then(|m| m.as_table_mut())
         .filter(|m| m.contains_key("rl.objective"));
     match in_matrix {
         Some(matrix) => {
-            matrix.insert(
-                "rl.objective".into(),
-                toml::Value::Array(vec![objective.into()]),
-            );
+            matrix.insert("rl.objective".into(), toml::Value::Array(values));
         }
         None => {
             let rl = doc
@@ -61,24 +68,30 @@ pub fn variant(exp_path: &Path, objective: &str) -> Result<(String, String)> {
                 .context(
                     "the experiment sets rl.objective neither in [matrix] nor in [params.rl]",
                 )?;
-            rl.insert("objective".into(), objective.into());
+            rl.remove("objective");
+            doc.entry("matrix")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .context("[matrix] is not a table")?
+                .insert("rl.objective".into(), toml::Value::Array(values));
         }
     }
     Ok((toml::to_string(&doc)?, new_name))
 }
 
-/// Runs `objective` on the cells of `exp_path` into `out` (cached warm starts are reused) and
-/// returns the side-by-side table of the committed baseline (`baseline/<name>/`) and the new
-/// cells; the table is also written to `out/compare.{csv,md,tex}`.
+/// Runs `objectives` on the cells of `exp_path` into `out` (cached warm starts and committed
+/// cells of the same configuration are reused) and returns the side-by-side table of the
+/// committed baseline (`baseline/<name>/`) and the new cells; the table is also written to
+/// `out/compare.{csv,md,tex}` and the trade-off figure to `out/compare_tradeoff.{svg,png}`.
 pub fn compare(
     exp_path: &Path,
-    objective: &str,
+    objectives: &[String],
     baseline: &Path,
     out: &Path,
     ctx: &RunContext,
 ) -> Result<Table> {
     let base_exp = load_experiment(exp_path)?;
-    let (text, new_name) = variant(exp_path, objective)?;
+    let (text, new_name) = variant(exp_path, objectives)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let variant_path: PathBuf = out.join(format!("{new_name}.toml"));
     passk_report::atomic::write_atomic(&variant_path, text.as_bytes())?;
@@ -101,10 +114,45 @@ pub fn compare(
             base_exp.name
         )
     })?;
-    let new_cells = load_tiny_cells(&out.join(&new_name))?;
-    let table = side_by_side(&base_cells, &new_cells, objective);
+    let new_dir = out.join(&new_name);
+    let new_cells = load_tiny_cells(&new_dir)?;
+    let mut cosines = end_cosines(&base_dir, &base_cells)?;
+    cosines.extend(end_cosines(&new_dir, &new_cells)?);
+    let table = side_by_side(&base_cells, &new_cells, &cosines);
     table.write_all(out)?;
+    let all: Vec<TinyCell> = base_cells.iter().chain(&new_cells).cloned().collect();
+    let new_objectives: BTreeSet<&str> = new_cells.iter().map(|c| c.objective.as_str()).collect();
+    let label = |o: &str| {
+        if new_objectives.contains(o) {
+            format!("{o} (new)")
+        } else {
+            o.to_string()
+        }
+    };
+    passk_report::plot::render_figure(&tradeoff_figure(&all, "compare_tradeoff", &label), out)?;
     Ok(table)
+}
+
+/// Per cell hash: the probe's global cosine of `∇J_k` and `∇J_1` at the cell's last probe, k
+/// of its objective (only objectives with k > 1 and cells with a probe at that k).
+fn end_cosines(dir: &Path, cells: &[TinyCell]) -> Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    for c in cells {
+        let k = c.objective_k();
+        if k < 2 {
+            continue;
+        }
+        let steps = load_probe_steps(&dir.join(&c.record.hash))?;
+        if let Some(cos) = steps
+            .last()
+            .and_then(|s| s.row(k, "global"))
+            .map(|r| r.cosine)
+            .filter(|v| v.is_finite())
+        {
+            out.insert(c.record.hash.clone(), cos);
+        }
+    }
+    Ok(out)
 }
 
 /// Copies into `out/<exp>/` every cell of `exp` that some experiment under `baseline` already
@@ -166,15 +214,24 @@ fn interval(values: &[f64]) -> String {
     }
 }
 
-/// One row per (q, objective): the baseline's objectives, then the new one (marked `new`).
-pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], objective: &str) -> Table {
+/// One row per (q, objective): the baseline's objectives, then the new ones (marked `new`);
+/// `cosines` maps a cell hash to its end-of-training probe cosine (see [`compare`]).
+pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], cosines: &BTreeMap<String, f64>) -> Table {
+    let new_objectives: BTreeSet<&str> = new.iter().map(|c| c.objective.as_str()).collect();
+    let names: Vec<&str> = new_objectives.iter().copied().collect();
     let mut table = Table::new(
         "compare",
         &format!(
-            "`{objective}` (new) beside the committed baseline: change from the warm start of \
-             held-out pass@1 and pass@k (k of each objective), mean over seeds with 95% \
-             t-intervals, and the new objective's change of pass@1 minus pass@1 training's \
-             (paired by seed)."
+            "{} (new) beside the committed baseline: change from the warm start of held-out \
+             pass@1 and pass@k (k of each objective), mean over seeds with 95% t-intervals; the \
+             change of pass@1 minus pass@1 training's (paired by seed); and the probe's cosine \
+             of ∇J_k and ∇J_1 after training (all probe prompts, mean over seeds; objectives \
+             with k > 1).",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         &[
             "q",
@@ -186,6 +243,7 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], objective: &str) -> Tab
             "Δ pass@k",
             "Δ pass@k 95% CI",
             "Δ pass@1 − pass@1 training's",
+            "end cos(∇J_k, ∇J_1)",
         ],
     );
     let qs: BTreeSet<u64> = base.iter().chain(new).map(|c| c.q.to_bits()).collect();
@@ -206,10 +264,14 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], objective: &str) -> Tab
                     .collect(),
             ));
         }
-        groups.push((
-            format!("{objective} (new)"),
-            new.iter().filter(|c| c.q == q).collect(),
-        ));
+        for o in &new_objectives {
+            groups.push((
+                format!("{o} (new)"),
+                new.iter()
+                    .filter(|c| c.q == q && c.objective == *o)
+                    .collect(),
+            ));
+        }
         let pass1_by_seed = |seed: u64| {
             base.iter()
                 .find(|c| c.q == q && c.seed == seed && c.objective == "pass1_rloo")
@@ -226,6 +288,10 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], objective: &str) -> Tab
                 .iter()
                 .filter_map(|c| Some(c.delta(1)? - pass1_by_seed(c.seed)?))
                 .collect();
+            let cos: Vec<f64> = cells
+                .iter()
+                .filter_map(|c| cosines.get(&c.record.hash).copied())
+                .collect();
             table.rows.push(vec![
                 fmt_f(q, 2),
                 label,
@@ -239,6 +305,11 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], objective: &str) -> Tab
                     "n/a".into()
                 } else {
                     format!("{} {}", fmt_f(mean(&vs), 3), interval(&vs))
+                },
+                if cos.is_empty() {
+                    "n/a".into()
+                } else {
+                    fmt_f(mean(&cos), 3)
                 },
             ]);
         }
@@ -255,7 +326,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exp_path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/tiny-smoke.toml");
-        let (text, _) = variant(&exp_path, "pkpo_loo_minus_one:k=2").unwrap();
+        let (text, _) = variant(&exp_path, &["pkpo_loo_minus_one:k=2".into()]).unwrap();
         let variant_path = dir.path().join("v.toml");
         std::fs::write(&variant_path, text).unwrap();
         let exp = load_experiment(&variant_path).unwrap();
@@ -283,10 +354,18 @@ mod tests {
         )
         .unwrap();
         std::fs::write(&path, text).unwrap();
-        let (out, name) = variant(&path, "pkpo_loo_minus_one:k=2").unwrap();
+        let (out, name) = variant(&path, &["pkpo_loo_minus_one:k=2".into()]).unwrap();
         assert_eq!(name, "tiny-smoke-compare");
         assert!(out.contains("\"pkpo_loo_minus_one:k=2\""), "{out}");
         assert!(!out.contains("pass1_rloo"), "{out}");
-        assert!(variant(&path, "no_such_objective").is_err());
+        assert!(variant(&path, &["no_such_objective".into()]).is_err());
+        assert!(variant(&path, &[]).is_err());
+        let (two, _) = variant(
+            &path,
+            &["k_anneal:k=4".into(), "conflict_projected:k=4".into()],
+        )
+        .unwrap();
+        assert!(two.contains("\"k_anneal:k=4\""), "{two}");
+        assert!(two.contains("\"conflict_projected:k=4\""), "{two}");
     }
 }

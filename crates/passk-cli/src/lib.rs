@@ -50,10 +50,12 @@ USAGE:
       Evaluate the claims (default experiments/claims.toml) and print a verdict table;
       exit 1 when any claim fails. Claims marked `baseline = true` read the committed
       results in --baseline (default results), the others --results.
-  passk compare <experiment.toml> --objective SPEC [--results DIR] [--out DIR] [--cache DIR]
-      Run objective SPEC on the cells of a tiny experiment (its q, seeds and cached warm
-      starts) into --out (default target/passk-compare), then print and write
-      (out/compare.{csv,md,tex}) its changes of pass@1 and pass@k beside the committed
+  passk compare <experiment.toml> --objective SPEC... [--results DIR] [--out DIR] [--cache DIR]
+      Run objective SPEC (repeat --objective for several) on the cells of a tiny experiment
+      (its q, seeds and cached warm starts; cells already committed under --results with the
+      same configuration are copied, not rerun) into --out (default target/passk-compare),
+      then print and write (out/compare.{csv,md,tex}, out/compare_tradeoff.{svg,png}) its
+      changes of pass@1 and pass@k and end-of-training probe cosine beside the committed
       baseline in --results. Add an objective: one file in crates/passk-core/src/objective/
       and one line in its `registry!`.
   passk gate [--claims FILE]
@@ -73,7 +75,7 @@ struct Args {
     cache: PathBuf,
     device: String,
     shard: Option<(usize, usize)>,
-    objective: Option<String>,
+    objective: Vec<String>,
     out: PathBuf,
 }
 
@@ -89,7 +91,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         cache: PathBuf::from("target/passk-cache"),
         device: "cpu".into(),
         shard: None,
-        objective: None,
+        objective: Vec::new(),
         out: PathBuf::from("target/passk-compare"),
     };
     let mut it = raw.iter();
@@ -104,7 +106,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--figures" => args.figures = value("--figures")?.into(),
             "--claims" => args.claims = value("--claims")?.into(),
             "--baseline" => args.baseline = value("--baseline")?.into(),
-            "--objective" => args.objective = Some(value("--objective")?),
+            "--objective" => args.objective.push(value("--objective")?),
             "--out" => args.out = value("--out")?.into(),
             "--cache" => args.cache = value("--cache")?.into(),
             "--device" => args.device = value("--device")?,
@@ -226,19 +228,24 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
     let [exp] = args.positional.as_slice() else {
         bail!("compare takes one experiment file, e.g. `passk compare experiments/tiny-core.toml --objective pkpo_loo_minus_one:k=4`");
     };
-    let objective = args
-        .objective
-        .as_deref()
-        .context("compare needs --objective SPEC (see crates/passk-core/src/objective/)")?;
+    if args.objective.is_empty() {
+        bail!("compare needs --objective SPEC (repeat it for several; see crates/passk-core/src/objective/)");
+    }
     let ctx = tiers::RunContext {
         cache_dir: args.cache.clone(),
         device: args.device.clone(),
         quiet: args.quiet,
     };
-    let table = compare::compare(Path::new(exp), objective, &args.results, &args.out, &ctx)?;
+    let table = compare::compare(
+        Path::new(exp),
+        &args.objective,
+        &args.results,
+        &args.out,
+        &ctx,
+    )?;
     print!("{}", table.to_markdown());
     println!(
-        "compare: table written to {}/compare.{{csv,md,tex}}",
+        "compare: table written to {0}/compare.{{csv,md,tex}}, figure to {0}/compare_tradeoff.{{svg,png}}",
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -46,6 +46,8 @@ pub enum Mark {
     DashedLine,
     /// Unconnected filled circles.
     Points,
+    /// Unconnected large filled circles (summary points over smaller [`Mark::Points`]).
+    LargePoints,
     /// A solid polyline with a filled circle at each point.
     LineAndPoints,
 }
@@ -264,6 +266,7 @@ fn sample<DB: DrawingBackend>(
             area.draw(&PathElement::new(vec![(x + 13, y), (x + 20, y)], line))
         }
         Mark::Points => area.draw(&Circle::new((x + 10, y), 4, color.filled())),
+        Mark::LargePoints => area.draw(&Circle::new((x + 10, y), 6, color.filled())),
     }
 }
 
@@ -368,18 +371,24 @@ fn draw_panel<DB: DrawingBackend>(
                             + PathElement::new(vec![(13, 0), (20, 0)], line)
                     });
             }
-            Mark::Points => {
-                ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(&err)?
-                    .label(label)
-                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            Mark::Points | Mark::LargePoints => {
+                let r = if s.mark == Mark::Points { 3 } else { 6 };
+                let drawn = ctx
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, r, color.filled())))
+                    .map_err(&err)?;
+                if !label.is_empty() {
+                    drawn
+                        .label(label)
+                        .legend(move |(x, y)| Circle::new((x + 10, y), r + 1, color.filled()));
+                }
             }
         }
     }
     if let Some(legend) = legend_area {
         let style =
             TextStyle::from((FONT_FAMILY, LEGEND_FONT)).pos(Pos::new(HPos::Left, VPos::Center));
-        for (i, s) in chart.series.iter().enumerate() {
+        let labelled = chart.series.iter().filter(|s| !s.label.is_empty());
+        for (i, s) in labelled.enumerate() {
             let y = 60 + 24 * i as i32;
             sample(&legend, s.mark, PALETTE[s.color % PALETTE.len()], (8, y)).map_err(&err)?;
             legend

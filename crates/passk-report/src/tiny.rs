@@ -138,6 +138,55 @@ fn sources(
     write_sidecar(out_dir, name, kind, caption, files, hashes)
 }
 
+/// The trade-off figure: one panel per q, each objective a point at (mean Δ pass@k, mean
+/// Δ pass@1) over its seeds (k of the objective), with its seeds as small unlabelled points
+/// beside. Upper right of the origin: pass@k gained without a pass@1 loss. `label` names an
+/// objective's legend entry (so callers can mark new objectives).
+pub fn tradeoff_figure(cells: &[TinyCell], stem: &str, label: &dyn Fn(&str) -> String) -> Figure {
+    let objectives = objectives(cells);
+    let mut panels = Vec::new();
+    for q in qs(cells) {
+        let mut chart = Chart::new(
+            format!("pass@k against pass@1, q = {q}"),
+            "Δ pass@k (k of the objective)",
+            "Δ pass@1",
+        );
+        chart.zero_line = true;
+        chart.legend = Legend::Outside;
+        for (color, objective) in objectives.iter().enumerate() {
+            let group: Vec<&TinyCell> = cells
+                .iter()
+                .filter(|c| c.q == q && &c.objective == objective)
+                .collect();
+            let seeds: Vec<(f64, f64)> = group
+                .iter()
+                .filter_map(|c| Some((c.delta(c.objective_k())?, c.delta(1)?)))
+                .collect();
+            if seeds.is_empty() {
+                continue;
+            }
+            let xs: Vec<f64> = seeds.iter().map(|p| p.0).collect();
+            let ys: Vec<f64> = seeds.iter().map(|p| p.1).collect();
+            chart.series.push(Series::new(
+                format!("{} (mean of {} seeds)", label(objective), seeds.len()),
+                vec![(mean(&xs), mean(&ys))],
+                Mark::LargePoints,
+                color,
+            ));
+            chart
+                .series
+                .push(Series::new(String::new(), seeds, Mark::Points, color));
+        }
+        panels.push(chart);
+    }
+    Figure {
+        stem: stem.into(),
+        width: 820 * panels.len().max(1) as u32,
+        height: 480,
+        panels,
+    }
+}
+
 /// Renders the tiny-tier figures and tables of `cells` into `out_dir`; returns the paths, sorted.
 pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     if cells.is_empty() {
@@ -240,6 +289,13 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
         caption,
         &files,
         &all,
+    )?);
+
+    let figure = tradeoff_figure(cells, "tradeoff", &|o| o.to_string());
+    let caption = "Change of held-out pass@k (k of the objective) against change of pass@1, from the warm start, one panel per q: large points are means over seeds, small ones single seeds. Upper right of the origin: pass@k gained without losing pass@1.";
+    let files = render_figure(&figure, out_dir)?;
+    paths.extend(sources(
+        out_dir, "tradeoff", "figure", caption, &files, &all,
     )?);
 
     // Table: per q and objective, deltas of pass@1 and of pass@k (the objective's k) with CIs.
