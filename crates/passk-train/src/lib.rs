@@ -27,7 +27,7 @@ mod progress;
 mod rl;
 mod sft;
 
-pub use batch::{logprobs, weighted_logprob_sum, Vocab, WeightedRow};
+pub use batch::{logprobs, weighted_logprob_sum, PromptCodec, Vocab, WeightedRow};
 pub use cell::{
     run_tiny_cell, run_tiny_cell_with, RunOptions, TinyOutcome, TinySummary, CHECKPOINT_FILE,
     EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
