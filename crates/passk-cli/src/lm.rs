@@ -65,3 +65,39 @@ pub fn run(config: &Map<String, Value>, dir: &Path, ctx: &RunContext) -> Result<
     run_lm_cell(&cfg, dir, &mut progress, &mut note)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::load_experiment;
+
+    fn experiment(name: &str) -> crate::config::Experiment {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        load_experiment(&root.join(name)).unwrap()
+    }
+
+    #[test]
+    fn the_lm_experiment_files_validate_without_the_model() {
+        let full = experiment("lm.toml");
+        assert_eq!((full.tier.as_str(), full.in_all), ("lm", true));
+        assert_eq!(full.cells.len(), 2 * 3 * 3);
+        for cell in &full.cells {
+            let cfg = super::spec(&cell.config).unwrap();
+            assert_eq!(cfg.device, "cuda");
+            assert_eq!(cfg.model.gguf.as_deref(), Some("$PASSK_SMOLLM2_GGUF"));
+        }
+        let smoke = experiment("lm-smoke.toml");
+        assert!(!smoke.in_all);
+        assert_eq!(super::spec(&smoke.cells[0].config).unwrap().device, "cpu");
+    }
+
+    #[test]
+    fn a_missing_key_is_named() {
+        let smoke = experiment("lm-smoke.toml");
+        let mut config = smoke.cells[0].config.clone();
+        config.remove("trainable_blocks");
+        let err = super::spec(&config).unwrap_err().to_string();
+        assert!(err.contains("trainable_blocks"), "{err}");
+    }
+}
