@@ -414,3 +414,26 @@ fn questions_and_last_number_verdicts() {
         .to_string()
         .contains("supports addition"));
 }
+
+#[test]
+fn one_digit_families_hold_the_prompt_counts_of_lm_toml() {
+    // experiments/lm.toml draws 12 distinct eval and 12 probe prompts from each one-digit
+    // family with splits 0.5 / 0.25 / 0.25.
+    for family in [Family::Addition, Family::Multiplication] {
+        let mut cfg = one_digit_mixture();
+        cfg.families.retain(|f| f.family == family);
+        cfg.families[0].weight = 1.0;
+        cfg.splits = SplitShares {
+            train: 0.5,
+            probe: 0.25,
+            eval: 0.25,
+        };
+        let mixture = Mixture::new(cfg).unwrap();
+        for split in [passk_tasks::Split::Eval, passk_tasks::Split::Probe] {
+            for seed in 0..3 {
+                let p = mixture.generate_distinct(split, 12, seed).unwrap();
+                assert_eq!(p.len(), 12, "{family:?} {split:?}");
+            }
+        }
+    }
+}
