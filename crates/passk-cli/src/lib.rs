@@ -6,6 +6,7 @@ pub mod compare;
 pub mod config;
 mod environment;
 pub mod figures;
+mod lm;
 pub mod readme;
 pub mod run;
 pub mod theory;

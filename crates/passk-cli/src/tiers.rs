@@ -36,6 +36,7 @@ pub fn validate(tier: &str, config: &Map<String, Value>) -> Result<()> {
     match tier {
         "theory" => crate::theory::spec(config).map(|_| ()),
         "tiny" => crate::tiny::spec(config).map(|_| ()),
+        "lm" => crate::lm::spec(config).map(|_| ()),
         other => bail!("tier {other:?} is not built into this binary"),
     }
 }
@@ -51,6 +52,7 @@ pub fn run_cell(
     match tier {
         "theory" => crate::theory::run(config, dir),
         "tiny" => crate::tiny::run(config, dir, ctx),
+        "lm" => crate::lm::run(config, dir, ctx),
         other => bail!("tier {other:?} is not built into this binary"),
     }
 }

@@ -6,6 +6,9 @@
 //!   name), computes differentiable logits and sequence log-probabilities
 //!   ([`Gpt::sequence_logprobs`], [`SequenceBatch`]), samples with a KV cache on detached
 //!   weights ([`Gpt::sample`]) and saves/loads safetensors ([`Gpt::save`], [`Gpt::load`]).
+//! - [`Policy`] is what RL and the gradient probe need from a model (trainable parameters,
+//!   differentiable log-probabilities, seeded batched sampling); [`Gpt`] and
+//!   [`lm::CausalLm`] implement it.
 //! - [`DeviceChoice`] parses `cpu` / `cuda` / `auto`; [`clip_grad_norm`] clips gradients in a
 //!   deterministic order.
 //!
@@ -24,6 +27,7 @@ mod io;
 pub mod lm;
 mod model;
 mod ops;
+mod policy;
 mod rng;
 mod sample;
 
@@ -32,6 +36,7 @@ pub use device::DeviceChoice;
 pub use error::{PolicyError, Result};
 pub use grad::{clip_grad_norm, grad_norm};
 pub use model::{Gpt, KvCache, SequenceBatch};
+pub use policy::Policy;
 pub use sample::{choose_token, SamplingParams};
 
 #[cfg(test)]

@@ -3,11 +3,40 @@
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
-use passk_policy::{Gpt, SequenceBatch};
-use passk_tasks::tokenizer::{prompt_ids, reference_ids};
-use passk_tasks::{CharTokenizer, Prompt, Tokenizer};
+use passk_policy::{Policy, SequenceBatch};
+use passk_tasks::tokenizer::{completion_text, prompt_ids, reference_ids};
+use passk_tasks::{CharTokenizer, Mixture, Prompt, StandardVerifier, Tokenizer, Verdict, Verifier};
 
 use crate::error::Result;
+
+/// How a task prompt becomes model input and a sampled completion becomes a verdict: the
+/// tiny tier's character [`Vocab`], or a pretrained LM's tokenizer with its chat template.
+pub trait PromptCodec {
+    /// Model input for `prompt`.
+    fn prompt(&self, prompt: &Prompt) -> Result<Vec<u32>>;
+    /// Ids that end a sampled completion (included in it).
+    fn stop_ids(&self) -> &[u32];
+    /// The id after which a completion's tokens stop counting in log-probabilities.
+    fn eos(&self) -> u32;
+    /// The id completions are padded with in a batch (masked out).
+    fn pad(&self) -> u32;
+    /// Most tokens sampled per completion for prompts of `mixture`.
+    fn max_new_tokens(&self, mixture: &Mixture) -> usize;
+    /// The text of a sampled completion as the verifier sees it, or `None` when it cannot be
+    /// decoded (then it is incorrect).
+    fn completion_text(&self, ids: &[u32]) -> Option<String>;
+    /// Judges a decoded completion of `prompt` (the standard verifier by default).
+    fn verify(&self, prompt: &Prompt, text: &str) -> Verdict {
+        StandardVerifier.verify(prompt, text)
+    }
+    /// The binary reward of sampled completion `ids` of `prompt` (0 when undecodable).
+    fn reward(&self, prompt: &Prompt, ids: &[u32]) -> f64 {
+        match self.completion_text(ids) {
+            Some(text) => self.verify(prompt, &text).reward(),
+            None => 0.0,
+        }
+    }
+}
 
 /// The tokenizer of the tiny tier and its special ids.
 pub struct Vocab {
@@ -39,14 +68,42 @@ impl Vocab {
     }
 }
 
+impl PromptCodec for Vocab {
+    fn prompt(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        Vocab::prompt(self, prompt)
+    }
+
+    fn stop_ids(&self) -> &[u32] {
+        std::slice::from_ref(&self.eos)
+    }
+
+    fn eos(&self) -> u32 {
+        self.eos
+    }
+
+    fn pad(&self) -> u32 {
+        self.pad
+    }
+
+    /// One token per character of the longest reference, plus `<eos>`.
+    fn max_new_tokens(&self, mixture: &Mixture) -> usize {
+        mixture.max_reference_chars() + 1
+    }
+
+    /// The ids before the first `<eos>`, `<pad>` dropped.
+    fn completion_text(&self, ids: &[u32]) -> Option<String> {
+        completion_text(&self.tok, ids).ok()
+    }
+}
+
 /// One weighted row: prompt ids, completion ids, weight.
 pub type WeightedRow<'a> = (&'a [u32], &'a [u32], f64);
 
 /// `Σ_i w_i log π(completion_i | prompt_i)` as a differentiable scalar, or `None` when every
 /// weight is zero (rows with weight 0 are skipped; they contribute nothing). Rows are batched
 /// by prompt length, in increasing length and then input order, so the sum is deterministic.
-pub fn weighted_logprob_sum(
-    model: &Gpt,
+pub fn weighted_logprob_sum<P: Policy + ?Sized>(
+    model: &P,
     rows: &[WeightedRow<'_>],
     eos: u32,
     pad: u32,
@@ -75,7 +132,12 @@ pub fn weighted_logprob_sum(
 }
 
 /// Per-row `log π(completion | prompt)` values (no graph kept), in input order.
-pub fn logprobs(model: &Gpt, rows: &[(&[u32], &[u32])], eos: u32, pad: u32) -> Result<Vec<f64>> {
+pub fn logprobs<P: Policy + ?Sized>(
+    model: &P,
+    rows: &[(&[u32], &[u32])],
+    eos: u32,
+    pad: u32,
+) -> Result<Vec<f64>> {
     let mut out = vec![0.0; rows.len()];
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, (p, _)) in rows.iter().enumerate() {

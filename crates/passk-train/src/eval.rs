@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 
 use passk_core::estimators::pass_at_k;
 use passk_core::rng::seeded;
-use passk_policy::{Gpt, SamplingParams};
-use passk_tasks::tokenizer::completion_text;
-use passk_tasks::{Prompt, StandardVerifier, Verifier};
+use passk_policy::{Policy, SamplingParams};
+use passk_tasks::Prompt;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::Vocab;
+use crate::batch::PromptCodec;
 use crate::error::Result;
 use crate::streams;
 
@@ -78,9 +77,9 @@ pub struct EvalSpec {
 ///
 /// Sample `s` of prompt `p` draws from the stream `(seed, EVAL_SAMPLES, p, s)`, the same at
 /// every step (common random numbers across evaluations; independent of training streams).
-pub fn evaluate(
-    model: &Gpt,
-    vocab: &Vocab,
+pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
+    vocab: &C,
     prompts: &[Prompt],
     spec: &EvalSpec,
     step: u64,
@@ -92,7 +91,6 @@ pub fn evaluate(
         max_new_tokens,
         seed,
     } = *spec;
-    let verifier = StandardVerifier;
     let params = SamplingParams {
         temperature,
         top_p: 1.0,
@@ -106,21 +104,21 @@ pub fn evaluate(
             .iter()
             .map(|p| vocab.prompt(p))
             .collect::<Result<Vec<_>>>()?;
-        let samples = model.sample(
+        let samples = model.sample_batch(
             &ids,
             n_samples,
             max_new_tokens,
-            vocab.eos,
+            vocab.stop_ids(),
             params,
-            |p, s| seeded(seed, &[streams::EVAL_SAMPLES, (base + p) as u64, s as u64]).next_u64(),
+            &|p, s| seeded(seed, &[streams::EVAL_SAMPLES, (base + p) as u64, s as u64]).next_u64(),
         )?;
         for (j, prompt) in chunk.iter().enumerate() {
             let mut c = 0u32;
             for s in 0..n_samples {
                 let completion = &samples[j * n_samples + s];
-                let text = completion_text(&vocab.tok, completion).ok();
+                let text = vocab.completion_text(completion);
                 let ok = match &text {
-                    Some(t) => verifier.verify(prompt, t).is_correct(),
+                    Some(t) => vocab.verify(prompt, t).is_correct(),
                     None => false,
                 };
                 c += u32::from(ok);

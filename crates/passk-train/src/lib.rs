@@ -9,6 +9,9 @@
 //!   same model, mixture, seed and SFT settings.
 //! - [`run_tiny_cell`] runs a cell and writes `train_log.csv` ([`TrainLogRow`]), `eval.csv`
 //!   ([`EvalRow`]), `eval_format.csv` ([`FormatRow`]) and `summary.json` ([`TinySummary`]).
+//! - [`lm`] is the pretrained-LM tier: [`lm::run_lm_cell`] trains the last blocks of a
+//!   Llama/Qwen2-family model (SmolLM2) with the same RL code, generic over
+//!   [`passk_policy::Policy`] and [`PromptCodec`].
 //! - [`Optimizer`] is AdamW or SGD over name-sorted parameters with savable state.
 //!
 //! Every random draw comes from `passk_core::rng::seeded(seed, stream)` with the stream ids of
@@ -21,13 +24,14 @@ mod config;
 mod error;
 mod eval;
 mod files;
+pub mod lm;
 mod optim;
 mod probe;
 mod progress;
 mod rl;
 mod sft;
 
-pub use batch::{logprobs, weighted_logprob_sum, Vocab, WeightedRow};
+pub use batch::{logprobs, weighted_logprob_sum, PromptCodec, Vocab, WeightedRow};
 pub use cell::{
     run_tiny_cell, run_tiny_cell_with, RunOptions, TinyOutcome, TinySummary, CHECKPOINT_FILE,
     EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,

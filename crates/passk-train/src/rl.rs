@@ -6,13 +6,12 @@ use candle_core::{DType, Tensor};
 use passk_core::estimators::pass_at_k;
 use passk_core::objective::Objective;
 use passk_core::rng::seeded;
-use passk_policy::{clip_grad_norm, Gpt, SamplingParams};
-use passk_tasks::tokenizer::verify_ids;
-use passk_tasks::{Mixture, Split, StandardVerifier};
+use passk_policy::{clip_grad_norm, Policy, SamplingParams};
+use passk_tasks::{Mixture, Split};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{weighted_logprob_sum, Vocab};
+use crate::batch::{weighted_logprob_sum, PromptCodec};
 use crate::config::RlConfig;
 use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
@@ -56,9 +55,9 @@ pub struct Group {
 /// Samples and verifies the rollouts of RL step `step`: `prompts_per_step` train prompts drawn
 /// from the stream `(seed, RL_PROMPTS, step)`, `samples_per_prompt` samples each, sample `s`
 /// of prompt `p` from the stream `(seed, RL_SAMPLES, step, p, s)`.
-pub fn rollouts(
-    model: &Gpt,
-    vocab: &Vocab,
+pub fn rollouts<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
+    vocab: &C,
     mixture: &Mixture,
     rl: &RlConfig,
     seed: u64,
@@ -77,17 +76,16 @@ pub fn rollouts(
         temperature: rl.temperature,
         top_p: 1.0,
     };
-    let max_new = mixture.max_reference_chars() + 1;
-    let samples = model.sample(&ids, n, max_new, vocab.eos, params, |p, s| {
+    let max_new = vocab.max_new_tokens(mixture);
+    let samples = model.sample_batch(&ids, n, max_new, vocab.stop_ids(), params, &|p, s| {
         seeded(seed, &[streams::RL_SAMPLES, step, p as u64, s as u64]).next_u64()
     })?;
-    let verifier = StandardVerifier;
     let mut groups = Vec::with_capacity(prompts.len());
     for (i, (prompt, ids)) in prompts.iter().zip(ids).enumerate() {
         let completions: Vec<Vec<u32>> = samples[i * n..(i + 1) * n].to_vec();
         let rewards = completions
             .iter()
-            .map(|c| verify_ids(&verifier, &vocab.tok, prompt, c).reward())
+            .map(|c| vocab.reward(prompt, c))
             .collect();
         groups.push(Group {
             prompt: ids,
@@ -100,9 +98,9 @@ pub fn rollouts(
 
 /// The policy-gradient loss `-(1/P) Σ_prompts Σ_i w_i log π(y_i | x)` with the objective's
 /// per-sample weights, or `None` when every weight is zero.
-pub fn policy_loss(
-    model: &Gpt,
-    vocab: &Vocab,
+pub fn policy_loss<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
+    vocab: &C,
     groups: &[Group],
     objective: &dyn Objective,
 ) -> Result<Option<Tensor>> {
@@ -113,7 +111,7 @@ pub fn policy_loss(
             rows.push((g.prompt.as_slice(), c.as_slice(), wi));
         }
     }
-    let sum = weighted_logprob_sum(model, &rows, vocab.eos, vocab.pad)?;
+    let sum = weighted_logprob_sum(model, &rows, vocab.eos(), vocab.pad())?;
     Ok(match sum {
         Some(s) => Some(s.affine(-1.0 / groups.len().max(1) as f64, 0.0)?),
         None => None,
@@ -122,8 +120,8 @@ pub fn policy_loss(
 
 /// Back-propagates `loss`, clips the global gradient norm to `clip` and applies `opt`;
 /// returns the norm before clipping. With no loss the optimiser steps on zero gradients.
-pub fn apply_update(
-    model: &Gpt,
+pub fn apply_update<P: Policy + ?Sized>(
+    model: &P,
     opt: &mut Optimizer,
     loss: Option<Tensor>,
     clip: f64,
@@ -153,10 +151,10 @@ pub fn apply_update(
 /// [`apply_update`]. Returns the norm before clipping and the cosine of `g` and `a` (`None`
 /// when either is zero).
 #[allow(clippy::too_many_arguments)]
-pub fn apply_projected_update(
-    model: &Gpt,
+pub fn apply_projected_update<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
     opt: &mut Optimizer,
-    vocab: &Vocab,
+    vocab: &C,
     groups: &[Group],
     objective: &dyn Objective,
     anchor: &dyn Objective,
@@ -237,10 +235,10 @@ fn check_finite_loss(loss: &Tensor, step: u64) -> Result<()> {
 /// scheduled objective contributes the objective of this step ([`Objective::at_step`]); a
 /// projected one is applied with [`apply_projected_update`].
 #[allow(clippy::too_many_arguments)]
-pub fn rl_step(
-    model: &Gpt,
+pub fn rl_step<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
     opt: &mut Optimizer,
-    vocab: &Vocab,
+    vocab: &C,
     mixture: &Mixture,
     rl: &RlConfig,
     objective: &dyn Objective,

@@ -6,7 +6,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::streams;
-use crate::batch::Vocab;
+use crate::batch::PromptCodec;
 use crate::error::{Result, TrainError};
 
 /// How per-prompt gradients are stored before their inner products are taken.
@@ -167,22 +167,22 @@ pub struct ProbeSet {
 impl ProbeSet {
     /// `n_prompts` distinct prompts of the probe split ([`Split::Probe`]), drawn with a seed
     /// derived from the stream `(seed, PROBE_SET)`, independent of the training and evaluation
-    /// draws; at most `mixture.max_reference_chars() + 1` tokens are sampled per completion.
-    pub fn from_mixture(
+    /// draws; at most `vocab.max_new_tokens(mixture)` tokens are sampled per completion.
+    pub fn from_mixture<C: PromptCodec + ?Sized>(
         mixture: &Mixture,
-        vocab: &Vocab,
+        vocab: &C,
         n_prompts: usize,
         seed: u64,
     ) -> Result<Self> {
         let set_seed = seeded(seed, &[streams::PROBE_SET]).next_u64();
         let prompts = mixture.generate_distinct(Split::Probe, n_prompts, set_seed)?;
-        Self::from_prompts(prompts, vocab, mixture.max_reference_chars() + 1)
+        Self::from_prompts(prompts, vocab, vocab.max_new_tokens(mixture))
     }
 
     /// A probe set from explicit prompts.
-    pub fn from_prompts(
+    pub fn from_prompts<C: PromptCodec + ?Sized>(
         prompts: Vec<Prompt>,
-        vocab: &Vocab,
+        vocab: &C,
         max_new_tokens: usize,
     ) -> Result<Self> {
         let ids = prompts

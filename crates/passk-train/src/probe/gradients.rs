@@ -3,15 +3,13 @@
 use candle_core::{DType, Var};
 use passk_core::interference::Gram;
 use passk_core::rng::seeded;
-use passk_policy::{Gpt, SamplingParams};
-use passk_tasks::tokenizer::verify_ids;
-use passk_tasks::StandardVerifier;
+use passk_policy::{Policy, SamplingParams};
 use rand::RngCore;
 
 use super::config::{ProbeMode, ProbeSet};
 use super::sketch::CountSketch;
 use super::streams;
-use crate::batch::{weighted_logprob_sum, Vocab};
+use crate::batch::{weighted_logprob_sum, PromptCodec};
 use crate::error::Result;
 use crate::rl::Group;
 
@@ -24,9 +22,9 @@ const GRAM_BLOCK: usize = 2048;
 /// Samples `n_samples` completions of every prompt of `set` at temperature 1 and verifies them.
 /// Sample `s` of prompt `p` draws from the stream `(seed, PROBE_SAMPLES, step, p, s)`, so probe
 /// samples are independent of training and evaluation and differ from step to step.
-pub fn probe_rollouts(
-    model: &Gpt,
-    vocab: &Vocab,
+pub fn probe_rollouts<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
+    vocab: &C,
     set: &ProbeSet,
     n_samples: usize,
     seed: u64,
@@ -36,18 +34,17 @@ pub fn probe_rollouts(
         temperature: 1.0,
         top_p: 1.0,
     };
-    let verifier = StandardVerifier;
     let mut groups = Vec::with_capacity(set.len());
     for start in (0..set.len()).step_by(SAMPLE_CHUNK) {
         let end = (start + SAMPLE_CHUNK).min(set.len());
         let ids = &set.ids[start..end];
-        let samples = model.sample(
+        let samples = model.sample_batch(
             ids,
             n_samples,
             set.max_new_tokens,
-            vocab.eos,
+            vocab.stop_ids(),
             params,
-            |p, s| {
+            &|p, s| {
                 seeded(
                     seed,
                     &[streams::PROBE_SAMPLES, step, (start + p) as u64, s as u64],
@@ -60,7 +57,7 @@ pub fn probe_rollouts(
             let completions = samples[local * n_samples..(local + 1) * n_samples].to_vec();
             let rewards = completions
                 .iter()
-                .map(|c| verify_ids(&verifier, &vocab.tok, prompt, c).reward())
+                .map(|c| vocab.reward(prompt, c))
                 .collect();
             groups.push(Group {
                 prompt: prompt_ids.clone(),
@@ -85,8 +82,8 @@ pub(crate) fn loo_weights(rewards: &[f64]) -> Vec<f64> {
 
 /// The flattened (parameter-name order) gradient of `Σ_i w_i log π(y_i | prompt)`; zeros when
 /// every weight is zero.
-pub(crate) fn weighted_gradient(
-    model: &Gpt,
+pub(crate) fn weighted_gradient<P: Policy + ?Sized>(
+    model: &P,
     params: &[(String, Var)],
     prompt: &[u32],
     completions: &[Vec<u32>],
@@ -120,8 +117,8 @@ pub(crate) fn weighted_gradient(
 /// The two half-sample estimates `ĝ_A`, `ĝ_B` of `∇p(x)` for one group: the first and the
 /// second half of its samples, each `(1/m) Σ_i (r_i − b_i) ∇log π(y_i | x)` with the
 /// leave-one-out baseline inside the half. Both are unbiased and independent.
-pub(crate) fn half_gradients(
-    model: &Gpt,
+pub(crate) fn half_gradients<P: Policy + ?Sized>(
+    model: &P,
     params: &[(String, Var)],
     group: &Group,
     eos: u32,

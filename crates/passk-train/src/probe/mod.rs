@@ -56,9 +56,9 @@ pub use stats::{
     PROBE_BLOCK_TRIMMED, PROBE_CI_LEVEL,
 };
 
-use passk_policy::Gpt;
+use passk_policy::Policy;
 
-use crate::batch::Vocab;
+use crate::batch::PromptCodec;
 use crate::error::{Result, TrainError};
 use crate::rl::Group;
 
@@ -81,21 +81,21 @@ pub mod streams {
 /// # Errors
 /// An invalid `cfg`, a memory budget too small for exact mode (use sketch mode), or a model or
 /// tensor failure.
-pub fn probe(
-    model: &Gpt,
-    vocab: &Vocab,
+pub fn probe<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
+    vocab: &C,
     set: &ProbeSet,
     cfg: &ProbeConfig,
     seed: u64,
     step: u64,
 ) -> Result<ProbeResult> {
     cfg.validate()?;
-    cfg.check_memory(set.len(), model.num_params())?;
+    cfg.check_memory(set.len(), model.num_trainable())?;
     let groups = probe_rollouts(model, vocab, set, cfg.n_samples, seed, step)?;
     probe_groups(
         model,
-        vocab.eos,
-        vocab.pad,
+        vocab.eos(),
+        vocab.pad(),
         &groups,
         &set.families(),
         cfg,
@@ -113,8 +113,8 @@ pub fn probe(
 /// Mismatched lengths, too few prompts or samples, an invalid `cfg`, the memory budget, or a
 /// model or tensor failure.
 #[allow(clippy::too_many_arguments)]
-pub fn probe_groups(
-    model: &Gpt,
+pub fn probe_groups<P: Policy + ?Sized>(
+    model: &P,
     eos: u32,
     pad: u32,
     groups: &[Group],
@@ -158,7 +158,7 @@ pub fn probe_groups(
         }
     }
     let params = model.params();
-    let n_params = model.num_params();
+    let n_params = model.num_trainable();
     cfg.check_memory(groups.len(), n_params)?;
     let mut store = gradients::GradientStore::new(cfg.mode, n_params, groups.len());
     for g in groups {

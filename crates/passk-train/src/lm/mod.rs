@@ -1,0 +1,343 @@
+//! The pretrained-LM tier: one cell loads a Llama/Qwen2-family model (GGUF file, checkpoint
+//! directory or hf-hub cache), trains its last blocks with RL on synthetic arithmetic asked in
+//! the model's chat format, and measures held-out pass@k and the sketched gradient probe at
+//! the start and at the end.
+//!
+//! - [`LmCellConfig`] describes a cell; [`LmModelSource`] where the model comes from (a
+//!   `$ENV` path is expanded when the cell runs; a missing model fails with
+//!   [`SMOLLM2_HOWTO`]).
+//! - [`LmCodec`] turns a task prompt into chat-formatted ids and judges completions by their
+//!   last number.
+//! - [`run_lm_cell`] runs a cell and writes `train_log.csv`, `eval.csv`, `eval_format.csv`,
+//!   `probe/step-NNNNN/` and `summary.json` ([`LmSummary`]), each atomically. There is no
+//!   checkpointing or resume in this tier: an interrupted cell starts over.
+
+mod codec;
+mod config;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::{question, ChatTemplate, LmCodec};
+pub use config::{LmCellConfig, LmModelSource, LmPromptConfig, ResolvedSource, SMOLLM2_HOWTO};
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Device;
+use passk_core::objective::objective_from_spec;
+use passk_core::rng::seeded;
+use passk_policy::lm::{hf_cache_snapshot, read_gguf, CausalLm, LmTokenizer, Trainable};
+use passk_policy::DeviceChoice;
+use passk_tasks::{Mixture, Split};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::cell::{EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE};
+use crate::error::{io_err, Result, TrainError};
+use crate::eval::{evaluate, EvalRow, EvalSpec, FormatRow};
+use crate::files::{write_csv_atomic, write_json_atomic};
+use crate::optim::Optimizer;
+use crate::probe::{probe, probe_dir, write_probe, ProbeSet, PROBE_BLOCK_GLOBAL};
+use crate::progress::{Phase, Progress};
+use crate::rl::{rl_step, TrainLogRow};
+use crate::streams;
+
+/// The global probe statistic of one k at one step, as kept in [`LmSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmProbeRow {
+    /// RL steps completed when probed.
+    pub step: u64,
+    /// The k of `⟨∇J_k, ∇J_1⟩`.
+    pub k: u32,
+    /// The point estimate (block `global`).
+    pub inner: f64,
+    /// Bootstrap interval, lower end.
+    pub ci_low: f64,
+    /// Bootstrap interval, upper end.
+    pub ci_high: f64,
+    /// Cosine of `∇J_k` with `∇J_1` from the split-half Gram.
+    pub cosine: f64,
+}
+
+/// `summary.json` of an LM cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmSummary {
+    /// Hash of the whole config.
+    pub config_hash: String,
+    /// The objective spec trained.
+    pub objective: String,
+    /// Weights in the model.
+    pub n_params: usize,
+    /// Weights that train (the last `trainable_blocks` blocks and the final norm).
+    pub n_trainable: usize,
+    /// RL steps completed.
+    pub rl_steps: u64,
+    /// Evaluation before RL, overall and per family, every k.
+    pub warm_start: Vec<EvalRow>,
+    /// Evaluation after the last step.
+    #[serde(rename = "final")]
+    pub final_eval: Vec<EvalRow>,
+    /// Other-format shares before RL (forward/reversed addition only; usually empty here).
+    pub warm_start_format: Vec<FormatRow>,
+    /// Other-format shares after the last step.
+    pub final_format: Vec<FormatRow>,
+    /// The probe's global statistics at step 0 and at the end.
+    pub probe: Vec<LmProbeRow>,
+    /// Bytes of the stored sketches: prompts × sketch dim × 2 halves × 8 bytes (f64).
+    pub probe_sketch_bytes: u64,
+    /// Bytes of the two dense f32 half-sample gradients held while one prompt is sketched:
+    /// 2 × trainable weights × 4 bytes.
+    pub probe_gradient_bytes: u64,
+    /// Seconds spent loading the model.
+    pub load_seconds: f64,
+    /// Seconds of RL updates (rollouts included).
+    pub rl_seconds: f64,
+    /// Seconds of both evaluations.
+    pub eval_seconds: f64,
+    /// Seconds of both probes.
+    pub probe_seconds: f64,
+    /// Wall-clock seconds of the whole cell (not deterministic).
+    pub wall_seconds: f64,
+}
+
+/// What [`run_lm_cell`] returns (also written to the cell directory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LmOutcome {
+    /// The summary.
+    pub summary: LmSummary,
+    /// Every RL step's log row.
+    pub train_log: Vec<TrainLogRow>,
+    /// Both evaluations' rows.
+    pub eval: Vec<EvalRow>,
+}
+
+/// Loads the model and tokenizer of `source` onto `device`, every parameter trainable.
+///
+/// # Errors
+/// Unreadable or inconsistent files, or a tokenizer that cannot be built.
+pub fn load_lm(source: &ResolvedSource, device: &Device) -> Result<(CausalLm, LmTokenizer)> {
+    let from_dir = |dir: &Path| -> Result<(CausalLm, LmTokenizer)> {
+        let model = CausalLm::from_dir(dir, device)?;
+        let tok = LmTokenizer::from_file(dir.join("tokenizer.json"))?;
+        Ok((model, tok))
+    };
+    match source {
+        ResolvedSource::Gguf(path) => {
+            let ck = read_gguf(path)?;
+            let tok = LmTokenizer::from_gguf_metadata(&ck.metadata)?;
+            let model = CausalLm::from_tensors(ck.config, ck.tensors, device)?;
+            Ok((model, tok))
+        }
+        ResolvedSource::Dir(dir) => from_dir(dir),
+        ResolvedSource::Hf { repo, revision } => from_dir(&hf_cache_snapshot(repo, revision)?),
+    }
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// Runs one LM cell into `cell_dir`: load, evaluate and probe at step 0, `rl.steps` RL
+/// updates of the last `trainable_blocks` blocks (AdamW or SGD, clipped), evaluate and probe
+/// again, write the files. `progress` gets phase reports; `note` gets one-line messages
+/// (model size, probe memory).
+///
+/// Random streams as in the tiny tier (`streams`, probe streams), keyed by `cfg.seed`.
+///
+/// # Errors
+/// An invalid config, a missing model (the message says how to get it), an unavailable
+/// device, a model or tensor failure, or an unwritable directory.
+pub fn run_lm_cell(
+    cfg: &LmCellConfig,
+    cell_dir: &Path,
+    progress: &mut dyn FnMut(Progress),
+    note: &mut dyn FnMut(&str),
+) -> Result<LmOutcome> {
+    let started = Instant::now();
+    cfg.validate()?;
+    let source = cfg.model.resolve()?;
+    let device = cfg
+        .device
+        .parse::<DeviceChoice>()?
+        .device()
+        .map_err(|e| TrainError::Config {
+            field: "device".into(),
+            problem: format!(
+                "{e}; a cuda cell needs `--features cuda` and an NVIDIA GPU, otherwise use the \
+                 cpu smoke variant (experiments/lm-smoke.toml)"
+            ),
+        })?;
+    std::fs::create_dir_all(cell_dir).map_err(io_err(cell_dir))?;
+    let t = Instant::now();
+    let (mut model, tok) = load_lm(&source, &device)?;
+    model.set_trainable(Trainable::LastBlocks {
+        blocks: cfg.trainable_blocks,
+        embeddings: false,
+    });
+    let load_seconds = secs(t);
+    let n_params = model.num_params();
+    let n_trainable = model.num_trainable();
+    let codec = LmCodec::new(
+        tok,
+        cfg.prompt.template,
+        &cfg.prompt.instruction,
+        cfg.prompt.max_new_tokens,
+    )?;
+    let sketch_bytes = cfg.probe.storage_bytes(cfg.probe.n_prompts, n_trainable) as u64;
+    let gradient_bytes = 2 * 4 * n_trainable as u64;
+    note(&format!(
+        "model: {n_params} weights, {n_trainable} trainable (last {} blocks), loaded in \
+         {load_seconds:.1} s; probe memory: {} prompts x sketch dim x 2 halves x 8 B = {:.2} MB \
+         of sketches + {:.1} MB for one prompt's two dense f32 gradients",
+        cfg.trainable_blocks,
+        cfg.probe.n_prompts,
+        sketch_bytes as f64 / 1e6,
+        gradient_bytes as f64 / 1e6,
+    ));
+
+    let mixture = Mixture::new(cfg.mixture.clone()).map_err(|e| TrainError::Config {
+        field: format!("mixture.{}", e.field),
+        problem: e.problem,
+    })?;
+    let objective = objective_from_spec(&cfg.rl.objective)?;
+    let eval_set_seed = seeded(cfg.seed, &[streams::EVAL_SET]).next_u64();
+    let eval_prompts = mixture.generate_distinct(Split::Eval, cfg.eval.n_prompts, eval_set_seed)?;
+    for p in &eval_prompts {
+        question(p)?;
+    }
+    let spec = EvalSpec {
+        n_samples: cfg.eval.n_samples,
+        ks: cfg.eval.ks.clone(),
+        temperature: cfg.rl.temperature,
+        max_new_tokens: cfg.prompt.max_new_tokens,
+        seed: cfg.seed,
+    };
+    let probe_set = ProbeSet::from_mixture(&mixture, &codec, cfg.probe.n_prompts, cfg.seed)?;
+    let mut opt = Optimizer::new(cfg.rl.optimizer, cfg.rl.lr, &model.params())?;
+    let steps = cfg.rl.steps;
+    let (mut eval_seconds, mut probe_seconds, mut rl_seconds) = (0.0, 0.0, 0.0);
+    let mut eval_rows = Vec::new();
+    let mut format_rows = Vec::new();
+    let mut probe_rows = Vec::new();
+    let mut train_log: Vec<TrainLogRow> = Vec::new();
+    let mut measure = |step: u64,
+                       progress: &mut dyn FnMut(Progress),
+                       model: &CausalLm,
+                       eval_rows: &mut Vec<EvalRow>,
+                       format_rows: &mut Vec<FormatRow>,
+                       probe_rows: &mut Vec<LmProbeRow>|
+     -> Result<()> {
+        progress(Progress {
+            phase: Phase::Eval,
+            step,
+            total: steps,
+        });
+        let t = Instant::now();
+        let e = evaluate(model, &codec, &eval_prompts, &spec, step)?;
+        eval_seconds += secs(t);
+        eval_rows.extend(e.rows);
+        format_rows.extend(e.format);
+        progress(Progress {
+            phase: Phase::Probe,
+            step,
+            total: steps,
+        });
+        let t = Instant::now();
+        let r = probe(model, &codec, &probe_set, &cfg.probe, cfg.seed, step)?;
+        probe_seconds += secs(t);
+        write_probe(&probe_dir(cell_dir, step), &r)?;
+        for &k in &r.ks {
+            if let Some(row) = r.row(k, PROBE_BLOCK_GLOBAL) {
+                probe_rows.push(LmProbeRow {
+                    step,
+                    k,
+                    inner: row.inner,
+                    ci_low: row.ci_low,
+                    ci_high: row.ci_high,
+                    cosine: row.cosine,
+                });
+            }
+        }
+        Ok(())
+    };
+    measure(
+        0,
+        progress,
+        &model,
+        &mut eval_rows,
+        &mut format_rows,
+        &mut probe_rows,
+    )?;
+    for step in 0..steps {
+        progress(Progress {
+            phase: Phase::Rl,
+            step,
+            total: steps,
+        });
+        let t = Instant::now();
+        let row = rl_step(
+            &model,
+            &mut opt,
+            &codec,
+            &mixture,
+            &cfg.rl,
+            objective.as_ref(),
+            cfg.seed,
+            step,
+        )?;
+        rl_seconds += secs(t);
+        train_log.push(row);
+        write_csv_atomic(&cell_dir.join(TRAIN_LOG_FILE), &train_log)?;
+    }
+    progress(Progress {
+        phase: Phase::Rl,
+        step: steps,
+        total: steps,
+    });
+    measure(
+        steps,
+        progress,
+        &model,
+        &mut eval_rows,
+        &mut format_rows,
+        &mut probe_rows,
+    )?;
+    let at =
+        |s: u64| -> Vec<EvalRow> { eval_rows.iter().filter(|r| r.step == s).cloned().collect() };
+    let fmt_at = |s: u64| -> Vec<FormatRow> {
+        format_rows
+            .iter()
+            .filter(|r| r.step == s)
+            .cloned()
+            .collect()
+    };
+    let summary = LmSummary {
+        config_hash: cfg.full_hash(),
+        objective: cfg.rl.objective.clone(),
+        n_params,
+        n_trainable,
+        rl_steps: steps,
+        warm_start: at(0),
+        final_eval: at(steps),
+        warm_start_format: fmt_at(0),
+        final_format: fmt_at(steps),
+        probe: probe_rows,
+        probe_sketch_bytes: sketch_bytes,
+        probe_gradient_bytes: gradient_bytes,
+        load_seconds,
+        rl_seconds,
+        eval_seconds,
+        probe_seconds,
+        wall_seconds: secs(started),
+    };
+    write_csv_atomic(&cell_dir.join(TRAIN_LOG_FILE), &train_log)?;
+    write_csv_atomic(&cell_dir.join(EVAL_FILE), &eval_rows)?;
+    write_csv_atomic(&cell_dir.join(FORMAT_FILE), &format_rows)?;
+    write_json_atomic(&cell_dir.join(SUMMARY_FILE), &summary)?;
+    Ok(LmOutcome {
+        summary,
+        train_log,
+        eval: eval_rows,
+    })
+}
