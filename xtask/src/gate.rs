@@ -45,6 +45,15 @@ pub fn recompute(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
         &["--results", &results, "--cache", &cache, "--quiet"],
     )
     .context("the gate's experiments did not run (messages above)")?;
+    let trained = trained_warm_starts(&scratch.join("cache"))?;
+    if !trained.is_empty() {
+        bail!(
+            "the gate trained warm start(s) {} that results/warm-starts/ lacks: the SFT settings \
+             or code changed, so the committed warm starts are stale; refresh them as \
+             experiments/smoke.toml says",
+            trained.join(", ")
+        );
+    }
     cmd!(sh, "{passk} manifest --results {scratch}")
         .quiet()
         .ignore_stdout()
@@ -69,6 +78,25 @@ fn seed_warm_starts(committed: &Path, cache: &Path) -> Result<usize> {
         }
     }
     Ok(copied)
+}
+
+/// Warm starts in the gate's `cache` that were trained there (not copied): every copied file
+/// has its `.csv` twin committed, so a trained one is a `sft-*.safetensors` not in
+/// `results/warm-starts/`.
+fn trained_warm_starts(cache: &Path) -> Result<Vec<String>> {
+    let committed = project_root().join("results/warm-starts");
+    let mut trained = Vec::new();
+    for entry in std::fs::read_dir(cache)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("sft-")
+            && name.ends_with(".safetensors")
+            && !committed.join(&name).is_file()
+        {
+            trained.push(name);
+        }
+    }
+    trained.sort();
+    Ok(trained)
 }
 
 /// The negative test of the gate: the smoke matrix with pass@8 training replaced by
@@ -107,26 +135,43 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
     .output()?;
     let table = String::from_utf8_lossy(&out.stdout);
     print!("{table}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     if out.status.success() {
         bail!("the gate PASSED with the broken objective {BROKEN}: its claims cannot tell a broken objective from pass@8 training");
     }
-    let failed_as_required = table
-        .lines()
-        .any(|l| l.contains(MUST_FAIL) && l.contains("FAIL"));
-    if !failed_as_required {
-        bail!("the gate failed with {BROKEN}, but not on {MUST_FAIL} (table above)");
+    if !fails_with_a_measurement(&table, MUST_FAIL) {
+        bail!(
+            "the gate failed with {BROKEN}, but {MUST_FAIL} did not fail on a measured value \
+             (table and messages above): the negative test proves nothing"
+        );
     }
     println!("check-broken: the gate rejects {BROKEN} as it should ({MUST_FAIL} fails)");
     Ok(())
 }
 
-/// The `[[claim]]` blocks of a claims file that read the `smoke` experiment (no gate list).
+/// A claims file with the `[[claim]]` blocks of `text` that read the `smoke` experiment and an
+/// empty gate list.
 fn smoke_claims(text: &str) -> String {
-    text.split("[[claim]]")
+    let blocks: String = text
+        .split("[[claim]]")
         .skip(1)
         .filter(|block| block.contains("experiment = \"smoke\""))
         .map(|block| format!("[[claim]]{block}"))
-        .collect()
+        .collect();
+    format!("gate = []\n\n{blocks}")
+}
+
+/// Whether `passk check`'s table has a row for `claim` whose verdict is FAIL and whose
+/// measured value is a number (not a claim that could not be evaluated).
+fn fails_with_a_measurement(table: &str, claim: &str) -> bool {
+    table.lines().any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.first() == Some(&claim)
+            && cols.last() == Some(&"FAIL")
+            && cols
+                .get(1)
+                .is_some_and(|m| m.parse::<f64>().is_ok_and(f64::is_finite))
+    })
 }
 
 #[cfg(test)]
@@ -137,7 +182,23 @@ mod tests {
     fn smoke_claims_keeps_only_the_smoke_blocks() {
         let text = "gate = [\"a\"]\n# x\n[[claim]]\nname = \"t.a\"\nexperiment = \"theory\"\n\n[[claim]]\nname = \"s.b\"\nexperiment = \"smoke\"\n";
         let kept = smoke_claims(text);
-        assert_eq!(kept, "[[claim]]\nname = \"s.b\"\nexperiment = \"smoke\"\n");
+        assert_eq!(
+            kept,
+            "gate = []\n\n[[claim]]\nname = \"s.b\"\nexperiment = \"smoke\"\n"
+        );
+    }
+
+    #[test]
+    fn only_a_measured_failure_counts() {
+        let row = |m: &str, v: &str| format!("{MUST_FAIL}   {m}   [0.1, 0.2]   < 0.05   3   {v}\n");
+        assert!(fails_with_a_measurement(&row("0.731", "FAIL"), MUST_FAIL));
+        assert!(!fails_with_a_measurement(&row("0.731", "PASS"), MUST_FAIL));
+        assert!(!fails_with_a_measurement(&row("n/a", "FAIL"), MUST_FAIL));
+        assert!(!fails_with_a_measurement(&row("NaN", "FAIL"), MUST_FAIL));
+        assert!(!fails_with_a_measurement(
+            "other.claim 0.5 - < 1 3 FAIL",
+            MUST_FAIL
+        ));
     }
 
     #[test]

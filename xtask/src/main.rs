@@ -189,7 +189,7 @@ fn lm_skip_reason(file: &str, cuda: bool) -> Result<Option<String>> {
                         "the model is absent: {var} is not set; {how}"
                     )))
                 }
-                Some(p) if !Path::new(&p).exists() => {
+                Some(p) if !Path::new(&p).is_file() => {
                     return Ok(Some(format!(
                         "the model is absent: {var}={} does not exist; {how}",
                         Path::new(&p).display()

@@ -48,8 +48,14 @@ pub fn variant(exp_path: &Path, objectives: &[String]) -> Result<(String, String
     let new_name = format!("{name}-compare");
     experiment.insert("name".into(), new_name.clone().into());
     experiment.insert("in_all".into(), false.into());
-    // [[exclude]] points name the baseline's objectives; the variant's matrix has others.
-    doc.remove("exclude");
+    // [[exclude]] points that name the baseline's objectives cannot apply to the new ones;
+    // the others (q, seed, ...) still do.
+    if let Some(toml::Value::Array(points)) = doc.get_mut("exclude") {
+        points.retain(|p| p.as_table().is_none_or(|t| !t.contains_key("rl.objective")));
+        if points.is_empty() {
+            doc.remove("exclude");
+        }
+    }
     let values: Vec<toml::Value> = objectives.iter().map(|o| o.as_str().into()).collect();
     let in_matrix = doc
         .get_mut("matrix")
@@ -157,7 +163,8 @@ fn end_cosines(dir: &Path, cells: &[TinyCell]) -> Result<BTreeMap<String, f64>> 
 
 /// Copies into `out/<exp>/` every cell of `exp` that some experiment under `baseline` already
 /// holds complete under the same hash (a cell's hash is its full configuration, not its
-/// experiment's name, so the results are the ones `exp` would compute); returns how many.
+/// experiment's name or the code: the copy is what the build that committed it computed, and
+/// `cargo xtask verify` ties it to the manifest); returns how many.
 pub fn reuse_committed_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(baseline) else {
         return Ok(0);
@@ -345,6 +352,10 @@ mod tests {
         assert_eq!(reuse_committed_cells(&exp, &baseline, &out).unwrap(), 0);
     }
 
+    fn load_experiment_text(text: &str) -> Experiment {
+        crate::config::parse_experiment(text, Path::new("variant.toml")).unwrap()
+    }
+
     #[test]
     fn variant_replaces_the_objective_and_renames() {
         let dir = tempfile::tempdir().unwrap();
@@ -360,6 +371,20 @@ mod tests {
         assert!(!out.contains("pass1_rloo"), "{out}");
         assert!(variant(&path, &["no_such_objective".into()]).is_err());
         assert!(variant(&path, &[]).is_err());
+        // exclusions that name the baseline's objectives are dropped, the others kept
+        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/smoke.toml");
+        let (text, _) = variant(&smoke, &["k_anneal:k=8".into()]).unwrap();
+        assert!(!text.contains("exclude"), "{text}");
+        let with_q = dir.path().join("q.toml");
+        std::fs::write(
+            &with_q,
+            std::fs::read_to_string(&smoke).unwrap()
+                + "\n[[exclude]]\n\"mixture.cue_reliability\" = 0.75\nseed = 0\n",
+        )
+        .unwrap();
+        let (text, _) = variant(&with_q, &["k_anneal:k=8".into()]).unwrap();
+        assert_eq!(text.matches("[[exclude]]").count(), 1, "{text}");
+        assert_eq!(load_experiment_text(&text).cells.len(), 5);
         let (two, _) = variant(
             &path,
             &["k_anneal:k=4".into(), "conflict_projected:k=4".into()],

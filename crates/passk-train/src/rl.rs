@@ -30,7 +30,8 @@ pub struct TrainLogRow {
     pub k: u32,
     /// Mean over prompts of the unbiased pass@k from the n samples.
     pub pass_at_k: f64,
-    /// Global gradient norm before clipping (0 when every weight was zero).
+    /// Global gradient norm before clipping (0 when every weight was zero); for a projected
+    /// objective, the norm of the projected gradient.
     pub grad_norm: f64,
     /// For a projected objective (`conflict_projected`): the cosine between its gradient and
     /// its anchor's (pass@1) before projection, estimated from this step's samples; the step
@@ -133,14 +134,7 @@ pub fn apply_update<P: Policy + ?Sized>(
         return Ok(0.0);
     };
     let mut grads = loss.backward()?;
-    let norm = clip_grad_norm(&mut grads, &params, clip)?;
-    if !norm.is_finite() {
-        return Err(TrainError::Diverged {
-            phase: "rl",
-            step,
-            detail: format!("gradient norm {norm}"),
-        });
-    }
+    let norm = clipped_norm(&mut grads, &params, clip, step)?;
     opt.step(&params, Some(&grads))?;
     Ok(norm)
 }
@@ -170,6 +164,7 @@ pub fn apply_projected_update<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     let mut grads = loss.backward()?;
     let mut cos = None;
     if let Some(anchor_loss) = policy_loss(model, vocab, groups, anchor)? {
+        check_finite_loss(&anchor_loss, step)?;
         let anchor_grads = anchor_loss.backward()?;
         let (mut dot, mut gg, mut aa) = (0.0, 0.0, 0.0);
         for (_, var) in &params {
@@ -184,6 +179,13 @@ pub fn apply_projected_update<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
                     dot += sum_f64(&(g * a)?)?;
                 }
             }
+        }
+        if ![dot, gg, aa].iter().all(|v| v.is_finite()) {
+            return Err(TrainError::Diverged {
+                phase: "rl",
+                step,
+                detail: format!("projection inner products dot {dot}, |g|^2 {gg}, |a|^2 {aa}"),
+            });
         }
         if gg > 0.0 && aa > 0.0 {
             cos = Some(dot / (gg.sqrt() * aa.sqrt()));
@@ -202,16 +204,29 @@ pub fn apply_projected_update<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
             }
         }
     }
-    let norm = clip_grad_norm(&mut grads, &params, clip)?;
-    if !norm.is_finite() {
-        return Err(TrainError::Diverged {
+    let norm = clipped_norm(&mut grads, &params, clip, step)?;
+    opt.step(&params, Some(&grads))?;
+    Ok((norm, cos))
+}
+
+/// Clips `grads` to `clip` and returns the norm before clipping, or `Diverged` when it is not
+/// finite.
+fn clipped_norm(
+    grads: &mut candle_core::backprop::GradStore,
+    params: &[(String, candle_core::Var)],
+    clip: f64,
+    step: u64,
+) -> Result<f64> {
+    let norm = clip_grad_norm(grads, params, clip)?;
+    if norm.is_finite() {
+        Ok(norm)
+    } else {
+        Err(TrainError::Diverged {
             phase: "rl",
             step,
             detail: format!("gradient norm {norm}"),
-        });
+        })
     }
-    opt.step(&params, Some(&grads))?;
-    Ok((norm, cos))
 }
 
 fn sum_f64(t: &Tensor) -> Result<f64> {

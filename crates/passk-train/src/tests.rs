@@ -405,3 +405,97 @@ fn the_projected_update_removes_only_the_opposing_component() {
     apply_update(&b, &mut opt_b, loss, 1e9, 0).unwrap();
     assert_eq!(snapshot(&a), snapshot(&b));
 }
+
+/// pass@2 weights plus `scale` times pass@1 RLOO's, projected against pass@1 RLOO.
+struct Pass2PlusScaledPass1 {
+    scale: f64,
+}
+
+impl passk_core::objective::Objective for Pass2PlusScaledPass1 {
+    fn name(&self) -> String {
+        format!("pass2_plus_scaled_pass1:{}", self.scale)
+    }
+    fn weights(&self, rewards: &[f64]) -> std::result::Result<Vec<f64>, passk_core::CoreError> {
+        let a = objective_from_spec("pkpo_loo_minus_one:k=2")
+            .unwrap()
+            .weights(rewards)?;
+        let b = objective_from_spec("pass1_rloo")
+            .unwrap()
+            .weights(rewards)?;
+        Ok(a.iter().zip(b).map(|(x, y)| x + self.scale * y).collect())
+    }
+    fn k(&self) -> u32 {
+        2
+    }
+    fn unbiased(&self) -> bool {
+        false
+    }
+    fn projection_anchor(&self) -> Option<Box<dyn passk_core::objective::Objective>> {
+        Some(objective_from_spec("pass1_rloo").unwrap())
+    }
+}
+
+#[test]
+fn a_conflicting_projected_sgd_step_is_orthogonal_to_the_anchor_gradient() {
+    let vocab = Vocab::synthetic();
+    let groups = fixed_groups(&vocab);
+    let anchor = objective_from_spec("pass1_rloo").unwrap();
+    let flat = |m: &Gpt| -> Vec<f64> {
+        m.params()
+            .iter()
+            .flat_map(|(_, v)| {
+                let t: Vec<f32> = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                t.into_iter().map(f64::from)
+            })
+            .collect()
+    };
+    let model = nano();
+    // the anchor's gradient at the starting point, flattened in parameter order
+    let anchor_loss = policy_loss(&model, &vocab, &groups, anchor.as_ref())
+        .unwrap()
+        .unwrap();
+    let grads = anchor_loss.backward().unwrap();
+    let a: Vec<f64> = model
+        .params()
+        .iter()
+        .flat_map(|(_, v)| {
+            let g: Vec<f32> = grads
+                .get(v.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            g.into_iter().map(f64::from)
+        })
+        .collect();
+    let before = flat(&model);
+    let mut opt = Optimizer::new(OptimizerKind::Sgd, 0.1, &model.params()).unwrap();
+    let objective = Pass2PlusScaledPass1 { scale: -3.0 };
+    let (_, cos) = apply_projected_update(
+        &model,
+        &mut opt,
+        &vocab,
+        &groups,
+        &objective,
+        anchor.as_ref(),
+        1e9,
+        0,
+    )
+    .unwrap();
+    let cos = cos.unwrap();
+    assert!(
+        cos < 0.0 && cos > -0.999,
+        "not a partial conflict: cos {cos}"
+    );
+    let step: Vec<f64> = flat(&model)
+        .iter()
+        .zip(&before)
+        .map(|(x, y)| x - y)
+        .collect();
+    let dot: f64 = step.iter().zip(&a).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let step_cos = dot / (norm(&step) * norm(&a));
+    assert!(norm(&step) > 0.0);
+    assert!(step_cos.abs() < 1e-3, "step against anchor: cos {step_cos}");
+}

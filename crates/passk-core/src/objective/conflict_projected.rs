@@ -3,11 +3,14 @@
 //!
 //! Per step, the trainer estimates both gradients from the same samples: `g_k` with the
 //! `pkpo_loo_minus_one:k=K` weights and `g_1` with the `pass1_rloo` weights, and steps along
-//! `g_k − min(0, ⟨g_k, g_1⟩) g_1 / ‖g_1‖²`. When the two agree the step is plain pass@k; when
-//! they conflict the step is orthogonal to `g_1`, so to first order it does not lower pass@1.
-//! Both estimates share their sampling noise, which biases `⟨g_k, g_1⟩` upwards (the projection
-//! fires less often than it would with independent estimates); the cost is a second backward
-//! pass per step.
+//! `g_k − min(0, ⟨g_k, g_1⟩) g_1 / ‖g_1‖²`. When the two agree the gradient is plain pass@k's;
+//! when they conflict the projected gradient is orthogonal to `g_1`, so a plain SGD step along
+//! it does not lower the batch's pass@1 to first order. (An adaptive optimiser such as AdamW
+//! rescales coordinates and adds momentum, so its update need not stay orthogonal.) Both
+//! estimates share their sampling noise, which typically biases `⟨g_k, g_1⟩` upwards (the
+//! projection fires less often than with independent estimates). The projection is global,
+//! over all parameters and the whole batch: a conflict confined to a minority of prompts can
+//! be outweighed by agreement elsewhere. Cost: a second forward and backward pass per step.
 
 use super::pass1_rloo::Pass1Rloo;
 use super::pkpo_loo_minus_one::PkpoLooMinusOne;
