@@ -1,6 +1,7 @@
 //! The CI gate's recomputation and its negative test (a deliberately broken objective).
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
@@ -21,6 +22,7 @@ pub fn scratch_dir() -> PathBuf {
 /// Recomputes the gate experiments into a clean `scratch`, the tiny ones from the committed SFT
 /// warm starts (`results/warm-starts/`), one single-threaded shard process per core.
 pub fn recompute(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
+    let start = Instant::now();
     let gate: Vec<String> = cmd!(sh, "{passk} gate")
         .read()?
         .lines()
@@ -58,6 +60,10 @@ pub fn recompute(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
         .quiet()
         .ignore_stdout()
         .run()?;
+    println!(
+        "check: gate experiments recomputed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -101,9 +107,11 @@ fn trained_warm_starts(cache: &Path) -> Result<Vec<String>> {
 
 /// The negative test of the gate: the smoke matrix with pass@8 training replaced by
 /// [`BROKEN`] (pass@8 weights negated), and the smoke claims rewritten to read those cells.
-/// Succeeds only when `passk check` fails and [`MUST_FAIL`] is among the failures. Reuses the
-/// pass@1 cells of a previous `check` in `scratch` (same hash), so only the broken cells run.
+/// Succeeds only when `passk check` fails and [`MUST_FAIL`] fails on a measured value. Copies
+/// the cells a previous `check` left in `scratch` that the broken matrix shares (the pass@1
+/// ones, same hash), so only the broken cells run.
 pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
+    let start = Instant::now();
     let root = project_root();
     let smoke = std::fs::read_to_string(root.join("experiments/smoke.toml"))?;
     let claims = std::fs::read_to_string(root.join("experiments/claims.toml"))?;
@@ -120,16 +128,24 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
     if !cache.is_dir() {
         seed_warm_starts(&root.join("results/warm-starts"), &cache)?;
     }
-    println!("check-broken: the smoke matrix with {GOOD} replaced by the broken {BROKEN}");
-    let (results, cache) = (scratch.display().to_string(), cache.display().to_string());
+    let results = dir.join("results");
+    if results.exists() {
+        std::fs::remove_dir_all(&results)?;
+    }
+    let shared = reuse_cells(sh, passk, &smoke_file, &scratch.join("smoke"), &results)?;
+    println!(
+        "check-broken: the smoke matrix with {GOOD} replaced by the broken {BROKEN} \
+         ({shared} cell(s) shared with the check's run copied)"
+    );
+    let (results_arg, cache) = (results.display().to_string(), cache.display().to_string());
     run_sharded(
         passk,
         &[smoke_file.display().to_string()],
-        &["--results", &results, "--cache", &cache, "--quiet"],
+        &["--results", &results_arg, "--cache", &cache, "--quiet"],
     )?;
     let out = cmd!(
         sh,
-        "{passk} check --claims {claims_file} --results {scratch}"
+        "{passk} check --claims {claims_file} --results {results}"
     )
     .ignore_status()
     .output()?;
@@ -145,7 +161,41 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
              (table and messages above): the negative test proves nothing"
         );
     }
-    println!("check-broken: the gate rejects {BROKEN} as it should ({MUST_FAIL} fails)");
+    println!(
+        "check-broken: the gate rejects {BROKEN} as it should ({MUST_FAIL} fails); {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Copies the cells of experiment file `exp` that `from` (an experiment's results directory)
+/// holds complete into `results/smoke/`; returns how many.
+fn reuse_cells(sh: &Shell, passk: &Path, exp: &Path, from: &Path, results: &Path) -> Result<usize> {
+    let listing = cmd!(sh, "{passk} list {exp} --results {results}").read()?;
+    let target = results.join("smoke");
+    let mut copied = 0;
+    for hash in listing.lines().filter_map(|l| l.split_whitespace().next()) {
+        let source = from.join(hash);
+        if hash.len() == 16 && source.join("cell.json").is_file() {
+            copy_dir(&source, &target.join(hash))?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
     Ok(())
 }
 

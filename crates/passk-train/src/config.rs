@@ -139,6 +139,32 @@ fn bad(field: &str, problem: impl Into<String>) -> TrainError {
     }
 }
 
+impl RlConfig {
+    /// Checks the RL fields (sizes, rates, the objective spec and that its k fits the group
+    /// size); the error names the field as `rl.<name>`.
+    pub fn validate(&self) -> Result<()> {
+        at_least_one("rl.prompts_per_step", self.prompts_per_step)?;
+        at_least_one("rl.samples_per_prompt", self.samples_per_prompt)?;
+        positive_finite("rl.lr", self.lr)?;
+        positive_finite("rl.clip", self.clip)?;
+        positive_finite("rl.temperature", self.temperature)?;
+        let objective =
+            objective_from_spec(&self.objective).map_err(|e| bad("rl.objective", e.to_string()))?;
+        let n = self.samples_per_prompt;
+        let k = objective.k_for_group(n);
+        if k as usize > n {
+            return Err(bad(
+                "rl.objective",
+                format!("targets k = {k} but rl.samples_per_prompt is {n}; need k <= n"),
+            ));
+        }
+        objective
+            .weights(&vec![0.0; n])
+            .map_err(|e| bad("rl.samples_per_prompt", e.to_string()))?;
+        Ok(())
+    }
+}
+
 fn positive_finite(field: &str, x: f64) -> Result<()> {
     if x.is_finite() && x > 0.0 {
         Ok(())
@@ -179,25 +205,7 @@ impl TinyCellConfig {
         })?;
         at_least_one("sft.batch", self.sft.batch)?;
         positive_finite("sft.lr", self.sft.lr)?;
-        let rl = &self.rl;
-        at_least_one("rl.prompts_per_step", rl.prompts_per_step)?;
-        at_least_one("rl.samples_per_prompt", rl.samples_per_prompt)?;
-        positive_finite("rl.lr", rl.lr)?;
-        positive_finite("rl.clip", rl.clip)?;
-        positive_finite("rl.temperature", rl.temperature)?;
-        let objective =
-            objective_from_spec(&rl.objective).map_err(|e| bad("rl.objective", e.to_string()))?;
-        let n = rl.samples_per_prompt;
-        let k = objective.k_for_group(n);
-        if k as usize > n {
-            return Err(bad(
-                "rl.objective",
-                format!("targets k = {k} but rl.samples_per_prompt is {n}; need k <= n"),
-            ));
-        }
-        objective
-            .weights(&vec![0.0; n])
-            .map_err(|e| bad("rl.samples_per_prompt", e.to_string()))?;
+        self.rl.validate()?;
         at_least_one("eval.every", self.eval.every)?;
         at_least_one("eval.n_prompts", self.eval.n_prompts)?;
         at_least_one("eval.n_samples", self.eval.n_samples)?;

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use passk_core::objective::objective_from_spec;
 use passk_tasks::MixtureConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -173,14 +172,6 @@ fn bad(field: &str, problem: impl Into<String>) -> TrainError {
     }
 }
 
-fn positive(field: &str, x: f64) -> Result<()> {
-    if x.is_finite() && x > 0.0 {
-        Ok(())
-    } else {
-        Err(bad(field, format!("must be finite and > 0, got {x}")))
-    }
-}
-
 impl LmCellConfig {
     /// Checks every field without touching the model files; the error names the field.
     pub fn validate(&self) -> Result<()> {
@@ -201,29 +192,7 @@ impl LmCellConfig {
         if self.prompt.max_new_tokens == 0 {
             return Err(bad("prompt.max_new_tokens", "must be at least 1"));
         }
-        let rl = &self.rl;
-        if rl.prompts_per_step == 0 || rl.samples_per_prompt == 0 {
-            return Err(bad(
-                "rl.prompts_per_step",
-                "rl.prompts_per_step and rl.samples_per_prompt must be at least 1",
-            ));
-        }
-        positive("rl.lr", rl.lr)?;
-        positive("rl.clip", rl.clip)?;
-        positive("rl.temperature", rl.temperature)?;
-        let objective =
-            objective_from_spec(&rl.objective).map_err(|e| bad("rl.objective", e.to_string()))?;
-        let n = rl.samples_per_prompt;
-        let k = objective.k_for_group(n);
-        if k as usize > n {
-            return Err(bad(
-                "rl.objective",
-                format!("targets k = {k} but rl.samples_per_prompt is {n}; need k <= n"),
-            ));
-        }
-        objective
-            .weights(&vec![0.0; n])
-            .map_err(|e| bad("rl.samples_per_prompt", e.to_string()))?;
+        self.rl.validate()?;
         if self.eval.n_prompts == 0 || self.eval.n_samples == 0 || self.eval.ks.is_empty() {
             return Err(bad(
                 "eval",
