@@ -175,12 +175,12 @@ impl PromptCodec for LmCodec {
         self.max_new_tokens
     }
 
-    /// The ids before the first stop id, decoded without special tokens.
+    /// The ids before the first stop id, decoded without special tokens; `None` (incorrect)
+    /// when no stop id was sampled: an answer cut off by the token budget is unfinished, and
+    /// judging its last number would reward a cut-off echo of the question (`… 2 +` for
+    /// `2 + 0`).
     fn completion_text(&self, ids: &[u32]) -> Option<String> {
-        let end = ids
-            .iter()
-            .position(|i| self.stop.contains(i))
-            .unwrap_or(ids.len());
+        let end = ids.iter().position(|i| self.stop.contains(i))?;
         self.tok.decode(&ids[..end], true).ok()
     }
 

@@ -406,6 +406,11 @@ fn questions_and_last_number_verdicts() {
         ids.extend([2, 40, 41]);
         assert_eq!(codec.completion_text(&ids).unwrap(), want.1.to_string());
         assert!((codec.reward(p, &ids) - 1.0).abs() < 1e-12);
+        // Cut off by the token budget (no stop id): unfinished, so wrong even if it ends in
+        // the right number.
+        let cut = codec.tokenizer().encode(&want.1.to_string()).unwrap();
+        assert_eq!(codec.completion_text(&cut), None);
+        assert_eq!(codec.reward(p, &cut), 0.0);
     }
     let mut rev = prompts[0].clone();
     rev.family = Family::ReversedAddition;
