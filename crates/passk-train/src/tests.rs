@@ -318,24 +318,32 @@ fn kill_and_resume_gives_bit_identical_results() {
     }
 }
 
-/// Weights `scale` times pass@1 RLOO's, projected against pass@1 RLOO: a stand-in whose
-/// gradient is exactly parallel (scale > 0) or opposed (scale < 0) to its anchor's.
-struct ScaledPass1 {
-    scale: f64,
+/// `pass2` times the pass@2 PKPO weights plus `pass1` times pass@1 RLOO's, projected against
+/// pass@1 RLOO: with `pass2 = 0` its gradient is exactly parallel (`pass1 > 0`) or opposed
+/// (`pass1 < 0`) to the anchor's; otherwise partly conflicting.
+struct ProjectedMix {
+    pass2: f64,
+    pass1: f64,
 }
 
-impl passk_core::objective::Objective for ScaledPass1 {
+impl passk_core::objective::Objective for ProjectedMix {
     fn name(&self) -> String {
-        format!("scaled_pass1:{}", self.scale)
+        format!("projected_mix:{},{}", self.pass2, self.pass1)
     }
     fn weights(&self, rewards: &[f64]) -> std::result::Result<Vec<f64>, passk_core::CoreError> {
-        let w = objective_from_spec("pass1_rloo")
+        let a = objective_from_spec("pkpo_loo_minus_one:k=2")
             .unwrap()
             .weights(rewards)?;
-        Ok(w.iter().map(|x| x * self.scale).collect())
+        let b = objective_from_spec("pass1_rloo")
+            .unwrap()
+            .weights(rewards)?;
+        Ok(a.iter()
+            .zip(b)
+            .map(|(x, y)| self.pass2 * x + self.pass1 * y)
+            .collect())
     }
     fn k(&self) -> u32 {
-        1
+        2
     }
     fn unbiased(&self) -> bool {
         false
@@ -365,7 +373,10 @@ fn the_projected_update_removes_only_the_opposing_component() {
         &mut opt,
         &vocab,
         &groups,
-        &ScaledPass1 { scale: -1.0 },
+        &ProjectedMix {
+            pass2: 0.0,
+            pass1: -1.0,
+        },
         anchor.as_ref(),
         1e9,
         0,
@@ -388,7 +399,10 @@ fn the_projected_update_removes_only_the_opposing_component() {
     let (a, b) = (nano(), nano());
     let mut opt_a = Optimizer::new(OptimizerKind::Sgd, 0.5, &a.params()).unwrap();
     let mut opt_b = Optimizer::new(OptimizerKind::Sgd, 0.5, &b.params()).unwrap();
-    let doubled = ScaledPass1 { scale: 2.0 };
+    let doubled = ProjectedMix {
+        pass2: 0.0,
+        pass1: 2.0,
+    };
     let (_, cos) = apply_projected_update(
         &a,
         &mut opt_a,
@@ -404,35 +418,6 @@ fn the_projected_update_removes_only_the_opposing_component() {
     let loss = policy_loss(&b, &vocab, &groups, &doubled).unwrap();
     apply_update(&b, &mut opt_b, loss, 1e9, 0).unwrap();
     assert_eq!(snapshot(&a), snapshot(&b));
-}
-
-/// pass@2 weights plus `scale` times pass@1 RLOO's, projected against pass@1 RLOO.
-struct Pass2PlusScaledPass1 {
-    scale: f64,
-}
-
-impl passk_core::objective::Objective for Pass2PlusScaledPass1 {
-    fn name(&self) -> String {
-        format!("pass2_plus_scaled_pass1:{}", self.scale)
-    }
-    fn weights(&self, rewards: &[f64]) -> std::result::Result<Vec<f64>, passk_core::CoreError> {
-        let a = objective_from_spec("pkpo_loo_minus_one:k=2")
-            .unwrap()
-            .weights(rewards)?;
-        let b = objective_from_spec("pass1_rloo")
-            .unwrap()
-            .weights(rewards)?;
-        Ok(a.iter().zip(b).map(|(x, y)| x + self.scale * y).collect())
-    }
-    fn k(&self) -> u32 {
-        2
-    }
-    fn unbiased(&self) -> bool {
-        false
-    }
-    fn projection_anchor(&self) -> Option<Box<dyn passk_core::objective::Objective>> {
-        Some(objective_from_spec("pass1_rloo").unwrap())
-    }
 }
 
 #[test]
@@ -471,7 +456,10 @@ fn a_conflicting_projected_sgd_step_is_orthogonal_to_the_anchor_gradient() {
         .collect();
     let before = flat(&model);
     let mut opt = Optimizer::new(OptimizerKind::Sgd, 0.1, &model.params()).unwrap();
-    let objective = Pass2PlusScaledPass1 { scale: -3.0 };
+    let objective = ProjectedMix {
+        pass2: 1.0,
+        pass1: -3.0,
+    };
     let (_, cos) = apply_projected_update(
         &model,
         &mut opt,
