@@ -107,9 +107,9 @@ fn trained_warm_starts(cache: &Path) -> Result<Vec<String>> {
 
 /// The negative test of the gate: the smoke matrix with pass@8 training replaced by
 /// [`BROKEN`] (pass@8 weights negated), and the smoke claims rewritten to read those cells.
-/// Succeeds only when `passk check` fails and [`MUST_FAIL`] fails on a measured value. Copies
-/// the cells a previous `check` left in `scratch` that the broken matrix shares (the pass@1
-/// ones, same hash), so only the broken cells run.
+/// Succeeds only when `passk check` fails and [`MUST_FAIL`] fails on a measured value. The
+/// cells a previous `check` left in `scratch` that the broken matrix shares (the pass@1 ones,
+/// same hash) are copied (`passk run --reuse`), so only the broken cells run.
 pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
     let start = Instant::now();
     let root = project_root();
@@ -132,16 +132,24 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
     if results.exists() {
         std::fs::remove_dir_all(&results)?;
     }
-    let shared = reuse_cells(sh, passk, &smoke_file, &scratch.join("smoke"), &results)?;
     println!(
-        "check-broken: the smoke matrix with {GOOD} replaced by the broken {BROKEN} \
-         ({shared} cell(s) shared with the check's run copied)"
+        "check-broken: the smoke matrix with {GOOD} replaced by the broken {BROKEN} (the cells \
+         it shares with the check's run are copied)"
     );
     let (results_arg, cache) = (results.display().to_string(), cache.display().to_string());
+    let reuse = scratch.display().to_string();
     run_sharded(
         passk,
         &[smoke_file.display().to_string()],
-        &["--results", &results_arg, "--cache", &cache, "--quiet"],
+        &[
+            "--results",
+            &results_arg,
+            "--cache",
+            &cache,
+            "--reuse",
+            &reuse,
+            "--quiet",
+        ],
     )?;
     let out = cmd!(
         sh,
@@ -165,37 +173,6 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
         "check-broken: the gate rejects {BROKEN} as it should ({MUST_FAIL} fails); {:.0} s",
         start.elapsed().as_secs_f64()
     );
-    Ok(())
-}
-
-/// Copies the cells of experiment file `exp` that `from` (an experiment's results directory)
-/// holds complete into `results/smoke/`; returns how many.
-fn reuse_cells(sh: &Shell, passk: &Path, exp: &Path, from: &Path, results: &Path) -> Result<usize> {
-    let listing = cmd!(sh, "{passk} list {exp} --results {results}").read()?;
-    let target = results.join("smoke");
-    let mut copied = 0;
-    for hash in listing.lines().filter_map(|l| l.split_whitespace().next()) {
-        let source = from.join(hash);
-        if hash.len() == 16 && source.join("cell.json").is_file() {
-            copy_dir(&source, &target.join(hash))?;
-            copied += 1;
-        }
-    }
-    Ok(copied)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-        }
-    }
     Ok(())
 }
 

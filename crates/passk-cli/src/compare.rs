@@ -11,8 +11,8 @@ use passk_report::probe::load_probe_steps;
 use passk_report::tables::{fmt_f, Table};
 use passk_report::tiny::{load_tiny_cells, tradeoff_figure, TinyCell};
 
-use crate::config::{load_experiment, Experiment};
-use crate::run::{cell_dir, is_done, run_experiment};
+use crate::config::load_experiment;
+use crate::run::{reuse_cells, run_experiment};
 use crate::tiers::RunContext;
 
 /// The experiment file of `exp_path` with `rl.objective` replaced by `objectives` (a matrix
@@ -102,7 +102,7 @@ pub fn compare(
     let variant_path: PathBuf = out.join(format!("{new_name}.toml"));
     passk_report::atomic::write_atomic(&variant_path, text.as_bytes())?;
     let exp = load_experiment(&variant_path)?;
-    let reused = reuse_committed_cells(&exp, baseline, out)?;
+    let reused = reuse_cells(&exp, baseline, out)?;
     if reused > 0 && !ctx.quiet {
         println!(
             "compare: {reused} of {} cells already committed under {} (same configuration hash); \
@@ -159,59 +159,6 @@ fn end_cosines(dir: &Path, cells: &[TinyCell]) -> Result<BTreeMap<String, f64>> 
         }
     }
     Ok(out)
-}
-
-/// Copies into `out/<exp>/` every cell of `exp` that some experiment under `baseline` already
-/// holds complete under the same hash (a cell's hash is its full configuration, not its
-/// experiment's name or the code: the copy is what the build that committed it computed, and
-/// `cargo xtask verify` ties it to the manifest); returns how many.
-pub fn reuse_committed_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usize> {
-    let Ok(entries) = std::fs::read_dir(baseline) else {
-        return Ok(0);
-    };
-    let mut experiments: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    experiments.sort();
-    let mut reused = 0;
-    for cell in &exp.cells {
-        if is_done(out, &exp.name, &cell.hash) {
-            continue;
-        }
-        let Some(source) = experiments
-            .iter()
-            .map(|e| e.join(&cell.hash))
-            .find(|d| d.join("cell.json").is_file())
-        else {
-            continue;
-        };
-        let target = cell_dir(out, &exp.name, &cell.hash);
-        let staging = target.with_file_name(format!(".{}.copy", cell.hash));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)?;
-        }
-        copy_dir(&source, &staging)?;
-        std::fs::rename(&staging, &target)
-            .with_context(|| format!("cannot move {} into place", staging.display()))?;
-        reused += 1;
-    }
-    Ok(reused)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
 }
 
 fn interval(values: &[f64]) -> String {
@@ -327,6 +274,8 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], cosines: &BTreeMap<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Experiment;
+    use crate::run::{cell_dir, is_done};
 
     #[test]
     fn committed_cells_of_the_same_hash_are_reused() {
@@ -344,12 +293,12 @@ mod tests {
         std::fs::write(done.join("cell.json"), "{}").unwrap();
         std::fs::write(done.join("probe/x.csv"), "a").unwrap();
         std::fs::create_dir_all(cell_dir(&baseline, "elsewhere", &exp.cells[1].hash)).unwrap();
-        assert_eq!(reuse_committed_cells(&exp, &baseline, &out).unwrap(), 1);
+        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
         assert!(is_done(&out, &exp.name, &exp.cells[0].hash));
         assert!(!is_done(&out, &exp.name, &exp.cells[1].hash));
         let copied = cell_dir(&out, &exp.name, &exp.cells[0].hash).join("probe/x.csv");
         assert_eq!(std::fs::read_to_string(copied).unwrap(), "a");
-        assert_eq!(reuse_committed_cells(&exp, &baseline, &out).unwrap(), 0);
+        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 0);
     }
 
     fn load_experiment_text(text: &str) -> Experiment {

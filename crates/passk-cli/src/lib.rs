@@ -24,11 +24,13 @@ passk: the pass@k interference suite's compute binary
 
 USAGE:
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
-            [--shard I/N]
+            [--shard I/N] [--reuse DIR]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
       from their checkpoints), then rewrite the manifest.
       --prune deletes cell directories the experiment no longer lists.
       --cache DIR holds reusable SFT warm starts (default target/passk-cache).
+      --reuse DIR copies, instead of running, every cell that a results directory DIR already
+      holds complete under the same configuration hash (in any of its experiments).
       --shard I/N runs only every N-th cell in matrix order (keys sorted, the last varying
       fastest), starting at the I-th, so N processes (say one per core, each with
       RAYON_NUM_THREADS=1) share a matrix; with `seed` the last key they start on different
@@ -74,6 +76,7 @@ struct Args {
     quiet: bool,
     prune: bool,
     cache: PathBuf,
+    reuse: Option<PathBuf>,
     device: String,
     shard: Option<(usize, usize)>,
     objective: Vec<String>,
@@ -90,6 +93,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         quiet: std::env::var_os("CI").is_some(),
         prune: false,
         cache: PathBuf::from("target/passk-cache"),
+        reuse: None,
         device: "cpu".into(),
         shard: None,
         objective: Vec::new(),
@@ -110,6 +114,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--objective" => args.objective.push(value("--objective")?),
             "--out" => args.out = value("--out")?.into(),
             "--cache" => args.cache = value("--cache")?.into(),
+            "--reuse" => args.reuse = Some(value("--reuse")?.into()),
             "--device" => args.device = value("--device")?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
             "--quiet" => args.quiet = true,
@@ -279,6 +284,16 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             Some((i, n)) => exp.shard(i, n),
             None => exp.clone(),
         };
+        if let Some(from) = &args.reuse {
+            let copied = run::reuse_cells(exp, from, &args.results)?;
+            if copied > 0 && !args.quiet {
+                println!(
+                    "{}: {copied} cells copied from {}",
+                    exp.name,
+                    from.display()
+                );
+            }
+        }
         let stats = run::run_experiment(exp, &args.results, &ctx)?;
         ran += stats.ran;
         println!(

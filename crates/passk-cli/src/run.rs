@@ -164,3 +164,57 @@ fn remove_stale_temporaries(exp: &Experiment, dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Copies into `out/<exp>/` every cell of `exp` that some experiment under `baseline` already
+/// (`compare`'s committed results, `run --reuse`)
+/// holds complete under the same hash (a cell's hash is its full configuration, not its
+/// experiment's name or the code: the copy is what the build that committed it computed, and
+/// `cargo xtask verify` ties it to the manifest); returns how many.
+pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usize> {
+    let Ok(entries) = std::fs::read_dir(baseline) else {
+        return Ok(0);
+    };
+    let mut experiments: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    experiments.sort();
+    let mut reused = 0;
+    for cell in &exp.cells {
+        if is_done(out, &exp.name, &cell.hash) {
+            continue;
+        }
+        let Some(source) = experiments
+            .iter()
+            .map(|e| e.join(&cell.hash))
+            .find(|d| d.join("cell.json").is_file())
+        else {
+            continue;
+        };
+        let target = cell_dir(out, &exp.name, &cell.hash);
+        let staging = target.with_file_name(format!(".{}.copy", cell.hash));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        copy_dir(&source, &staging)?;
+        std::fs::rename(&staging, &target)
+            .with_context(|| format!("cannot move {} into place", staging.display()))?;
+        reused += 1;
+    }
+    Ok(reused)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
