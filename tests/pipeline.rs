@@ -258,7 +258,7 @@ fn tiny_smoke_runs_reports_and_leaves_only_results() {
     assert_eq!(count("sft-"), 2, "{cached:?}");
     assert_eq!(count("sft1-"), 2, "stage-1 model and optimiser: {cached:?}");
     assert_eq!(s.passk(&["report"]).unwrap(), ExitCode::SUCCESS);
-    assert!(s.path("figures/tiny-smoke/delta_pass1_vs_q.png").is_file());
+    assert!(s.path("figures/tiny-smoke/delta_vs_q.png").is_file());
     assert!(s.path("figures/tiny-smoke/deltas.md").is_file());
     assert!(s
         .path("figures/tiny-smoke/probe_sign_prediction.md")

@@ -12,6 +12,7 @@ pub mod run;
 pub mod theory;
 pub mod tiers;
 pub mod tiny;
+mod warm_starts;
 pub mod write;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,13 @@ USAGE:
       warm starts. Run `passk manifest` after the last shard ends.
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
+  passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N] [--curve S1,S2,...]
+      Train (or load from the cache) the SFT warm starts of tiny experiments and print each
+      one's held-out pass@1 per family (the numbers its cells record at RL step 0), then the
+      mean and spread over seeds: the profile a control is matched on before RL runs.
+      --shard deals warm starts sharing a stage 1 to one process. --curve follows stage 1
+      (reliable tag) of each seed and profiles it after each listed step count instead; the
+      cache is not touched.
   passk list <experiment.toml>... [--results DIR]
       Print each cell's hash, status (done/missing) and matrix coordinates.
   passk experiments [DIR]
@@ -79,6 +87,7 @@ struct Args {
     reuse: Option<PathBuf>,
     device: String,
     shard: Option<(usize, usize)>,
+    curve: Option<Vec<u64>>,
     objective: Vec<String>,
     out: PathBuf,
 }
@@ -96,6 +105,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         reuse: None,
         device: "cpu".into(),
         shard: None,
+        curve: None,
         objective: Vec::new(),
         out: PathBuf::from("target/passk-compare"),
     };
@@ -117,6 +127,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--reuse" => args.reuse = Some(value("--reuse")?.into()),
             "--device" => args.device = value("--device")?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
+            "--curve" => args.curve = Some(parse_steps(&value("--curve")?)?),
             "--quiet" => args.quiet = true,
             "--prune" => args.prune = true,
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see `passk --help`"),
@@ -124,6 +135,16 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         }
     }
     Ok(args)
+}
+
+/// Parses a comma-separated list of positive step counts.
+fn parse_steps(text: &str) -> Result<Vec<u64>> {
+    text.split(',')
+        .map(|s| match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("--curve {text:?}: expected positive step counts, e.g. --curve 500,600,700"),
+        })
+        .collect()
 }
 
 /// Parses `I/N` (1-based shard I of N).
@@ -151,7 +172,10 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let args = parse_args(&raw[1..])?;
-    let takes_files = matches!(command.as_str(), "run" | "list" | "experiments" | "compare");
+    let takes_files = matches!(
+        command.as_str(),
+        "run" | "list" | "experiments" | "compare" | "warm-starts"
+    );
     if !takes_files && !args.positional.is_empty() {
         bail!(
             "`passk {command}` takes no file arguments (got {:?}); use the options shown by \
@@ -163,6 +187,14 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         "run" => cmd_run(&args),
         "compare" => cmd_compare(&args),
         "list" => cmd_list(&args),
+        "warm-starts" => {
+            let experiments = load_all(&args.positional)?;
+            match &args.curve {
+                Some(steps) => warm_starts::curve(&experiments, steps, args.shard, args.quiet)?,
+                None => warm_starts::profile(&experiments, &args.cache, args.shard, args.quiet)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         "experiments" => cmd_experiments(&args),
         "report" => {
             let written = figures::regenerate(&args.results, &args.figures)?;

@@ -42,6 +42,8 @@ pub const STATISTICS: &[(&str, &str)] = &[
     ("tiny_delta_passk_p_above", "tiny tier: one-sided t-test p-value over seeds for H1: mean change of pass@k (k of the objective) > effect"),
     ("tiny_did_pass1_ci_high", "tiny tier, two q values and one objective: upper end of the 95% t-interval over seeds of (change of pass@1 at the lower q) minus (change at the higher q); < 0: pass@1 fell more under interference than in the control"),
     ("tiny_did_pass1_ci_low", "tiny tier: lower end of that difference-in-differences interval"),
+    ("tiny_trend_pass1_slope_ci_low", "tiny tier, one objective and three or more q values: lower end of the 95% t-interval over seeds of each seed's least-squares slope of the change of pass@1 on q (> 0: pass@1 falls more as q falls, i.e. as the rules overlap more)"),
+    ("tiny_trend_pass1_slope_p_above", "tiny tier: one-sided t-test p-value over seeds for H1: the mean of those per-seed slopes > 0"),
     ("tiny_probe_rf_ci_high_max", "tiny tier: the largest, over the selected cells, upper end of the 95% bootstrap interval of the probe block reversed_addition->addition (pass@k-weighted reversed prompts against the pass@1 direction of forward prompts) at the warm start, k of the objective; < 0: negative in every cell"),
     ("tiny_probe_rf_ci_low_min", "tiny tier: the smallest lower end of that interval over the selected cells; > 0 would mean positive in every cell"),
     ("tiny_probe_rf_negative_share", "tiny tier: share of the selected cells whose warm-start block reversed_addition->addition has its whole 95% interval below 0"),
@@ -80,6 +82,11 @@ pub struct Claim {
     /// δ. Default 0.
     #[serde(default)]
     pub effect: f64,
+    /// The claim is known not to hold on the committed results (its `why` gives the measured
+    /// value): the gate expects it to fail, and fails when it unexpectedly holds, so the file
+    /// is updated rather than silently outdated. Default false.
+    #[serde(default)]
+    pub expected_failure: bool,
 }
 
 /// A parsed claims file.
@@ -103,7 +110,8 @@ pub struct Verdict {
     pub interval: Option<(f64, f64)>,
     /// Number of cells the statistic used.
     pub cells: usize,
-    /// Whether the claim holds.
+    /// Whether the gate accepts the verdict: the claim holds, or it is an
+    /// [`Claim::expected_failure`] that was evaluated and does not hold.
     pub passed: bool,
     /// Why it failed to evaluate, if it did.
     pub error: Option<String>,
@@ -152,8 +160,19 @@ pub fn parse_claims(text: &str, path: &Path) -> Result<ClaimsFile, ReportError> 
 pub fn evaluate(claims: &[Claim], results: &Path, baseline: &Path) -> Vec<Verdict> {
     claims
         .iter()
-        .map(|c| evaluate_one(c, if c.baseline { baseline } else { results }))
+        .map(|c| {
+            let mut v = evaluate_one(c, if c.baseline { baseline } else { results });
+            if c.expected_failure && v.error.is_none() {
+                v.passed = !v.passed;
+            }
+            v
+        })
         .collect()
+}
+
+/// Whether the claim's comparison holds (as opposed to whether the gate accepts it).
+pub fn holds(v: &Verdict) -> bool {
+    v.error.is_none() && (v.passed != v.claim.expected_failure)
 }
 
 fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
@@ -224,6 +243,9 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
     }
     if claim.statistic.starts_with("tiny_did_") {
         return evaluate_did(claim, &selected);
+    }
+    if claim.statistic.starts_with("tiny_trend_") {
+        return evaluate_trend(claim, &selected);
     }
     let first = selected[0];
     if let Some(other) = selected
@@ -314,6 +336,69 @@ fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String
         passed: compare(value, &claim.op, claim.threshold),
         error: None,
     })
+}
+
+/// Dose-response over seeds: each seed's least-squares slope of the change of pass@1 on q
+/// (the selection must hold one objective and at least three q values, every seed at each).
+fn evaluate_trend(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String> {
+    let objectives: std::collections::BTreeSet<&str> =
+        selected.iter().map(|c| c.objective.as_str()).collect();
+    let mut qs: Vec<f64> = selected.iter().map(|c| c.q).collect();
+    qs.sort_by(f64::total_cmp);
+    qs.dedup();
+    if objectives.len() != 1 || qs.len() < 3 {
+        return Err(format!(
+            "a trend needs one objective and at least three q values; the selection has \
+             objectives {objectives:?} and q {qs:?}"
+        ));
+    }
+    let seeds: std::collections::BTreeSet<u64> = selected.iter().map(|c| c.seed).collect();
+    let mut slopes = Vec::new();
+    for &seed in &seeds {
+        let mut points = Vec::new();
+        for &q in &qs {
+            match selected
+                .iter()
+                .find(|c| c.q == q && c.seed == seed)
+                .and_then(|c| c.delta(1))
+            {
+                Some(d) if d.is_finite() => points.push((q, d)),
+                _ => {
+                    return Err(format!(
+                        "seed {seed} lacks a finite change of pass@1 at q = {q}"
+                    ))
+                }
+            }
+        }
+        slopes.push(least_squares_slope(&points));
+    }
+    let interval = t_interval(&slopes, 0.95)
+        .map(|i| (i.lo, i.hi))
+        .ok_or("a t-interval needs at least 2 seeds")?;
+    let value = if claim.statistic == "tiny_trend_pass1_slope_ci_low" {
+        interval.0
+    } else {
+        one_sided_t_pvalue(&slopes, 0.0, false)
+            .ok_or("a one-sided t-test needs at least 2 seeds that differ")?
+    };
+    Ok(Verdict {
+        claim: claim.clone(),
+        measured: Some(value),
+        interval: Some(interval),
+        cells: selected.len(),
+        passed: compare(value, &claim.op, claim.threshold),
+        error: None,
+    })
+}
+
+/// The least-squares slope of y on x through `points` (at least two distinct x).
+pub fn least_squares_slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    sxy / sxx
 }
 
 /// Statistics of the warm-start probe block [`RF_BLOCK`] over the selected cells.
@@ -507,10 +592,11 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
             }),
             format!("{} {}", v.claim.op, number(v.claim.threshold)),
             v.cells.to_string(),
-            if v.passed {
-                "PASS".into()
-            } else {
-                "FAIL".into()
+            match (v.passed, v.claim.expected_failure && v.error.is_none()) {
+                (true, false) => "PASS".into(),
+                (false, false) => "FAIL".into(),
+                (true, true) => "XFAIL".into(),
+                (false, true) => "XPASS".into(),
             },
         ]);
     }
@@ -531,18 +617,31 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
             out.push('\n');
         }
     }
-    for v in verdicts.iter().filter(|v| !v.passed) {
-        out.push_str(&format!(
-            "FAILED {}: {}\n",
-            v.claim.name,
-            v.error.clone().unwrap_or_else(|| format!(
-                "measured {} is not {} {} ({})",
-                v.measured.map_or("n/a".into(), number),
-                v.claim.op,
-                v.claim.threshold,
-                v.claim.why
-            ))
-        ));
+    for v in verdicts {
+        let measured = v.measured.map_or("n/a".into(), number);
+        let xfail = v.claim.expected_failure && v.error.is_none();
+        let line = match (v.passed, xfail) {
+            (true, false) => continue,
+            (false, false) => format!(
+                "FAILED {}: {}",
+                v.claim.name,
+                v.error.clone().unwrap_or_else(|| format!(
+                    "measured {measured} is not {} {} ({})",
+                    v.claim.op, v.claim.threshold, v.claim.why
+                ))
+            ),
+            (true, true) => format!(
+                "DOES NOT HOLD (expected) {}: measured {measured} is not {} {} ({})",
+                v.claim.name, v.claim.op, v.claim.threshold, v.claim.why
+            ),
+            (false, true) => format!(
+                "FAILED {}: marked expected_failure, but measured {measured} is {} {}: the claim \
+                 now holds; remove `expected_failure` and update its `why`",
+                v.claim.name, v.claim.op, v.claim.threshold
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
     }
     out
 }
@@ -687,5 +786,75 @@ why = "w"
         let empty = tempfile::tempdir().unwrap();
         assert!(evaluate(std::slice::from_ref(&c), empty.path(), tmp.path())[0].passed);
         assert!(!evaluate(&[c], tmp.path(), empty.path())[0].passed);
+    }
+
+    #[test]
+    fn trend_over_q_and_expected_failures() {
+        use crate::probe::tests::write_cell_seeded;
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = tmp.path().join("exp");
+        let k8 = "pkpo_loo_minus_one:k=8";
+        // Change of pass@1 = 0.5 (q - 0.9) - 0.02 + per-seed noise: slope 0.5 in every seed, up to
+        // the noise, so the interval over seeds lies above 0.
+        let mut n = 0;
+        for seed in 0..4u64 {
+            for q in [0.6, 0.75, 0.9] {
+                let noise = [0.004, -0.003, 0.002, -0.001][seed as usize] * (q * 10.0);
+                write_cell_seeded(
+                    &exp,
+                    &format!("t{n:015}"),
+                    q,
+                    k8,
+                    seed,
+                    0.0,
+                    0.5 * (q - 0.9) - 0.02 + noise,
+                );
+                n += 1;
+            }
+        }
+        let sel = format!("{{ \"rl.objective\" = \"{k8}\" }}");
+        let v = evaluate(
+            &[
+                claim("tiny_trend_pass1_slope_ci_low", &sel, ">", 0.0),
+                claim("tiny_trend_pass1_slope_p_above", &sel, "<", 0.01),
+            ],
+            tmp.path(),
+            tmp.path(),
+        );
+        let (lo, hi) = v[0].interval.unwrap();
+        assert!(
+            v[0].passed && lo > 0.3 && lo < 0.5 && hi > 0.5,
+            "{:?}",
+            v[0]
+        );
+        assert!(v[1].passed && v[1].measured.unwrap() < 1e-4, "{:?}", v[1]);
+        assert!((least_squares_slope(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]) - 2.0).abs() < 1e-12);
+        // Two q values are not a trend: refused.
+        let two =
+            format!("{{ \"rl.objective\" = \"{k8}\", \"mixture.cue_reliability\" = [0.6, 0.9] }}");
+        let v = evaluate(
+            &[claim("tiny_trend_pass1_slope_ci_low", &two, ">", 0.0)],
+            tmp.path(),
+            tmp.path(),
+        );
+        assert!(!v[0].passed && v[0].error.is_some());
+        // An expected failure is accepted when it does not hold, rejected when it does, and a
+        // claim that cannot be evaluated is rejected either way.
+        let mut wrong = claim("tiny_trend_pass1_slope_ci_low", &sel, "<", 0.0);
+        wrong.expected_failure = true;
+        let mut right = claim("tiny_trend_pass1_slope_ci_low", &sel, ">", 0.0);
+        right.expected_failure = true;
+        let mut broken = claim("tiny_trend_pass1_slope_ci_low", &two, ">", 0.0);
+        broken.expected_failure = true;
+        let v = evaluate(&[wrong, right, broken], tmp.path(), tmp.path());
+        assert!(v[0].passed && !holds(&v[0]));
+        assert!(!v[1].passed && holds(&v[1]));
+        assert!(!v[2].passed && !holds(&v[2]));
+        let table = render_table(&v);
+        assert!(
+            table.contains("XFAIL") && table.contains("XPASS"),
+            "{table}"
+        );
+        assert!(table.contains("DOES NOT HOLD (expected)"), "{table}");
     }
 }

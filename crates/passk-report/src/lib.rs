@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod claims;
+pub mod dose;
 pub mod error;
 pub mod load;
 pub mod manifest;

@@ -82,6 +82,9 @@ pub struct Series {
     pub mark: Mark,
     /// Index into [`PALETTE`] (taken modulo its length).
     pub color: usize,
+    /// Per-point `(low, high)` interval (empty: none): error bars on point marks, a shaded
+    /// band on line marks.
+    pub intervals: Vec<(f64, f64)>,
 }
 
 impl Series {
@@ -97,7 +100,25 @@ impl Series {
             points,
             mark,
             color,
+            intervals: Vec::new(),
         }
+    }
+
+    /// The same series with a `(low, high)` interval per point.
+    pub fn with_intervals(mut self, intervals: Vec<(f64, f64)>) -> Self {
+        assert_eq!(intervals.len(), self.points.len(), "one interval per point");
+        self.intervals = intervals;
+        self
+    }
+
+    /// The intervals in plotting coordinates as `(x, low, high)`, non-finite ones dropped.
+    fn axis_intervals(&self, scale: XScale) -> Vec<(f64, f64, f64)> {
+        self.points
+            .iter()
+            .zip(&self.intervals)
+            .map(|(&(x, _), &(lo, hi))| (scale.to_axis(x), lo, hi))
+            .filter(|(x, lo, hi)| x.is_finite() && lo.is_finite() && hi.is_finite())
+            .collect()
     }
 }
 
@@ -178,11 +199,16 @@ impl Chart {
     /// The x and y ranges the panel will use, in plotting coordinates (log2 x for
     /// [`XScale::Log2`]); a fixed `x_range` is given in data units.
     pub fn ranges(&self) -> ((f64, f64), (f64, f64)) {
-        let pts: Vec<(f64, f64)> = self
+        let mut pts: Vec<(f64, f64)> = self
             .series
             .iter()
             .flat_map(|s| self.axis_points(s))
             .collect();
+        for s in &self.series {
+            for (x, lo, hi) in s.axis_intervals(self.x_scale) {
+                pts.extend([(x, lo), (x, hi)]);
+            }
+        }
         let finite = || pts.iter();
         let x = self.x_range.map_or_else(
             || padded(finite().map(|p| p.0), false),
@@ -342,6 +368,27 @@ fn draw_panel<DB: DrawingBackend>(
         let pts = chart.axis_points(s);
         let line = color.stroke_width(2);
         let label = s.label.clone();
+        let intervals = s.axis_intervals(chart.x_scale);
+        if !intervals.is_empty() {
+            if matches!(s.mark, Mark::Points | Mark::LargePoints) {
+                let cap = 0.012 * (x1 - x0);
+                let bar = color.stroke_width(2);
+                for &(x, lo, hi) in &intervals {
+                    ctx.draw_series([
+                        PathElement::new(vec![(x, lo), (x, hi)], bar),
+                        PathElement::new(vec![(x - cap, lo), (x + cap, lo)], bar),
+                        PathElement::new(vec![(x - cap, hi), (x + cap, hi)], bar),
+                    ])
+                    .map_err(&err)?;
+                }
+            } else {
+                let mut outline: Vec<(f64, f64)> =
+                    intervals.iter().map(|&(x, lo, _)| (x, lo)).collect();
+                outline.extend(intervals.iter().rev().map(|&(x, _, hi)| (x, hi)));
+                ctx.draw_series([Polygon::new(outline, color.mix(0.18).filled())])
+                    .map_err(&err)?;
+            }
+        }
         match s.mark {
             Mark::Line => {
                 ctx.draw_series(LineSeries::new(pts, line))

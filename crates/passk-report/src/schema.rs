@@ -121,6 +121,21 @@ pub mod tiny_files {
     pub const EVAL: &str = "eval.csv";
     /// The trainer's summary (`passk_train::TinySummary`).
     pub const SUMMARY: &str = "summary.json";
+    /// [`super::TinyFormatRow`] rows.
+    pub const FORMAT: &str = "eval_format.csv";
+}
+
+/// `eval_format.csv`: the share of a family's held-out samples answered under the other rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TinyFormatRow {
+    /// RL step evaluated (0 = the warm start).
+    pub step: u64,
+    /// The family whose prompts were answered.
+    pub family: String,
+    /// Share of its samples equal to the other rule's answer (and not to the reference).
+    pub other_format_share: f64,
+    /// Samples counted.
+    pub n_samples: usize,
 }
 
 /// `eval.csv`: held-out unbiased pass@k at one RL step for one family (`all` = every prompt).

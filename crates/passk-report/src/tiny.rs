@@ -9,7 +9,7 @@ use passk_core::stats::{mean, t_interval};
 use crate::error::ReportError;
 use crate::load::{read_csv, read_json, CELL_FILE};
 use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
-use crate::schema::{tiny_files, CellRecord, TinyEvalRow};
+use crate::schema::{tiny_files, CellRecord, TinyEvalRow, TinyFormatRow};
 use crate::tables::{fmt_f, Table};
 use crate::theory::write_sidecar;
 
@@ -20,6 +20,8 @@ pub struct TinyCell {
     pub record: CellRecord,
     /// `eval.csv`.
     pub eval: Vec<TinyEvalRow>,
+    /// `eval_format.csv` (empty where a cell has none).
+    pub format: Vec<TinyFormatRow>,
     /// Cue reliability q (`mixture.cue_reliability`).
     pub q: f64,
     /// The RL objective spec (`rl.objective`).
@@ -75,6 +77,12 @@ pub fn load_tiny_cells(experiment_dir: &Path) -> Result<Vec<TinyCell>, ReportErr
     for dir in dirs {
         let record: CellRecord = read_json(&dir.join(CELL_FILE))?;
         let eval: Vec<TinyEvalRow> = read_csv(&dir.join(tiny_files::EVAL))?;
+        let format_path = dir.join(tiny_files::FORMAT);
+        let format: Vec<TinyFormatRow> = if format_path.is_file() {
+            read_csv(&format_path)?
+        } else {
+            Vec::new()
+        };
         let config = &record.config;
         let bad =
             |key: &str| ReportError::invalid(dir.join(CELL_FILE), format!("config lacks `{key}`"));
@@ -94,6 +102,7 @@ pub fn load_tiny_cells(experiment_dir: &Path) -> Result<Vec<TinyCell>, ReportErr
         cells.push(TinyCell {
             record,
             eval,
+            format,
             q,
             objective,
             seed,
@@ -247,49 +256,7 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
         &all,
     )?);
 
-    // The headline: change of pass@1 from the warm start against q, one line per objective.
-    let mut chart = Chart::new(
-        "change of held-out pass@1 from the warm start",
-        "cue reliability q (1 = control)",
-        "final − warm-start pass@1",
-    );
-    chart.zero_line = true;
-    chart.legend = Legend::Outside;
-    for (color, objective) in objectives.iter().enumerate() {
-        let points = qs
-            .iter()
-            .filter_map(|&q| {
-                let deltas: Vec<f64> = cells
-                    .iter()
-                    .filter(|c| c.q == q && &c.objective == objective)
-                    .filter_map(|c| c.delta(1))
-                    .collect();
-                (!deltas.is_empty()).then(|| (q, mean(&deltas)))
-            })
-            .collect();
-        chart.series.push(Series::new(
-            objective.clone(),
-            points,
-            Mark::LineAndPoints,
-            color,
-        ));
-    }
-    let figure = Figure {
-        stem: "delta_pass1_vs_q".into(),
-        width: 900,
-        height: 560,
-        panels: vec![chart],
-    };
-    let caption = "Final minus warm-start held-out pass@1 (all prompts) against the cue reliability q, one line per objective, mean over seeds (the table deltas gives the 95% t-intervals). Below zero: the objective lowered pass@1.";
-    let files = render_figure(&figure, out_dir)?;
-    paths.extend(sources(
-        out_dir,
-        "delta_pass1_vs_q",
-        "figure",
-        caption,
-        &files,
-        &all,
-    )?);
+    paths.extend(crate::dose::render_dose(cells, out_dir)?);
 
     let figure = tradeoff_figure(cells, "tradeoff", &|o| o.to_string());
     let caption = "Change of held-out pass@k (k of the objective) against change of pass@1, from the warm start, one panel per q: large points are means over seeds, small ones single seeds. Upper right of the origin: pass@k gained without losing pass@1.";

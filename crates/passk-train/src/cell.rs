@@ -8,14 +8,14 @@ use candle_core::Device;
 use passk_core::objective::objective_from_spec;
 use passk_core::rng::seeded;
 use passk_policy::Gpt;
-use passk_tasks::{Mixture, Split};
+use passk_tasks::{Mixture, Prompt, Split};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Vocab;
 use crate::config::TinyCellConfig;
 use crate::error::{io_err, Result, TrainError};
-use crate::eval::{evaluate, EvalRow, EvalSpec, FormatRow};
+use crate::eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow};
 use crate::files::{read_csv, read_json, write_csv_atomic, write_json_atomic};
 use crate::optim::Optimizer;
 use crate::probe::{probe, probe_dir, write_probe, ProbeSet};
@@ -110,6 +110,32 @@ struct CheckpointPointer {
 const MODEL_FILE: &str = "model.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
+/// The held-out prompts of a cell and how they are sampled: the same at every evaluation of
+/// the cell, and shared by [`warm_start_profile`].
+pub fn held_out_set(cfg: &TinyCellConfig, mixture: &Mixture) -> Result<(Vec<Prompt>, EvalSpec)> {
+    let eval_set_seed = seeded(cfg.seed, &[streams::EVAL_SET]).next_u64();
+    let prompts = mixture.generate_distinct(Split::Eval, cfg.eval.n_prompts, eval_set_seed)?;
+    let spec = EvalSpec {
+        n_samples: cfg.eval.n_samples,
+        ks: cfg.eval.ks.clone(),
+        temperature: cfg.rl.temperature,
+        max_new_tokens: mixture.max_reference_chars() + 1,
+        seed: cfg.seed,
+    };
+    Ok((prompts, spec))
+}
+
+/// The held-out evaluation a cell of `cfg` would record at RL step 0 if `model` were its warm
+/// start: the same prompts, samples and streams, so the numbers equal its `eval.csv` step 0.
+pub fn warm_start_profile(cfg: &TinyCellConfig, model: &Gpt) -> Result<Evaluation> {
+    let mixture = Mixture::new(cfg.mixture.clone()).map_err(|e| TrainError::Config {
+        field: format!("mixture.{}", e.field),
+        problem: e.problem,
+    })?;
+    let (prompts, spec) = held_out_set(cfg, &mixture)?;
+    evaluate(model, &Vocab::synthetic(), &prompts, &spec, 0)
+}
+
 /// Runs one cell on the CPU to the end (see [`run_tiny_cell_with`]).
 pub fn run_tiny_cell(
     cfg: &TinyCellConfig,
@@ -189,15 +215,7 @@ pub fn run_tiny_cell_with(
         (ws.model, opt, state, None)
     };
 
-    let eval_set_seed = seeded(cfg.seed, &[streams::EVAL_SET]).next_u64();
-    let eval_prompts = mixture.generate_distinct(Split::Eval, cfg.eval.n_prompts, eval_set_seed)?;
-    let spec = EvalSpec {
-        n_samples: cfg.eval.n_samples,
-        ks: cfg.eval.ks.clone(),
-        temperature: cfg.rl.temperature,
-        max_new_tokens: mixture.max_reference_chars() + 1,
-        seed: cfg.seed,
-    };
+    let (eval_prompts, spec) = held_out_set(cfg, &mixture)?;
     let probe_set = if cfg.probe.every > 0 {
         Some(ProbeSet::from_mixture(
             &mixture,

@@ -33,8 +33,8 @@ mod sft;
 
 pub use batch::{logprobs, weighted_logprob_sum, PromptCodec, Vocab, WeightedRow};
 pub use cell::{
-    run_tiny_cell, run_tiny_cell_with, RunOptions, TinyOutcome, TinySummary, CHECKPOINT_FILE,
-    EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
+    held_out_set, run_tiny_cell, run_tiny_cell_with, warm_start_profile, RunOptions, TinyOutcome,
+    TinySummary, CHECKPOINT_FILE, EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
 };
 pub use config::{CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig};
 pub use error::{Result, TrainError};
@@ -52,7 +52,8 @@ pub use rl::{
     apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow,
 };
 pub use sft::{
-    train_sft, warm_start, warm_start_path, warm_start_with, SftLogRow, WarmStart, SFT_CLIP,
+    train_sft, train_sft_observed, warm_start, warm_start_path, warm_start_with, SftLogRow,
+    WarmStart, SFT_CLIP,
 };
 
 /// Stream ids (first element of every `seeded(seed, stream)` path) of the random draws.

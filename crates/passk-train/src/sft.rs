@@ -49,7 +49,18 @@ pub fn train_sft(
     device: &Device,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Gpt, Vec<SftLogRow>)> {
-    train_sft_stages(cfg, device, progress, None)
+    train_sft_stages(cfg, device, progress, None, &mut |_, _, _| Ok(()))
+}
+
+/// [`train_sft`] without a cache, calling `observe(stage, steps_done, model)` after every
+/// optimiser step: competence curves along one run (the learning rate is constant, so the model
+/// after `s` stage-1 steps is exactly the warm start of `stage1_steps = s`, `stage2_steps = 0`).
+pub fn train_sft_observed(
+    cfg: &TinyCellConfig,
+    device: &Device,
+    observe: &mut dyn FnMut(u32, u64, &Gpt) -> Result<()>,
+) -> Result<Gpt> {
+    Ok(train_sft_stages(cfg, device, &mut |_| {}, None, observe)?.0)
 }
 
 /// The stage-1 cache files of `cfg` in `dir`: model, optimiser state and loss log.
@@ -70,6 +81,7 @@ fn train_sft_stages(
     device: &Device,
     progress: &mut dyn FnMut(Progress),
     stage1_cache: Option<&Path>,
+    observe: &mut dyn FnMut(u32, u64, &Gpt) -> Result<()>,
 ) -> Result<(Gpt, Vec<SftLogRow>)> {
     cfg.validate()?;
     let vocab = Vocab::synthetic();
@@ -147,6 +159,7 @@ fn train_sft_stages(
                 step,
                 loss: value,
             });
+            observe(stage, step + 1, &model)?;
         }
         progress(Progress {
             phase,
@@ -230,7 +243,14 @@ pub fn warm_start_with(
         });
     }
     std::fs::create_dir_all(cache_dir).map_err(io_err(cache_dir))?;
-    let (model, log) = train_sft_stages(cfg, device, progress, Some(cache_dir))?;
+    let (model, log) =
+        train_sft_stages(
+            cfg,
+            device,
+            progress,
+            Some(cache_dir),
+            &mut |_, _, _| Ok(()),
+        )?;
     let csv_path = path.with_extension("csv");
     crate::files::write_csv_atomic(&csv_path, &log)?;
     let tmp = unique_tmp(&path);
