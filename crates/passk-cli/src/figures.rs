@@ -77,6 +77,23 @@ fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// Renders the per-cell probe figures of every tiny experiment under `results` into
+/// `out/<experiment>/` (not part of figures/: they are many and named by cell hash).
+pub fn render_cell_figures(results: &Path, out: &Path) -> Result<usize> {
+    let mut written = 0;
+    for (experiment, tier) in experiments(results)? {
+        if tier != "tiny" {
+            continue;
+        }
+        let probed: Vec<_> = passk_report::probe::load_probe_cells(&results.join(&experiment))?
+            .into_iter()
+            .filter(|c| !c.steps.is_empty())
+            .collect();
+        written += passk_report::probe::render_probe_cells(&probed, &out.join(&experiment))?.len();
+    }
+    Ok(written)
+}
+
 /// Replaces the contents of `figures` with a fresh rendering of `results`.
 pub fn regenerate(results: &Path, figures: &Path) -> Result<usize> {
     std::fs::create_dir_all(figures)

@@ -49,9 +49,11 @@ USAGE:
       Print each cell's hash, status (done/missing) and matrix coordinates.
   passk experiments [DIR]
       Print the experiment files in DIR (default experiments/) that `reproduce all` runs.
-  passk report [--results DIR] [--figures DIR]
+  passk report [--results DIR] [--figures DIR] [--per-cell DIR]
       Regenerate every figure and table under figures/ from results/ only, and refill the
       generated blocks (`<!-- generated: PATH -->`) of the README.md beside figures/.
+      --per-cell DIR also writes each probed cell's own probe figures (inner products by probe
+      step, agreement, Gram heatmap) into DIR/<experiment>/, named by cell hash.
   passk manifest [--results DIR]
       Rewrite results/MANIFEST (sha256 and size of every result file).
   passk verify [--results DIR] [--figures DIR]
@@ -88,6 +90,7 @@ struct Args {
     device: String,
     shard: Option<(usize, usize)>,
     curve: Option<Vec<u64>>,
+    per_cell: Option<PathBuf>,
     objective: Vec<String>,
     out: PathBuf,
 }
@@ -106,6 +109,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         device: "cpu".into(),
         shard: None,
         curve: None,
+        per_cell: None,
         objective: Vec::new(),
         out: PathBuf::from("target/passk-compare"),
     };
@@ -127,6 +131,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--reuse" => args.reuse = Some(value("--reuse")?.into()),
             "--device" => args.device = value("--device")?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
+            "--per-cell" => args.per_cell = Some(value("--per-cell")?.into()),
             "--curve" => args.curve = Some(parse_steps(&value("--curve")?)?),
             "--quiet" => args.quiet = true,
             "--prune" => args.prune = true,
@@ -199,6 +204,13 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         "report" => {
             let written = figures::regenerate(&args.results, &args.figures)?;
             let readme = readme::sync(&args.figures)?;
+            if let Some(dir) = &args.per_cell {
+                let n = figures::render_cell_figures(&args.results, dir)?;
+                eprintln!(
+                    "report: wrote {n} per-cell probe files under {}",
+                    dir.display()
+                );
+            }
             if !args.quiet {
                 eprintln!(
                     "report: wrote {written} files under {}{}",

@@ -11,6 +11,7 @@ pub mod load;
 pub mod manifest;
 pub mod plot;
 pub mod probe;
+pub mod probe_pooled;
 pub mod schema;
 pub mod tables;
 pub mod theory;

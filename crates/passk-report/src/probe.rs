@@ -594,15 +594,41 @@ fn first_last(steps: &[ProbeStep]) -> Vec<&ProbeStep> {
     }
 }
 
-/// Renders the probe figures of every cell (file stems `probe_<hash>_inner_vs_k`,
-/// `probe_<hash>_agreement`, `probe_<hash>_gram`) and the tables `probe_sign_prediction` and
-/// `probe_signs` into `out_dir`, each with a `.sources.json` sidecar; returns the paths, sorted.
+/// Renders the probe figures pooled over seeds (`probe_inner_vs_k`, `probe_block_inner_vs_k`)
+/// and the tables `probe_sign_prediction` and `probe_signs` into `out_dir`, each with a
+/// `.sources.json` sidecar; returns the paths, sorted.
 pub fn render_probe(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     if cells.is_empty() {
         return Err(ReportError::NoCells {
             path: out_dir.to_path_buf(),
         });
     }
+    std::fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
+    let mut paths = crate::probe_pooled::render_pooled(cells, out_dir)?;
+    let rows = sign_rows(cells);
+    let all: BTreeSet<String> = cells.iter().map(|c| c.cell.record.hash.clone()).collect();
+    for table in [sign_prediction_table(&rows), sign_detail_table(&rows)] {
+        let files = table.write_all(out_dir)?;
+        paths.extend(write_sidecar(
+            out_dir,
+            &table.name,
+            "table",
+            &table.caption,
+            &files,
+            all.clone(),
+        )?);
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Renders the probe figures of each cell (file stems `probe_<hash>_inner_vs_k`,
+/// `probe_<hash>_agreement`, `probe_<hash>_gram`) into `out_dir`: opt-in
+/// (`passk report --per-cell DIR`), as they are many and named by hash.
+pub fn render_probe_cells(
+    cells: &[ProbeCell],
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
     let mut paths = Vec::new();
     for c in cells {
@@ -677,20 +703,6 @@ pub fn render_probe(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>,
         let caption = format!("The split-half Gram matrix κ̂(x, x') of the probe prompts ({label}), sorted by family then p̂, at the first and last probe step; blue negative (interference), vermillion positive, saturating at the largest off-diagonal |κ̂|; black lines separate families. Large probe sets are shown as block means.");
         paths.extend(write_sidecar(
             out_dir, &stem, "figure", &caption, &files, one,
-        )?);
-    }
-
-    let rows = sign_rows(cells);
-    let all: BTreeSet<String> = cells.iter().map(|c| c.cell.record.hash.clone()).collect();
-    for table in [sign_prediction_table(&rows), sign_detail_table(&rows)] {
-        let files = table.write_all(out_dir)?;
-        paths.extend(write_sidecar(
-            out_dir,
-            &table.name,
-            "table",
-            &table.caption,
-            &files,
-            all.clone(),
         )?);
     }
     paths.sort();
@@ -877,6 +889,18 @@ pub(crate) mod tests {
 
         let out = tmp.path().join("fig");
         let paths = render_probe(&cells, &out).unwrap();
+        for stem in ["probe_inner_vs_k", "probe_block_inner_vs_k"] {
+            for ext in ["svg", "png", "sources.json"] {
+                assert!(
+                    paths.contains(&out.join(format!("{stem}.{ext}"))),
+                    "missing {stem}"
+                );
+            }
+        }
+        assert!(!paths
+            .iter()
+            .any(|p| p.to_string_lossy().contains("aaaa000000000000")));
+        let paths = render_probe_cells(&cells, &out).unwrap();
         for stem in ["inner_vs_k", "agreement", "gram"] {
             for ext in ["svg", "png", "sources.json"] {
                 let p = out.join(format!("probe_aaaa000000000000_{stem}.{ext}"));
@@ -884,14 +908,14 @@ pub(crate) mod tests {
             }
         }
         for ext in ["csv", "md", "tex", "sources.json"] {
-            assert!(paths.contains(&out.join(format!("probe_sign_prediction.{ext}"))));
+            assert!(out.join(format!("probe_sign_prediction.{ext}")).is_file());
         }
         let svg = std::fs::read_to_string(out.join("probe_aaaa000000000000_gram.svg")).unwrap();
         assert!(svg.contains("<rect"), "heatmap cells drawn");
 
         // Same inputs, same bytes.
         let again = tmp.path().join("fig2");
-        render_probe(&cells, &again).unwrap();
+        render_probe_cells(&cells, &again).unwrap();
         for p in &paths {
             let q = again.join(p.file_name().unwrap());
             assert_eq!(
