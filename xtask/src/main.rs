@@ -210,7 +210,7 @@ fn lm_skip_reason(file: &str, cuda: bool) -> Result<Option<String>> {
 
 /// Runs `files` as one `passk run --shard i/n` process per core, each single-threaded: two
 /// one-thread processes do about 1.45x the work of one two-thread process on these CPUs
-/// (FEASIBILITY.md). `PASSK_SHARDS` overrides the number of processes.
+/// (docs/feasibility.md §4). `PASSK_SHARDS` overrides the number of processes.
 fn run_sharded(passk: &Path, files: &[String], extra: &[&str]) -> Result<()> {
     let shards = match std::env::var("PASSK_SHARDS") {
         Ok(v) => v

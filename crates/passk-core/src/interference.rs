@@ -1,6 +1,6 @@
 //! Interference statistics from per-prompt gradients: the kernel `κ(x, x') = ⟨∇p(x), ∇p(x')⟩`
 //! as a Gram matrix, agreement scores `a(x) = Σ_x' m(x') κ(x, x')`, and for each k the inner
-//! product `⟨∇J_k, ∇J_1⟩ = Σ_x m(x) w_k(p(x)) a(x)`, the norms and the cosine (THEORY.md §2).
+//! product `⟨∇J_k, ∇J_1⟩ = Σ_x m(x) w_k(p(x)) a(x)`, the norms and the cosine (docs/theory.md §2).
 //!
 //! Prompt masses `m` are always normalised to sum 1 before use (so `J_k = Σ m(x) pass@k(x)`).
 
@@ -36,6 +36,43 @@ fn common_dim(what: &str, vs: &[Vec<f64>]) -> Result<usize, CoreError> {
 }
 
 impl Gram {
+    /// The upper triangle with the diagonal, row-major (`i` outer, `j >= i`), as little-endian
+    /// f32: the compact on-disk form of a probe's Gram matrix (`n (n + 1) / 2` values).
+    pub fn to_upper_f32_le(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 * self.n * (self.n + 1));
+        for i in 0..self.n {
+            for j in i..self.n {
+                out.extend((self.get(i, j) as f32).to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads [`Gram::to_upper_f32_le`] bytes back (at f32 precision); `None` when their length
+    /// is not `n (n + 1) / 2` f32 values for any `n`.
+    pub fn from_upper_f32_le(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() % 4 != 0 {
+            return None;
+        }
+        let m = bytes.len() / 4;
+        let n = ((((8 * m + 1) as f64).sqrt() - 1.0) / 2.0).round() as usize;
+        if n * (n + 1) / 2 != m {
+            return None;
+        }
+        let mut values = bytes
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        let mut g = Self::new(n);
+        for i in 0..n {
+            for j in i..n {
+                let v = values.next()?;
+                g.data[i * n + j] = v;
+                g.data[j * n + i] = v;
+            }
+        }
+        Some(g)
+    }
+
     /// An `n × n` zero matrix.
     pub fn new(n: usize) -> Self {
         Self {
@@ -319,10 +356,11 @@ pub fn try_block_inner(
     Ok(total)
 }
 
-/// The two-group threshold of THEORY.md §2: `k* = 1 + ln(A₊/A₋) / ln((1−p_lo)/(1−p_hi))`, where
-/// `A₋ > 0` is the absolute mass-weighted agreement of the negatively interfering prompts (all at
-/// `p_lo`) and `A₊ > 0` that of the positive ones (all at `p_hi > p_lo`). Conflict holds for
-/// every `k > k*`. `None` when the inputs do not describe that situation.
+/// The two-group threshold of docs/theory.md §2.5:
+/// `k* = 1 + ln(A₊/A₋) / ln((1−p_lo)/(1−p_hi))`, where `A₋ > 0` is the absolute mass-weighted
+/// agreement of the negatively interfering prompts (all at `p_lo`) and `A₊ > 0` that of the
+/// positive ones (all at `p_hi > p_lo`). Conflict holds for every `k > k*`. `None` when the inputs
+/// do not describe that situation.
 pub fn two_group_threshold(a_plus: f64, a_minus: f64, p_lo: f64, p_hi: f64) -> Option<f64> {
     let valid = a_plus > 0.0
         && a_minus > 0.0

@@ -11,7 +11,7 @@
 //! * [`special`]: log-gamma, regularized incomplete beta and the Student-t distribution.
 //! * [`rng`]: seeded, stream-split ChaCha8 generators.
 //!
-//! The maths is specified in `THEORY.md` of the project; every test vector there is a unit test here.
+//! The maths is specified in `docs/theory.md`; every test vector of its §4 is a unit test here.
 
 pub mod error;
 pub mod estimators;

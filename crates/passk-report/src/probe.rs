@@ -32,8 +32,11 @@ pub const PROBE_DIR: &str = "probe";
 pub mod probe_files {
     /// [`super::ProbePromptRow`] rows.
     pub const PROMPTS: &str = "prompts.csv";
-    /// [`super::ProbeGramRow`] rows.
-    pub const GRAM: &str = "gram.csv";
+    /// The Gram matrix: upper triangle, row-major, little-endian f32 (see
+    /// `passk_core::interference::Gram::to_upper_f32_le`).
+    pub const GRAM: &str = "gram.f32";
+    /// The Gram matrix as [`super::ProbeGramRow`] rows, in cells written before `gram.f32`.
+    pub const GRAM_CSV: &str = "gram.csv";
     /// [`super::ProbeSummaryRow`] rows.
     pub const SUMMARY: &str = "summary.csv";
 }
@@ -204,7 +207,7 @@ pub fn load_probe_steps(cell_dir: &Path) -> Result<Vec<ProbeStep>, ReportError> 
         steps.push(ProbeStep {
             step,
             prompts: read_csv(&dir.join(probe_files::PROMPTS))?,
-            gram: read_csv(&dir.join(probe_files::GRAM))?,
+            gram: read_gram(&dir)?,
             summary: read_csv(&dir.join(probe_files::SUMMARY))?,
         });
     }
@@ -409,6 +412,30 @@ struct Heatmap {
     scale: f64,
 }
 
+/// The Gram rows of a probe step directory, from `gram.f32` or, in older cells, `gram.csv`.
+fn read_gram(dir: &Path) -> Result<Vec<ProbeGramRow>, ReportError> {
+    let binary = dir.join(probe_files::GRAM);
+    if !binary.exists() {
+        return read_csv(&dir.join(probe_files::GRAM_CSV));
+    }
+    let bytes = std::fs::read(&binary).map_err(|e| ReportError::io(&binary, e))?;
+    let gram = passk_core::interference::Gram::from_upper_f32_le(&bytes).ok_or_else(|| {
+        ReportError::invalid(
+            &binary,
+            "its length is not n (n + 1) / 2 f32 values; rerun the cell",
+        )
+    })?;
+    let n = gram.len();
+    Ok((0..n)
+        .flat_map(|i| (i..n).map(move |j| (i, j)))
+        .map(|(i, j)| ProbeGramRow {
+            i,
+            j,
+            kappa: gram.get(i, j),
+        })
+        .collect())
+}
+
 fn heatmap(step: &ProbeStep, path: &Path) -> Result<Heatmap, ReportError> {
     let mut points = step.points();
     let n = points.len();
@@ -420,7 +447,7 @@ fn heatmap(step: &ProbeStep, path: &Path) -> Result<Heatmap, ReportError> {
     for r in &step.gram {
         if r.i >= n || r.j >= n {
             return Err(bad(format!(
-                "gram.csv of step {} has index ({}, {}) beyond its {n} prompts; rerun the probe",
+                "the Gram matrix of step {} has index ({}, {}) beyond its {n} prompts; rerun the probe",
                 step.step, r.i, r.j
             )));
         }

@@ -1,9 +1,10 @@
 //! The exact (closed-form) tier of the pass@k interference suite.
 //!
 //! Softmax contextual bandits with a shared parameter theta in R^d, where every quantity of
-//! THEORY.md is computed exactly: the per-prompt success probability p(x), its gradient, pass@1
-//! J_1, pass@k J_k and their gradients, the interference kernel kappa(x, x') = <grad p(x), grad p(x')>,
-//! agreement scores a(x) = <grad p(x), grad J_1>, and exact gradient-ascent runs.
+//! docs/theory.md §2 is computed exactly: the per-prompt success probability p(x), its gradient,
+//! pass@1 J_1, pass@k J_k and their gradients, the interference kernel
+//! kappa(x, x') = <grad p(x), grad p(x')>, agreement scores a(x) = <grad p(x), grad J_1>, and exact
+//! gradient-ascent runs.
 //!
 //! # The toy (our concrete version of the paper's §3.2)
 //!

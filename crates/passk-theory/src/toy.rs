@@ -1,4 +1,5 @@
-//! The paper's two-Gaussian toy (our concrete version) and THEORY.md §4's two-prompt example.
+//! The paper's two-Gaussian toy (our concrete version, docs/theory.md §5) and the two-prompt
+//! example of docs/theory.md §4.4.
 
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -126,9 +127,9 @@ pub fn build_toy(cfg: &ToyConfig) -> Result<SoftmaxBandit, TheoryError> {
     SoftmaxBandit::new(2, prompts)
 }
 
-/// THEORY.md §4's two-prompt logistic bandit with its theta: equal mass, p(x) = sigma(theta . psi(x))
-/// (a correct answer with phi = psi(x) and a wrong one with phi = 0), psi_e = (1, 2) ("easy"),
-/// psi_h = (1, -3) ("hard"), theta = (0, 1).
+/// The two-prompt logistic bandit of docs/theory.md §4.4 with its theta: equal mass,
+/// p(x) = sigma(theta . psi(x)) (a correct answer with phi = psi(x) and a wrong one with phi = 0),
+/// psi_e = (1, 2) ("easy"), psi_h = (1, -3) ("hard"), theta = (0, 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TwoPromptExample {
     /// The bandit; prompt 0 is easy, prompt 1 is hard.
@@ -137,7 +138,7 @@ pub struct TwoPromptExample {
     pub theta: Vec<f64>,
 }
 
-/// Builds THEORY.md §4's two-prompt example (see [`TwoPromptExample`]).
+/// Builds the two-prompt example of docs/theory.md §4.4 (see [`TwoPromptExample`]).
 pub fn two_prompt_example() -> TwoPromptExample {
     let prompt = |group: &str, psi: [f64; 2]| BanditPrompt {
         group: group.to_string(),
@@ -194,7 +195,8 @@ mod tests {
             assert!(close(s.inner(k), want, 1e-6), "k={k}: {}", s.inner(k));
             assert!(close(s.inner_by_identity(k), want, 1e-6));
         }
-        // THEORY.md prints the cosines to 5 decimals: check to half a unit in the last digit ...
+        // docs/theory.md §4.4 prints the cosines to 5 decimals: check to half a unit in the
+        // last digit ...
         for (k, want) in [(2, 0.02999), (3, -0.11973), (16, -0.13810)] {
             let c = s.cosine(k).unwrap();
             assert!(close(c, want, 5e-6), "cos k={k}: {c}");

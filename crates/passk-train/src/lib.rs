@@ -44,8 +44,8 @@ pub use probe::{
     probe, probe_block_label, probe_dir, probe_gram_rows, probe_groups, probe_prompt_rows,
     probe_rollouts, read_probe, streams as probe_streams, write_probe, ProbeConfig, ProbeFiles,
     ProbeGramRow, ProbeMode, ProbePromptRow, ProbePromptStat, ProbeResult, ProbeSet,
-    ProbeSummaryRow, PROBE_BLOCK_GLOBAL, PROBE_BLOCK_TRIMMED, PROBE_CI_LEVEL, PROBE_GRAM_FILE,
-    PROBE_PROMPTS_FILE, PROBE_SUMMARY_FILE,
+    ProbeSummaryRow, PROBE_BLOCK_GLOBAL, PROBE_BLOCK_TRIMMED, PROBE_CI_LEVEL, PROBE_GRAM_CSV_FILE,
+    PROBE_GRAM_FILE, PROBE_PROMPTS_FILE, PROBE_SUMMARY_FILE,
 };
 pub use progress::{Phase, Progress};
 pub use rl::{

@@ -330,4 +330,40 @@ mod tests {
         let (again, _) = train_sft(&cfg, &Device::Cpu, &mut |_| {}).unwrap();
         assert_same_weights(&a.model, &again);
     }
+
+    #[test]
+    fn an_observed_stage_one_passes_through_every_shorter_warm_start() {
+        // With a constant learning rate, the model after t steps of a longer stage 1 is the
+        // warm start of `stage1_steps = t, stage2_steps = 0`: `passk warm-starts --curve`
+        // profiles candidate warm starts from one run.
+        let mut long = TinyCellConfig::nano_smoke(1.0, "pass1_rloo");
+        long.sft.stage1_steps = 6;
+        long.sft.stage2_steps = 0;
+        let mut at_four = None;
+        let mut seen = Vec::new();
+        train_sft_observed(&long, &Device::Cpu, &mut |stage, done, model| {
+            seen.push((stage, done));
+            if done == 4 {
+                at_four = Some(flat_weights(model));
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, (1..=6).map(|t| (1, t)).collect::<Vec<_>>());
+        let mut short = long.clone();
+        short.sft.stage1_steps = 4;
+        let (direct, _) = train_sft(&short, &Device::Cpu, &mut |_| {}).unwrap();
+        assert_eq!(at_four.unwrap(), flat_weights(&direct));
+    }
+
+    fn flat_weights(model: &Gpt) -> Vec<(String, Vec<f32>)> {
+        model
+            .params()
+            .iter()
+            .map(|(name, v)| {
+                let t = v.as_tensor().flatten_all().unwrap();
+                (name.to_string(), t.to_vec1::<f32>().unwrap())
+            })
+            .collect()
+    }
 }

@@ -241,6 +241,11 @@ fn same_config_gives_identical_files() {
         crate::files::read_json(&root.path().join("a").join(SUMMARY_FILE)).unwrap();
     assert_eq!(on_disk.final_eval, a.summary.final_eval);
     assert!(!a.summary.warm_start.is_empty() && !a.summary.final_eval.is_empty());
+    // `passk warm-starts` profiles a warm start with exactly the cell's step-0 evaluation.
+    let model = warm_start(&cfg, &root.path().join("cache_a")).unwrap();
+    let profile = warm_start_profile(&cfg, &model).unwrap();
+    let step0: Vec<EvalRow> = a.eval.iter().filter(|r| r.step == 0).cloned().collect();
+    assert_eq!(profile.rows, step0);
 }
 
 fn assert_same_summary(a: &TinySummary, b: &TinySummary) {
@@ -290,7 +295,7 @@ fn kill_and_resume_gives_bit_identical_results() {
     assert_same_results(&full, &cut, &cfg);
     for step in [0, 2, 4, 5] {
         let (a, b) = (crate::probe_dir(&full, step), crate::probe_dir(&cut, step));
-        for f in ["prompts.csv", "gram.csv", "summary.csv"] {
+        for f in ["prompts.csv", "gram.f32", "summary.csv"] {
             assert_eq!(read(&a.join(f)), read(&b.join(f)), "probe step {step} {f}");
         }
     }

@@ -1,4 +1,4 @@
-//! Tests of the interference statistics: THEORY.md §4 two-prompt numbers, direct vector
+//! Tests of the interference statistics: docs/theory.md §4.4 two-prompt numbers, direct vector
 //! products on random gradients, and the split-halves diagonal.
 
 use super::*;
@@ -12,7 +12,7 @@ fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// The THEORY.md §4 bandit: θ = (0, 1), ψ_e = (1, 2), ψ_h = (1, −3), ∇p = p(1 − p) ψ.
+/// The docs/theory.md §4.4 bandit: θ = (0, 1), ψ_e = (1, 2), ψ_h = (1, −3), ∇p = p(1 − p) ψ.
 fn two_prompt() -> (Gram, Vec<f64>, Vec<f64>) {
     let theta = [0.0, 1.0];
     let psis = [[1.0, 2.0], [1.0, -3.0]];
@@ -223,4 +223,27 @@ fn errors() {
     );
     assert!(try_block_inner(&gram, &mass, &p, 2, &[0], &[2]).is_err());
     assert!(try_agreement(&gram, &[1.0]).is_err());
+}
+
+#[test]
+fn gram_round_trips_through_its_f32_file_form() {
+    let mut g = Gram::new(3);
+    let values = [[1.5, -0.25, 1e-3], [-0.25, 2.0, 0.1], [1e-3, 0.1, -7.0]];
+    for (i, row) in values.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            g.set(i, j, *v);
+        }
+    }
+    let bytes = g.to_upper_f32_le();
+    assert_eq!(bytes.len(), 4 * 6);
+    assert_eq!(&bytes[4..8], &(-0.25f32).to_le_bytes());
+    let back = Gram::from_upper_f32_le(&bytes).unwrap();
+    for i in 0..3 {
+        for j in 0..3 {
+            assert_eq!(back.get(i, j), f64::from(values[i][j] as f32));
+        }
+    }
+    assert!(Gram::from_upper_f32_le(&bytes[..20]).is_none());
+    assert!(Gram::from_upper_f32_le(&bytes[..23]).is_none());
+    assert_eq!(Gram::from_upper_f32_le(&[]).unwrap().len(), 0);
 }

@@ -1,5 +1,5 @@
-//! Tests of the objective registry and of every objective against THEORY.md, subset brute force
-//! and exact enumeration of the expected gradient.
+//! Tests of the objective registry and of every objective against docs/theory.md §4, subset
+//! brute force and exact enumeration of the expected gradient.
 
 // Brute force reads clearest with explicit indices.
 #![allow(clippy::needless_range_loop)]
@@ -19,7 +19,7 @@ const F8: [f64; 8] = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
 
 #[test]
 fn theory_pkpo_vectors() {
-    // (k, correct, wrong) from THEORY.md §4, n = 8, c = 2.
+    // (k, correct, wrong) from docs/theory.md §4.2, n = 8, c = 2.
     let cases = [
         (1, 0.125, 0.0),
         (2, 0.25, 0.071_429),
@@ -64,8 +64,8 @@ fn theory_chen_vector() {
 }
 
 /// Brute force over all k-subsets of `f` (binary): for each k, `(s, s_loo1, loo_baseline)` where
-/// `s_i = avg_{|S|=k} 1[i∈S] max_S f · C(n,k)/C(n,k)` as in THEORY §3, `s_loo1` likewise with
-/// `max_S f − max_{S∖i} f`, and `loo_baseline_i = (k/n) avg_{|S|=k, i∉S} max_S f`.
+/// `s_i = avg_{|S|=k} 1[i∈S] max_S f · C(n,k)/C(n,k)` as in docs/theory.md §3.3, `s_loo1`
+/// likewise with `max_S f − max_{S∖i} f`, and `loo_baseline_i = (k/n) avg_{|S|=k, i∉S} max_S f`.
 #[allow(clippy::type_complexity)]
 fn brute_force(f: &[f64]) -> Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let n = f.len();

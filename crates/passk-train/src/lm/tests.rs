@@ -295,7 +295,7 @@ fn a_cell_writes_its_files_and_is_deterministic() {
         FORMAT_FILE,
         SUMMARY_FILE,
         "probe/step-00000/summary.csv",
-        "probe/step-00001/gram.csv",
+        "probe/step-00001/gram.f32",
     ] {
         assert!(dir.path().join("a").join(f).is_file(), "{f} missing");
     }

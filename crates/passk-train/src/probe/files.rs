@@ -1,17 +1,23 @@
-//! The probe's result files: `prompts.csv`, `gram.csv` and `summary.csv` in one directory.
+//! The probe's result files: `prompts.csv`, `gram.f32` and `summary.csv` in one directory.
 
 use std::path::{Path, PathBuf};
 
+use passk_core::interference::Gram;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{ProbeResult, ProbeSummaryRow};
 use crate::error::{io_err, Result};
-use crate::files::{read_csv, write_csv_atomic};
+use crate::files::{read_csv, write_atomic, write_csv_atomic};
 
 /// Per-prompt file (long format: one row per prompt and k).
 pub const PROBE_PROMPTS_FILE: &str = "prompts.csv";
-/// The Gram matrix (long format, upper triangle with the diagonal).
-pub const PROBE_GRAM_FILE: &str = "gram.csv";
+/// The Gram matrix, binary: `κ̂(i, j)` for `i <= j` in row-major order (i outer) as
+/// little-endian f32, `n (n + 1) / 2` values for `n` probe prompts, no header (NumPy:
+/// `np.fromfile(path, "<f4")`). Cells written before it hold `gram.csv` (long format, f64)
+/// instead; [`read_probe`] reads either.
+pub const PROBE_GRAM_FILE: &str = "gram.f32";
+/// The earlier, text form of the Gram matrix: `i,j,kappa` rows (about 2.8 times larger).
+pub const PROBE_GRAM_CSV_FILE: &str = "gram.csv";
 /// The per-k, per-block statistics.
 pub const PROBE_SUMMARY_FILE: &str = "summary.csv";
 
@@ -78,7 +84,7 @@ pub fn probe_prompt_rows(result: &ProbeResult) -> Vec<ProbePromptRow> {
     rows
 }
 
-/// The rows of `gram.csv` for `result`.
+/// The rows of the Gram file for `result`.
 pub fn probe_gram_rows(result: &ProbeResult) -> Vec<ProbeGramRow> {
     let n = result.gram.len();
     let mut rows = Vec::with_capacity(n * (n + 1) / 2);
@@ -94,12 +100,12 @@ pub fn probe_gram_rows(result: &ProbeResult) -> Vec<ProbeGramRow> {
     rows
 }
 
-/// Writes `prompts.csv`, `gram.csv` and `summary.csv` of `result` into `dir` (created if
+/// Writes `prompts.csv`, `gram.f32` and `summary.csv` of `result` into `dir` (created if
 /// missing), each through a temporary file and a rename.
 pub fn write_probe(dir: &Path, result: &ProbeResult) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     write_csv_atomic(&dir.join(PROBE_PROMPTS_FILE), &probe_prompt_rows(result))?;
-    write_csv_atomic(&dir.join(PROBE_GRAM_FILE), &probe_gram_rows(result))?;
+    write_atomic(&dir.join(PROBE_GRAM_FILE), &result.gram.to_upper_f32_le())?;
     write_csv_atomic(&dir.join(PROBE_SUMMARY_FILE), &result.summary)?;
     Ok(())
 }
@@ -109,7 +115,7 @@ pub fn write_probe(dir: &Path, result: &ProbeResult) -> Result<()> {
 pub struct ProbeFiles {
     /// Rows of `prompts.csv`.
     pub prompts: Vec<ProbePromptRow>,
-    /// Rows of `gram.csv`.
+    /// Rows of the Gram file (f32 precision from `gram.f32`).
     pub gram: Vec<ProbeGramRow>,
     /// Rows of `summary.csv`.
     pub summary: Vec<ProbeSummaryRow>,
@@ -119,7 +125,29 @@ pub struct ProbeFiles {
 pub fn read_probe(dir: &Path) -> Result<ProbeFiles> {
     Ok(ProbeFiles {
         prompts: read_csv(&dir.join(PROBE_PROMPTS_FILE))?,
-        gram: read_csv(&dir.join(PROBE_GRAM_FILE))?,
+        gram: read_gram(dir)?,
         summary: read_csv(&dir.join(PROBE_SUMMARY_FILE))?,
     })
+}
+
+/// The Gram rows of a probe directory, from `gram.f32` or, in older cells, `gram.csv`.
+fn read_gram(dir: &Path) -> Result<Vec<ProbeGramRow>> {
+    let binary = dir.join(PROBE_GRAM_FILE);
+    if !binary.exists() {
+        return read_csv(&dir.join(PROBE_GRAM_CSV_FILE));
+    }
+    let bytes = std::fs::read(&binary).map_err(io_err(&binary))?;
+    let gram = Gram::from_upper_f32_le(&bytes).ok_or_else(|| crate::error::TrainError::Format {
+        path: binary,
+        detail: "its length is not n (n + 1) / 2 f32 values".into(),
+    })?;
+    let n = gram.len();
+    Ok((0..n)
+        .flat_map(|i| (i..n).map(move |j| (i, j)))
+        .map(|(i, j)| ProbeGramRow {
+            i,
+            j,
+            kappa: gram.get(i, j),
+        })
+        .collect())
 }

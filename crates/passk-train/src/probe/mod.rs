@@ -1,7 +1,7 @@
 //! The gradient-interference probe: on a fixed set of probe-split prompts, estimate the
-//! interference kernel `κ(x, x') = ⟨∇p(x), ∇p(x')⟩` (THEORY.md §2-3) from samples of the
-//! current policy, and from it the agreement `a(x)`, `⟨∇J_k, ∇J_1⟩` for every k with bootstrap
-//! intervals over prompts, cosines, k*, family blocks and a trimmed variant.
+//! interference kernel `κ(x, x') = ⟨∇p(x), ∇p(x')⟩` (docs/theory.md §2.2, §3.5) from samples of
+//! the current policy, and from it the agreement `a(x)`, `⟨∇J_k, ∇J_1⟩` for every k with
+//! bootstrap intervals over prompts, cosines, k*, family blocks and a trimmed variant.
 //!
 //! # Estimator
 //!
@@ -48,7 +48,8 @@ mod tests;
 pub use config::{ProbeConfig, ProbeMode, ProbeSet};
 pub use files::{
     probe_dir, probe_gram_rows, probe_prompt_rows, read_probe, write_probe, ProbeFiles,
-    ProbeGramRow, ProbePromptRow, PROBE_GRAM_FILE, PROBE_PROMPTS_FILE, PROBE_SUMMARY_FILE,
+    ProbeGramRow, ProbePromptRow, PROBE_GRAM_CSV_FILE, PROBE_GRAM_FILE, PROBE_PROMPTS_FILE,
+    PROBE_SUMMARY_FILE,
 };
 pub use gradients::probe_rollouts;
 pub use stats::{

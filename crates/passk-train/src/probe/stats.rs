@@ -337,12 +337,12 @@ mod tests {
         }
     }
 
-    /// Four prompts in two families on the two-prompt bandit of THEORY.md §4 (duplicated): the
-    /// global inner products equal the published test vectors and the blocks sum to them.
+    /// Four prompts in two families on the two-prompt bandit of docs/theory.md §4.4 (duplicated):
+    /// the global inner products equal the published test vectors and the blocks sum to them.
     #[test]
     fn statistics_reproduce_the_bandit_test_vectors() {
-        // κ from THEORY.md §4: p_e = 0.880797, p_h = 0.047426, κ(e,h) = −0.0237163, and the
-        // diagonals implied by a_e, a_h (a_e = (κ_ee + κ_eh)/2, a_h = (κ_eh + κ_hh)/2).
+        // κ from docs/theory.md §4.4: p_e = 0.880797, p_h = 0.047426, κ(e,h) = −0.0237163, and
+        // the diagonals implied by a_e, a_h (a_e = (κ_ee + κ_eh)/2, a_h = (κ_eh + κ_hh)/2).
         let keh = -0.0237163;
         let kee = 2.0 * 0.0157010 - keh;
         let khh = 2.0 * -0.0016535 - keh;

@@ -484,10 +484,16 @@ fn files_round_trip_atomically() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["gram.csv", "prompts.csv", "summary.csv"]);
+    assert_eq!(names, ["gram.f32", "prompts.csv", "summary.csv"]);
     let files = read_probe(&dir).unwrap();
     assert_eq!(files.prompts, probe_prompt_rows(&r));
-    assert_eq!(files.gram, probe_gram_rows(&r));
+    // The Gram is stored at f32 precision.
+    let expected = probe_gram_rows(&r);
+    assert_eq!(files.gram.len(), expected.len());
+    for (a, b) in files.gram.iter().zip(&expected) {
+        assert_eq!((a.i, a.j), (b.i, b.j));
+        assert_eq!(a.kappa, f64::from(b.kappa as f32));
+    }
     assert_eq!(files.gram.len(), 3); // upper triangle of 2 × 2
     assert_eq!(files.prompts.len(), 4); // 2 prompts × 2 ks
     assert_eq!(files.summary.len(), r.summary.len());
