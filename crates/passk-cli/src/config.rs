@@ -65,14 +65,100 @@ pub fn load_experiment(path: &Path) -> Result<Experiment> {
     parse_experiment(&text, path)
 }
 
-/// Parses experiment TOML `text`; `path` is used only in messages.
+/// Names an experiment cannot take: they are files or folders of the results directory itself
+/// (compared ignoring case, for case-insensitive file systems).
+pub const RESERVED_NAMES: &[&str] = &["MANIFEST", "ENVIRONMENT.json", "warm-starts"];
+
+/// The most characters of bad input an error message quotes.
+pub const EXCERPT_CHARS: usize = 300;
+
+/// `text` cut to [`EXCERPT_CHARS`] characters, with a note of how many more there were.
+pub fn excerpt(text: &str) -> String {
+    cap(text, EXCERPT_CHARS)
+}
+
+fn cap(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        None => text.to_string(),
+        Some((end, _)) => format!(
+            "{}… ({} more characters)",
+            &text[..end],
+            text[end..].chars().count()
+        ),
+    }
+}
+
+/// `message` with every line cut to `limit` characters (a parse error quotes the bad line).
+fn cap_lines(message: &str, limit: usize) -> String {
+    message
+        .lines()
+        .map(|line| cap(line, limit))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Checks `experiment.name`, which names `results/<name>/` and `figures/<name>/`.
+fn check_name(name: &str, file: &str) -> Result<()> {
+    let quoted = format!("{:?}", excerpt(name));
+    let problem = if name.is_empty() {
+        Some("is empty".to_string())
+    } else if name.starts_with('.') {
+        Some("starts with `.` (hidden names are in-progress temporaries)".to_string())
+    } else if name.contains('/') || name.contains('\\') {
+        Some("contains a path separator".to_string())
+    } else if let Some(r) = RESERVED_NAMES.iter().find(|r| r.eq_ignore_ascii_case(name)) {
+        Some(format!(
+            "is reserved: results/{r} belongs to passk, not to an experiment"
+        ))
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Some("uses characters outside [A-Za-z0-9_-]".to_string())
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => bail!(
+            "{file}: `experiment.name` = {quoted} {why}; it names a directory, so it must be \
+             non-empty, use only [A-Za-z0-9_-] and not be one of {RESERVED_NAMES:?}"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Parses experiment TOML `text`; `path` is used only in messages, which quote at most a short
+/// excerpt of the input (a one-line file of megabytes gives a short error).
 pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
+    parse_uncapped(text, path).map_err(|e| {
+        let message = format!("{e:#}");
+        // Every quote of input below is already an excerpt; this is the backstop for messages
+        // from elsewhere (a tier's validation) that quote a huge key or value.
+        if message
+            .lines()
+            .any(|l| l.chars().count() > 4 * EXCERPT_CHARS)
+        {
+            anyhow::anyhow!(cap_lines(&message, 4 * EXCERPT_CHARS))
+        } else {
+            e
+        }
+    })
+}
+
+fn parse_uncapped(text: &str, path: &Path) -> Result<Experiment> {
     let file = path.display();
-    let root: toml::Table =
-        toml::from_str(text).with_context(|| format!("{file}: malformed TOML"))?;
+    let root: toml::Table = toml::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{file}: malformed TOML: {}",
+            cap_lines(&e.to_string(), EXCERPT_CHARS)
+        )
+    })?;
     for key in root.keys() {
-        if !["experiment", "matrix", "params", "exclude"].contains(&key.as_str()) {
-            bail!("{file}: unknown top-level table `{key}`; allowed: [experiment], [matrix], [params], [[exclude]]");
+        if !["experiment", "matrix", "params", "exclude", "set"].contains(&key.as_str()) {
+            bail!(
+                "{file}: unknown top-level table `{}`; allowed: [experiment], [matrix], [params], [[exclude]], [[set]]",
+                excerpt(key)
+            );
         }
     }
     let header = table(&root, "experiment", &file.to_string())?
@@ -80,21 +166,19 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
     for key in header.keys() {
         if !["name", "tier", "description", "in_all"].contains(&key.as_str()) {
             bail!(
-                "{file}: unknown key `experiment.{key}`; allowed: name, tier, description, in_all"
+                "{file}: unknown key `experiment.{}`; allowed: name, tier, description, in_all",
+                excerpt(key)
             );
         }
     }
     let name = string_key(header, "name", &file.to_string())?;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        bail!("{file}: `experiment.name` = {name:?} must be non-empty and use only [A-Za-z0-9_-] (it names a directory)");
-    }
+    check_name(&name, &file.to_string())?;
     let tier = string_key(header, "tier", &file.to_string())?;
     if !TIERS.contains(&tier.as_str()) {
-        bail!("{file}: `experiment.tier` = {tier:?} is not a tier this build runs; allowed: {TIERS:?}");
+        bail!(
+            "{file}: `experiment.tier` = {:?} is not a tier this build runs; allowed: {TIERS:?}",
+            excerpt(&tier)
+        );
     }
     let description = match header.get("description") {
         None => String::new(),
@@ -136,6 +220,7 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
     }
 
     let excludes = exclusions(&root, &axes, &file.to_string())?;
+    let settings = settings(&root, &axes, params, &file.to_string())?;
     let mut cells = Vec::new();
     let mut index = vec![0usize; axes.len()];
     loop {
@@ -146,10 +231,26 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
                 .with_context(|| format!("{file}: `matrix.{}`", axis.0))?;
             coords.push((axis.0.clone(), axis.1[i].clone()));
         }
-        let excluded = excludes.iter().any(|ex| {
-            ex.iter()
+        let at = |point: &[(String, Value)]| {
+            point
+                .iter()
                 .all(|(key, value)| coords.iter().any(|(k, v)| k == key && v == value))
-        });
+        };
+        let excluded = excludes.iter().any(|ex| at(ex));
+        let mut set_here: Vec<&str> = Vec::new();
+        for s in settings.iter().filter(|s| at(&s.when)) {
+            for (key, value) in &s.values {
+                if set_here.contains(&key.as_str()) {
+                    bail!(
+                        "{file}: two [[set]] entries set `{key}` at {}; make their `when` disjoint",
+                        describe(&coords)
+                    );
+                }
+                set_here.push(key);
+                insert_path(&mut config, key, value.clone())
+                    .with_context(|| format!("{file}: [[set]] `{key}`"))?;
+            }
+        }
         let config = sorted(config);
         if !excluded {
             crate::tiers::validate(&tier, &config)
@@ -180,6 +281,74 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment> {
 /// The `[[exclude]]` tables: matrix points (axis key = value, a subset of the axes) whose
 /// cells are dropped from the cross product. Each must name only matrix axes, with values the
 /// axis has, so a typo cannot silently exclude nothing.
+/// One `[[set]]` table: at the matrix points matching `when`, these parameter values.
+struct Setting {
+    when: Vec<(String, Value)>,
+    values: Vec<(String, Value)>,
+}
+
+/// The `[[set]]` tables: `when = { axis = value, ... }` (a subset of the axes, as in
+/// `[[exclude]]`) and dotted parameter keys that replace their `[params]` value at the matching
+/// points, e.g. a control arm with its own SFT schedule in a matrix over q.
+fn settings(
+    root: &toml::Table,
+    axes: &[(String, Vec<Value>)],
+    params: &toml::Table,
+    file: &str,
+) -> Result<Vec<Setting>> {
+    let Some(value) = root.get("set") else {
+        return Ok(Vec::new());
+    };
+    let toml::Value::Array(items) = value else {
+        bail!("{file}: `set` must be an array of tables: [[set]] with `when = {{ axis = value }}` and key = value lines");
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let n = i + 1;
+        let toml::Value::Table(t) = item else {
+            bail!("{file}: set entry {n} must be a table");
+        };
+        let Some(toml::Value::Table(when)) = t.get("when") else {
+            bail!(
+                "{file}: set entry {n} needs `when = {{ axis = value, ... }}` naming matrix axes"
+            );
+        };
+        if when.is_empty() {
+            bail!("{file}: set entry {n} has an empty `when`; put values that hold everywhere in [params]");
+        }
+        let mut point = Vec::new();
+        for (key, v) in when {
+            let v = to_json(v).with_context(|| format!("{file}: `set.when.{key}`"))?;
+            let Some((_, values)) = axes.iter().find(|(k, _)| k == key) else {
+                bail!("{file}: set entry {n}: `when` names `{key}`, which is not a [matrix] axis");
+            };
+            if !values.contains(&v) {
+                bail!("{file}: set entry {n}: `when` gives `{key}` = {v}, which is not one of the axis values");
+            }
+            point.push((key.clone(), v));
+        }
+        let mut values = Vec::new();
+        for (key, v) in t.iter().filter(|(k, _)| k.as_str() != "when") {
+            if axes.iter().any(|(k, _)| k == key) {
+                bail!("{file}: set entry {n} sets `{key}`, which is a [matrix] axis; use [[exclude]] to drop points instead");
+            }
+            if lookup(params, key).is_none() {
+                bail!("{file}: set entry {n} sets `{key}`, which [params] does not give; a set entry replaces a parameter's value, it does not add keys");
+            }
+            let v = to_json(v).with_context(|| format!("{file}: `set.{key}`"))?;
+            values.push((key.clone(), v));
+        }
+        if values.is_empty() {
+            bail!("{file}: set entry {n} sets nothing; add dotted keys such as \"sft.stage1_steps\" = 700");
+        }
+        out.push(Setting {
+            when: point,
+            values,
+        });
+    }
+    Ok(out)
+}
+
 fn exclusions(
     root: &toml::Table,
     axes: &[(String, Vec<Value>)],
@@ -451,6 +620,41 @@ one_step_eta = 0.01
     }
 
     #[test]
+    fn set_replaces_params_at_matching_points_only() {
+        let base = GOOD;
+        let all = parse(base).unwrap();
+        let set = parse(&format!(
+            "{base}[[set]]\nwhen = {{ separation = 6.0, k = 2 }}\np_hard = 0.4\n"
+        ))
+        .unwrap();
+        assert_eq!(set.cells.len(), 4);
+        let changed: Vec<_> = set
+            .cells
+            .iter()
+            .filter(|c| !all.cells.iter().any(|a| a.hash == c.hash))
+            .collect();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(describe(&changed[0].coords), "k=2, seed=0, separation=6.0");
+        assert_eq!(changed[0].config["p_hard"], serde_json::json!(0.4));
+        // Writing a point's values explicitly in [params] gives the same hash.
+        let same = parse(&base.replace("p_hard = 0.2", "p_hard = 0.4")).unwrap();
+        assert!(same.cells.iter().any(|c| c.hash == changed[0].hash));
+        for bad in [
+            "[[set]]\nwhen = { kk = 2 }\np_hard = 0.4\n",
+            "[[set]]\nwhen = { k = 3 }\np_hard = 0.4\n",
+            "[[set]]\nwhen = {}\np_hard = 0.4\n",
+            "[[set]]\np_hard = 0.4\n",
+            "[[set]]\nwhen = { k = 2 }\n",
+            "[[set]]\nwhen = { k = 2 }\nseparation = 1.0\n",
+            "[[set]]\nwhen = { k = 2 }\nnot_a_param = 1\n",
+            "[[set]]\nwhen = { k = 2 }\np_hard = 0.4\n[[set]]\nwhen = { seed = 0 }\np_hard = 0.3\n",
+            "set = 1\n",
+        ] {
+            assert!(parse(&format!("{base}{bad}")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn hash_ignores_key_order_in_the_file() {
         let a = parse(GOOD).unwrap();
         let swapped = GOOD.replace(
@@ -465,6 +669,61 @@ one_step_eta = 0.01
 
     fn err(text: &str) -> String {
         format!("{:#}", parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn reserved_and_path_like_names_are_refused_naming_file_and_key() {
+        for bad in [
+            "MANIFEST",
+            "manifest",
+            "ENVIRONMENT.json",
+            "warm-starts",
+            "Warm-Starts",
+            ".hidden",
+            "a/b",
+            "a\\\\b",
+            "",
+            "..",
+        ] {
+            let text = GOOD.replace("name = \"t\"", &format!("name = \"{bad}\""));
+            let e = err(&text);
+            assert!(
+                e.contains("exp.toml") && e.contains("experiment.name"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(err(&GOOD.replace("name = \"t\"", "name = \"MANIFEST\"")).contains("reserved"));
+        // Names merely containing a reserved word are fine.
+        assert!(parse(&GOOD.replace("name = \"t\"", "name = \"warm-starts-2\"")).is_ok());
+    }
+
+    #[test]
+    fn a_huge_bad_line_gives_a_short_error() {
+        let long = format!("[experiment]\nname = \"t\" {}\n", "x".repeat(200_000));
+        let e = err(&long);
+        assert!(
+            e.contains("exp.toml") && e.contains("malformed TOML"),
+            "{e}"
+        );
+        assert!(e.len() < 4_000, "{} characters", e.len());
+        assert!(e.contains("more characters)"), "{e}");
+        let huge_name = GOOD.replace(
+            "name = \"t\"",
+            &format!("name = \"{}\"", "n/".repeat(100_000)),
+        );
+        let e = err(&huge_name);
+        assert!(e.len() < 4_000 && e.contains("more characters)"), "{e}");
+        let huge_key = GOOD.replace(
+            "p_hard = 0.2",
+            &format!("p_hard = 0.2\n{} = 1", "k".repeat(100_000)),
+        );
+        let e = err(&huge_key);
+        assert!(e.len() < 8_000 && e.contains("more characters)"), "{e}");
+        assert_eq!(excerpt("short"), "short");
+        assert_eq!(
+            excerpt(&"é".repeat(EXCERPT_CHARS + 5)),
+            format!("{}… (5 more characters)", "é".repeat(EXCERPT_CHARS))
+        );
     }
 
     #[test]

@@ -49,11 +49,12 @@ USAGE:
       Print each cell's hash, status (done/missing) and matrix coordinates.
   passk experiments [DIR]
       Print the experiment files in DIR (default experiments/) that `reproduce all` runs.
-  passk report [--results DIR] [--figures DIR] [--per-cell DIR]
+  passk report [--results DIR] [--figures DIR] [--per-cell DIR] [--force]
       Regenerate every figure and table under figures/ from results/ only, and refill the
       generated blocks (`<!-- generated: PATH -->`) of the README.md beside figures/.
       --per-cell DIR also writes each probed cell's own probe figures (inner products by probe
       step, agreement, Gram heatmap) into DIR/<experiment>/, named by cell hash.
+      It refuses a --figures folder holding files it did not write; --force replaces it anyway.
   passk manifest [--results DIR]
       Rewrite results/MANIFEST (sha256 and size of every result file).
   passk verify [--results DIR] [--figures DIR]
@@ -87,7 +88,8 @@ struct Args {
     prune: bool,
     cache: PathBuf,
     reuse: Option<PathBuf>,
-    device: String,
+    device: passk_policy::DeviceChoice,
+    force: bool,
     shard: Option<(usize, usize)>,
     curve: Option<Vec<u64>>,
     per_cell: Option<PathBuf>,
@@ -106,7 +108,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         prune: false,
         cache: PathBuf::from("target/passk-cache"),
         reuse: None,
-        device: "cpu".into(),
+        device: passk_policy::DeviceChoice::Cpu,
+        force: false,
         shard: None,
         curve: None,
         per_cell: None,
@@ -129,17 +132,24 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--out" => args.out = value("--out")?.into(),
             "--cache" => args.cache = value("--cache")?.into(),
             "--reuse" => args.reuse = Some(value("--reuse")?.into()),
-            "--device" => args.device = value("--device")?,
+            "--device" => args.device = parse_device(&value("--device")?)?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
             "--per-cell" => args.per_cell = Some(value("--per-cell")?.into()),
             "--curve" => args.curve = Some(parse_steps(&value("--curve")?)?),
             "--quiet" => args.quiet = true,
             "--prune" => args.prune = true,
+            "--force" => args.force = true,
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see `passk --help`"),
             other => args.positional.push(other.to_string()),
         }
     }
     Ok(args)
+}
+
+/// Parses `--device` before anything runs: an unknown device is an error, never recorded.
+fn parse_device(text: &str) -> Result<passk_policy::DeviceChoice> {
+    text.parse()
+        .map_err(|_| anyhow::anyhow!("--device {text:?}: unknown device; expected cpu|cuda|auto"))
 }
 
 /// Parses a comma-separated list of positive step counts.
@@ -202,7 +212,7 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         }
         "experiments" => cmd_experiments(&args),
         "report" => {
-            let written = figures::regenerate(&args.results, &args.figures)?;
+            let written = figures::regenerate(&args.results, &args.figures, args.force)?;
             let readme = readme::sync(&args.figures)?;
             if let Some(dir) = &args.per_cell {
                 let n = figures::render_cell_figures(&args.results, dir)?;
@@ -283,7 +293,7 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
     }
     let ctx = tiers::RunContext {
         cache_dir: args.cache.clone(),
-        device: args.device.clone(),
+        device: args.device.to_string(),
         quiet: args.quiet,
     };
     let table = compare::compare(
@@ -321,7 +331,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         }
         let ctx = tiers::RunContext {
             cache_dir: args.cache.clone(),
-            device: args.device.clone(),
+            device: args.device.to_string(),
             quiet: args.quiet,
         };
         let exp = &match args.shard {
@@ -346,7 +356,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         );
     }
     if ran > 0 {
-        environment::write(&args.results, &args.device)?;
+        environment::write(&args.results, &args.device.to_string())?;
     }
     passk_report::manifest::write_manifest(&args.results)
         .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
@@ -442,5 +452,117 @@ fn cmd_check(args: &Args) -> Result<ExitCode> {
     } else {
         println!("check: {failed} of {} claims FAILED", verdicts.len());
         Ok(ExitCode::from(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THEORY: &str = "[experiment]\nname = \"t\"\ntier = \"theory\"\n[matrix]\nk = [2]\n\
+        separation = [0.5]\nseed = [0]\n[params]\np_hard = 0.2\nn_prompts = 8\n\
+        feature_std = 1.0\ntheta0 = [2.0, 0.0]\nk_scan = [1, 2]\nlr = 1.0\nsteps = 2\n\
+        one_step_eta = 0.01\n";
+
+    fn cli(args: &[&str]) -> Result<ExitCode> {
+        run_cli(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn an_unknown_device_is_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = dir.path().join("t.toml");
+        std::fs::write(&exp, THEORY).unwrap();
+        let results = dir.path().join("results");
+        let (exp, res) = (exp.to_str().unwrap(), results.to_str().unwrap());
+        for command in [
+            vec!["run", exp, "--results", res, "--device", "banana"],
+            vec!["compare", exp, "--objective", "x", "--device", "banana"],
+        ] {
+            let e = format!("{:#}", cli(&command).unwrap_err());
+            assert!(e.contains("banana") && e.contains("cpu|cuda|auto"), "{e}");
+        }
+        assert!(!results.exists(), "nothing ran");
+        assert_eq!(parse_device("CUDA").unwrap().to_string(), "cuda");
+        assert_eq!(parse_device("auto").unwrap().to_string(), "auto");
+    }
+
+    #[test]
+    fn a_run_with_nothing_to_do_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = dir.path().join("t.toml");
+        std::fs::write(&exp, THEORY).unwrap();
+        let results = dir.path().join("results");
+        let args = [
+            "run",
+            exp.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--quiet",
+        ];
+        assert_eq!(cli(&args).unwrap(), ExitCode::SUCCESS);
+        let env: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(results.join("ENVIRONMENT.json")).unwrap())
+                .unwrap();
+        assert_eq!(env["device"], "cpu");
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let written = ["MANIFEST", "ENVIRONMENT.json"];
+        for f in written {
+            std::fs::File::options()
+                .write(true)
+                .open(results.join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        // Read-only results (this binds only when the tests do not run as root).
+        #[cfg(unix)]
+        let set_mode = |mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&results, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        #[cfg(unix)]
+        set_mode(0o555);
+        let second = cli(&args);
+        #[cfg(unix)]
+        set_mode(0o755);
+        assert_eq!(second.unwrap(), ExitCode::SUCCESS);
+        for f in written {
+            let modified = std::fs::metadata(results.join(f))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(modified, old, "{f} was rewritten");
+        }
+        assert!(passk_report::manifest::verify_manifest(&results).is_empty());
+    }
+
+    #[test]
+    fn report_refuses_a_foreign_file_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        let figures = dir.path().join("figures");
+        std::fs::create_dir_all(&results).unwrap();
+        std::fs::create_dir_all(&figures).unwrap();
+        std::fs::write(figures.join("keep.txt"), "mine").unwrap();
+        let (res, fig) = (results.to_str().unwrap(), figures.to_str().unwrap());
+        let e = format!(
+            "{:#}",
+            cli(&["report", "--results", res, "--figures", fig, "--quiet"]).unwrap_err()
+        );
+        assert!(e.contains("keep.txt") && e.contains("--force"), "{e}");
+        assert!(figures.join("keep.txt").is_file());
+        let forced = [
+            "report",
+            "--results",
+            res,
+            "--figures",
+            fig,
+            "--quiet",
+            "--force",
+        ];
+        assert_eq!(cli(&forced).unwrap(), ExitCode::SUCCESS);
+        assert!(!figures.join("keep.txt").exists());
+        assert!(figures.join(figures::OUTPUTS).is_file());
     }
 }

@@ -52,7 +52,7 @@ pub const STATISTICS: &[(&str, &str)] = &[
 ];
 
 /// The probe block of the tiny mixture that carries the interference: pass@k-weighted reversed
-/// prompts against the pass@1 direction of forward prompts (FEASIBILITY.md round 2).
+/// prompts against the pass@1 direction of forward prompts (docs/feasibility.md §3, round 2).
 pub const RF_BLOCK: &str = "reversed_addition->addition";
 
 /// One claim as written in the claims file.
@@ -147,6 +147,19 @@ pub fn parse_claims(text: &str, path: &Path) -> Result<ClaimsFile, ReportError> 
                     claim.name, claim.statistic
                 ),
             ));
+        }
+        // An infinite or NaN bound makes the comparison hold (or fail) whatever is measured.
+        for (key, value) in [("threshold", claim.threshold), ("effect", claim.effect)] {
+            if !value.is_finite() {
+                return Err(ReportError::invalid(
+                    path,
+                    format!(
+                        "claim `{}`: {key} = {value} is not a finite number, so the claim \
+                         would hold or fail whatever is measured",
+                        claim.name
+                    ),
+                ));
+            }
         }
     }
     if file.claim.is_empty() {
@@ -679,6 +692,26 @@ why = "w"
             .unwrap_err()
             .to_string()
             .contains("extra"));
+    }
+
+    #[test]
+    fn parse_rejects_non_finite_threshold_and_effect() {
+        let base = "gate = []\n[[claim]]\nname = \"inf_claim\"\nexperiment = \"theory\"\n\
+                    statistic = \"fraction_with_kstar\"\nop = \"<\"\nthreshold = 1.0\nwhy = \"w\"\n";
+        assert!(parse_claims(base, Path::new("c.toml")).is_ok());
+        for (from, to, key) in [
+            ("threshold = 1.0", "threshold = inf", "threshold"),
+            ("threshold = 1.0", "threshold = -inf", "threshold"),
+            ("threshold = 1.0", "threshold = nan", "threshold"),
+            ("why = \"w\"", "why = \"w\"\neffect = inf", "effect"),
+            ("why = \"w\"", "why = \"w\"\neffect = nan", "effect"),
+        ] {
+            let msg = parse_claims(&base.replace(from, to), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains("inf_claim") && msg.contains(key), "{msg}");
+            assert!(msg.contains("finite"), "{msg}");
+        }
     }
 
     #[test]

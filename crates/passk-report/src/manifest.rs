@@ -133,10 +133,15 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Entry>, String> {
     Ok(out)
 }
 
-/// Writes `root/MANIFEST` for the files under `root`; returns the number listed.
+/// Writes `root/MANIFEST` for the files under `root`; returns the number listed. An unchanged
+/// manifest is left alone (not rewritten), so a no-op run succeeds on read-only results.
 pub fn write_manifest(root: &Path) -> std::io::Result<usize> {
     let entries = scan(root)?;
-    write_atomic(&root.join(MANIFEST), render(&entries).as_bytes())?;
+    let text = render(&entries);
+    let path = root.join(MANIFEST);
+    if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+        write_atomic(&path, text.as_bytes())?;
+    }
     Ok(entries.len())
 }
 
@@ -204,6 +209,35 @@ mod tests {
         let problems = verify_manifest(root);
         assert!(problems.contains(&Problem::Missing("exp/abc/kscan.csv".into())));
         assert!(problems.contains(&Problem::Extra("exp/new.csv".into())));
+    }
+
+    #[test]
+    fn an_unchanged_manifest_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_atomic(&root.join("exp/abc/summary.json"), b"{}").unwrap();
+        write_manifest(root).unwrap();
+        let manifest = root.join(MANIFEST);
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let set_old = || {
+            std::fs::File::options()
+                .write(true)
+                .open(&manifest)
+                .unwrap()
+                .set_modified(old)
+                .unwrap()
+        };
+        set_old();
+        let before = std::fs::read(&manifest).unwrap();
+        assert_eq!(write_manifest(root).unwrap(), 1);
+        assert_eq!(std::fs::read(&manifest).unwrap(), before);
+        let modified = || std::fs::metadata(&manifest).unwrap().modified().unwrap();
+        assert_eq!(modified(), old, "an unchanged manifest was rewritten");
+        // A change is still written.
+        write_atomic(&root.join("exp/abc/kscan.csv"), b"k\n").unwrap();
+        assert_eq!(write_manifest(root).unwrap(), 2);
+        assert_ne!(modified(), old);
+        assert!(verify_manifest(root).is_empty());
     }
 
     #[test]

@@ -823,7 +823,18 @@ pub(crate) mod tests {
             }
         }
         write_csv(&dir.join(probe_files::PROMPTS), &prompts);
-        write_csv(&dir.join(probe_files::GRAM), &gram);
+        // The packed binary form of new cells where the step directory ends in 0, else older
+        // cells' CSV, so both readers are exercised.
+        if dir.to_string_lossy().ends_with("00000") {
+            let mut g = passk_core::interference::Gram::new(n);
+            for r in &gram {
+                g.set(r.i, r.j, r.kappa);
+                g.set(r.j, r.i, r.kappa);
+            }
+            std::fs::write(dir.join(probe_files::GRAM), g.to_upper_f32_le()).unwrap();
+        } else {
+            write_csv(&dir.join(probe_files::GRAM_CSV), &gram);
+        }
         write_csv(&dir.join(probe_files::SUMMARY), &summary);
     }
 

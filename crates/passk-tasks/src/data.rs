@@ -6,7 +6,9 @@
 //! A malformed line is reported as `file:line`; [`OnMalformed`] decides whether it is skipped
 //! and counted or fatal. Blank lines are ignored.
 //!
-//! Measured on `../shared/data` (`cargo test -p passk-tasks --test real_data -- --nocapture`):
+//! Copies of the three datasets are vendored in this crate under `data/real/<name>/` (see
+//! [`vendored_dir`], [`vendored_path`] and `data/real/SOURCES.md` for origins, commits and
+//! licences). Measured on them (`cargo test -p passk-tasks --test real_data -- --nocapture`):
 //! GSM8K test 1,319 / 1,319 and train 7,473 / 7,473 solutions verify against their own `####`
 //! answer; MATH-500 500 / 500 gold answers verify against the last boxed answer of
 //! their own solution (no misses); SVAMP 1,000 / 1,000 answers load and verify.
@@ -263,6 +265,31 @@ pub fn load_math500(path: &Path, opts: LoadOptions) -> Result<Loaded, DataError>
 /// Loads SVAMP JSONL (`Body`, `Question`, `Answer`, ...).
 pub fn load_svamp(path: &Path, opts: LoadOptions) -> Result<Loaded, DataError> {
     load(Dataset::Svamp, path, opts)
+}
+
+/// The folder holding the vendored copies of the real datasets: `data/real` inside this
+/// crate's source directory, with one subfolder per dataset (`gsm8k/` with `train.jsonl` and
+/// `test.jsonl`, `math500/test.jsonl`, `svamp/test.jsonl`).
+///
+/// The path is fixed at compile time from `CARGO_MANIFEST_DIR`, so it points into the checkout
+/// this crate was built from; a binary moved to another machine must be given its data paths
+/// explicitly.
+pub fn vendored_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("real")
+}
+
+/// The vendored JSONL file of `kind` for `split` (`"test"`, or `"train"` for GSM8K), i.e.
+/// `vendored_dir()/<name>/<split>.jsonl` with `<name>` one of `gsm8k`, `math500`, `svamp`.
+/// The file is not checked for existence; [`load`] reports a missing one as [`DataError::Io`].
+pub fn vendored_path(kind: Dataset, split: &str) -> PathBuf {
+    let name = match kind {
+        Dataset::Gsm8k => "gsm8k",
+        Dataset::Math500 => "math500",
+        Dataset::Svamp => "svamp",
+    };
+    vendored_dir().join(name).join(format!("{split}.jsonl"))
 }
 
 /// Locates `file` of hub dataset `repo` (e.g. `HuggingFaceH4/MATH-500`, `test.jsonl`) in the

@@ -42,14 +42,15 @@
 //!
 //! # Real math
 //!
-//! See [`math`] for extraction and equivalence, and [`data`] for loaders. Measured on the copies
-//! in `../shared/data` (see `tests/real_data.rs`, skipped when the data is absent):
-//! every one of the 1,319 GSM8K test solutions verifies against its own `####` answer (7,473 of
-//! 7,473 in train), and MATH-500 gold answers verify against the last boxed answer of their own
-//! solution for 500 of 500 problems (no misses; the dataset's `answer` field equals the last boxed answer
-//! verbatim, so the check also passes every gold through cosmetic rewrites such as `\dfrac`,
-//! `\left(`, extra spaces and a trailing period, again 500 / 500). All 1,000
-//! SVAMP answers load and verify against themselves.
+//! See [`math`] for extraction and equivalence, and [`data`] for loaders. The datasets are
+//! vendored in `data/real/` (GSM8K, MATH-500, SVAMP; MIT, origins in `data/real/SOURCES.md`;
+//! [`data::vendored_dir`]), and `tests/real_data.rs` fails when a file is missing. Measured
+//! there: every one of the 1,319 GSM8K test solutions verifies against its own `####` answer
+//! (7,473 of 7,473 in train); MATH-500 gold answers verify against the last boxed answer of
+//! their own solution for 500 of 500 problems, and against about eleven equivalent rewrites
+//! each (`\dfrac`, unbraced `\sqrt3`, `\text{(C)}`, `\left(`, spacing; 5,505 of 5,505). SVAMP
+//! answers load, and each `Equation` evaluates to its `Answer` except one wrong gold answer in
+//! the source (`chal-680`), which the test pins.
 
 pub mod data;
 pub mod hash;

@@ -88,11 +88,35 @@ proptest! {
     })]
 
     #[test]
-    fn never_panics_on_arbitrary_text(s in "\\PC{0,400}") {
+    fn verdicts_on_arbitrary_text_are_consistent(s in "\\PC{0,400}") {
+        let has_digit = s.bytes().any(|b| b.is_ascii_digit());
         for p in all_checks() {
             let v = StandardVerifier.verify(&p, &s);
-            prop_assert!(v.is_correct() || v.failure().is_some());
+            // Deterministic, and the reward agrees with the verdict.
+            prop_assert_eq!(&v, &StandardVerifier.verify(&p, &s));
+            prop_assert_eq!(v.reward(), if v.is_correct() { 1.0 } else { 0.0 });
+            // A correct verdict names the answer it accepted and no failure; an extracted
+            // answer is clipped to 200 characters.
+            if v.is_correct() {
+                prop_assert!(v.parsed().is_some() && v.failure().is_none());
+            }
+            prop_assert!(v.parsed().is_none_or(|a| a.chars().count() <= 200));
+            // Every reference here needs a digit, so text without one is never accepted.
+            if !has_digit {
+                prop_assert!(!v.is_correct(), "{:?} accepted {:?}", p.check, s);
+            }
         }
+        // Text followed by a final answer line is judged by that line, whatever came before.
+        let gsm = prompt_with(Check::Gsm8k, "18");
+        let right = format!("{}\n#### 18", s);
+        let wrong = format!("{}\n#### 19", s);
+        prop_assert!(StandardVerifier.verify(&gsm, &right).is_correct());
+        prop_assert!(!StandardVerifier.verify(&gsm, &wrong).is_correct());
+        let math = prompt_with(Check::Math, r"\frac{1}{2}");
+        let half = format!(r"{} \boxed{{\frac12}}", s);
+        let third = format!(r"{} \boxed{{\frac13}}", s);
+        prop_assert!(StandardVerifier.verify(&math, &half).is_correct());
+        prop_assert!(!StandardVerifier.verify(&math, &third).is_correct());
     }
 
     #[test]

@@ -144,3 +144,29 @@ fn hub_cache_lookup_finds_snapshots_and_never_downloads() {
     assert!(matches!(err, DataError::NotInCache { .. }));
     assert!(err.to_string().contains("someone/absent"));
 }
+
+#[test]
+fn vendored_paths_point_into_the_crate() {
+    let dir = vendored_dir();
+    assert!(dir.ends_with("data/real"), "{}", dir.display());
+    assert!(dir.starts_with(env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(
+        vendored_path(Dataset::Gsm8k, "train"),
+        dir.join("gsm8k").join("train.jsonl")
+    );
+    assert_eq!(
+        vendored_path(Dataset::Math500, "test"),
+        dir.join("math500").join("test.jsonl")
+    );
+    let svamp = vendored_path(Dataset::Svamp, "test");
+    assert_eq!(svamp, dir.join("svamp").join("test.jsonl"));
+    let loaded = load_svamp(
+        &svamp,
+        LoadOptions {
+            limit: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(loaded.prompts.len(), 3);
+}

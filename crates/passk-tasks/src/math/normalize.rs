@@ -1,9 +1,28 @@
 //! Normalisation and equivalence of MATH-style LaTeX answers.
 //!
+//! [`normalize`] rewrites an answer into a canonical string: spacing commands, `\left`/`\right`,
+//! `\displaystyle`, degrees, `\%`, `\$`, units in a trailing `\text{…}`, `\text{…}` wrappers, a
+//! leading `x =` or `x \in`, a trailing period and whitespace are dropped (one space is kept
+//! where it ends a command name before a letter, as in `\pi r`); `\dfrac`/`\tfrac`
+//! become `\frac`; the short arguments TeX allows (`\frac12`, `\sqrt3`, `\frac\pi2`, `x^2`,
+//! `4210_5`) are braced (`\frac{1}{2}`, …) at any nesting depth; and a multiple-choice letter
+//! `(C)` becomes `C`.
+//!
 //! Two answers are equivalent when their normalised strings are equal, when both are numbers
-//! (integers, decimals, `a/b`, `\frac{a}{b}`, `\frac12`) with the same exact rational value, or
-//! when both are tuples, intervals or lists whose brackets match and whose elements are
-//! equivalent in order (lists without brackets may also match in any order).
+//! (integers, decimals with optional thousands commas, `a/b`, `\frac{a}{b}`, mixed numbers
+//! `1\frac{4}{5}`) with the same exact rational value, when both are `a/b` or `\frac{a}{b}`
+//! with the same numerator and denominator (`\pi/2` and `\frac{\pi}{2}`), when both are matrices
+//! (`pmatrix`/`bmatrix`) of the same shape with equivalent entries, or when both are tuples,
+//! intervals or lists whose brackets match and whose elements are equivalent in order (sets
+//! `\{…\}` and lists without brackets in any order). A number never equals a list, so the
+//! thousands separator in `1,500` cannot pair it with the list `500, 1`.
+//!
+//! Deliberate choices: `25\%` equals `25` (the percent sign is dropped, as the MATH answers omit
+//! it inconsistently), not `0.25`; a leading single-symbol `y =` is dropped, so `y = 2x + 3`
+//! equals `2x+3`; a comma followed by three digits is a thousands separator (`100,200` is one
+//! number); `2\frac{1}{2}` is the mixed number 5/2 (only for a proper fraction after an
+//! integer); `(1)` is not `1` (only a single letter loses its parentheses), and nothing is
+//! simplified algebraically (`\frac{1}{\sqrt2}` is not `\frac{\sqrt2}{2}`).
 
 use super::extract::balanced_prefix;
 use crate::rational::Rational;
@@ -72,43 +91,202 @@ fn drop_trailing_units(s: &str) -> String {
     s.to_string()
 }
 
-/// Rewrites `\frac12` → `\frac{1}{2}` and `\sqrt2` → `\sqrt{2}` (single-character arguments).
-fn brace_short_args(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
+/// Byte length of the command name (ASCII letters) at the start of `s`.
+fn name_len(s: &str) -> usize {
+    s.bytes().take_while(u8::is_ascii_alphabetic).count()
+}
+
+/// One pass over the control sequences: drops spacing commands (`\,` `\!` `\;` `\:` `\ `),
+/// sizing and style commands (`\left`, `\right`, `\big…`, `\displaystyle`), `\%` and `\$`;
+/// renames `\dfrac`/`\tfrac`/`\cfrac` to `\frac` and `\dbinom`/`\tbinom` to `\binom`. A `\\`
+/// (row break) is kept as one token, so `\\ ` is not read as `\ `.
+fn clean_commands(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    loop {
-        let next = [("\\frac", 2usize), ("\\sqrt", 1)]
-            .iter()
-            .filter_map(|(cmd, n)| rest.find(cmd).map(|i| (i, *cmd, *n)))
-            .min_by_key(|x| x.0);
-        let Some((at, cmd, nargs)) = next else { break };
-        out.push_str(&rest[..at + cmd.len()]);
-        rest = &rest[at + cmd.len()..];
-        for _ in 0..nargs {
-            if rest.starts_with('{') {
-                match balanced_prefix(&rest[1..]) {
-                    Some(end) => {
-                        out.push_str(&rest[..end + 2]);
-                        rest = &rest[end + 2..];
-                    }
-                    None => break,
-                }
-            } else if let Some(c) = rest.chars().next().filter(|c| c.is_ascii_alphanumeric()) {
-                out.push('{');
-                out.push(c);
-                out.push('}');
-                rest = &rest[c.len_utf8()..];
-            } else {
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let n = name_len(after);
+        if n == 0 {
+            let Some(c) = after.chars().next() else {
+                out.push('\\');
+                rest = "";
                 break;
+            };
+            match c {
+                ' ' | ',' | '!' | ';' | ':' | '%' | '$' => {}
+                _ => {
+                    out.push('\\');
+                    out.push(c);
+                }
+            }
+            rest = &after[c.len_utf8()..];
+            continue;
+        }
+        let name = &after[..n];
+        match name {
+            "left" | "right" | "bigl" | "bigr" | "Bigl" | "Bigr" | "big" | "Big" | "biggl"
+            | "biggr" | "displaystyle" | "textstyle" => {}
+            "dfrac" | "tfrac" | "cfrac" => out.push_str("\\frac"),
+            "dbinom" | "tbinom" => out.push_str("\\binom"),
+            _ => {
+                out.push('\\');
+                out.push_str(name);
             }
         }
+        rest = &after[n..];
     }
     out.push_str(rest);
     out
 }
 
-/// Normalises a MATH answer string (spacing, `\left`/`\right`, `\dfrac`, `\text{…}`, units,
-/// degrees, percent, dollars, a leading `x =`, a trailing period).
+/// Reads one TeX argument at the start of `rest` (after optional spaces) and appends it to
+/// `out` in braced form: `{…}` (its inside normalised recursively), a control sequence (`\pi`)
+/// or a single character. Returns the text after it, or `None` (appending nothing) when there is
+/// no argument.
+fn take_arg<'a>(rest: &'a str, out: &mut String, depth: usize) -> Option<&'a str> {
+    let t = rest.trim_start();
+    if let Some(inner) = t.strip_prefix('{') {
+        let end = balanced_prefix(inner)?;
+        out.push('{');
+        if depth < MAX_DEPTH {
+            out.push_str(&brace_args(&inner[..end], depth + 1));
+        } else {
+            out.push_str(&inner[..end]);
+        }
+        out.push('}');
+        return Some(&inner[end + 1..]);
+    }
+    let len = if let Some(after) = t.strip_prefix('\\') {
+        match name_len(after) {
+            0 => 1 + after.chars().next()?.len_utf8(),
+            n => 1 + n,
+        }
+    } else {
+        let c = t.chars().next()?;
+        if matches!(c, '}' | '^' | '_' | '&') {
+            return None;
+        }
+        c.len_utf8()
+    };
+    out.push('{');
+    out.push_str(&t[..len]);
+    out.push('}');
+    Some(&t[len..])
+}
+
+/// Braces the short arguments TeX allows: `\frac12` → `\frac{1}{2}`, `\sqrt3` → `\sqrt{3}`,
+/// `\frac\pi2` → `\frac{\pi}{2}`, `\sqrt[3]2` → `\sqrt[3]{2}`, `x^2` → `x^{2}`, `4210_5` →
+/// `4210_{5}`, also inside other arguments (`\frac{\sqrt3}{2}`, `\frac1{\sqrt2}`). Runs before
+/// whitespace is removed, so `\frac 34` and `\frac{1}{2}` read as TeX reads them. Recursion is
+/// capped at 16 levels; deeper arguments are copied as they are.
+fn brace_args(s: &str, depth: usize) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        let nargs = match c {
+            '\\' => {
+                let n = name_len(&rest[1..]);
+                if n == 0 {
+                    // A control symbol (`\{`, `\\`): copy it whole.
+                    let len = 1 + rest[1..].chars().next().map_or(0, char::len_utf8);
+                    out.push_str(&rest[..len]);
+                    rest = &rest[len..];
+                    continue;
+                }
+                let name = &rest[1..1 + n];
+                out.push_str(&rest[..1 + n]);
+                rest = &rest[1 + n..];
+                match name {
+                    "frac" | "binom" => 2,
+                    "sqrt" => {
+                        // An optional index `[n]`, copied as it is.
+                        let t = rest.trim_start();
+                        if let Some(close) = t.strip_prefix('[').and_then(|r| r.find(']')) {
+                            out.push_str(&t[..close + 2]);
+                            rest = &t[close + 2..];
+                        }
+                        1
+                    }
+                    _ => 0,
+                }
+            }
+            '^' | '_' => {
+                out.push(c);
+                rest = &rest[1..];
+                1
+            }
+            _ => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+                0
+            }
+        };
+        for _ in 0..nargs {
+            match take_arg(rest, &mut out, depth) {
+                Some(r) => rest = r,
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+/// Drops a leading `x \in` (a single letter or command, then `\in`): `x \in [-2,7]` → `[-2,7]`.
+fn drop_membership(s: &str) -> &str {
+    let t = s.trim_start();
+    let lhs = if let Some(after) = t.strip_prefix('\\') {
+        1 + name_len(after)
+    } else if t.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        1
+    } else {
+        return s;
+    };
+    if lhs == 1 && t.starts_with('\\') {
+        return s;
+    }
+    let Some(after) = t[lhs..].trim_start().strip_prefix("\\in") else {
+        return s;
+    };
+    if after.starts_with(|c: char| c.is_ascii_alphabetic()) || after.trim().is_empty() {
+        return s;
+    }
+    after.trim_start()
+}
+
+/// Removes whitespace, except one space where it ends a control word before a letter
+/// (`\pi r` stays `\pi r`; `\pir` would be another command).
+fn squeeze_spaces(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_word = false; // inside a control word such as `\pi`
+    let mut after_backslash = false; // just after a backslash that starts a control sequence
+    let mut pending = false; // whitespace seen right after a control word
+    for c in s.chars() {
+        if c.is_whitespace() {
+            pending = pending || in_word;
+            continue;
+        }
+        if pending && c.is_ascii_alphabetic() {
+            out.push(' ');
+            in_word = false;
+        }
+        pending = false;
+        if after_backslash {
+            // `\pi` starts a control word; `\\` and `\{` are control symbols.
+            in_word = c.is_ascii_alphabetic();
+            after_backslash = false;
+        } else if c == '\\' {
+            after_backslash = true;
+            in_word = false;
+        } else {
+            in_word = in_word && c.is_ascii_alphabetic();
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Normalises a MATH answer string (see the module docs).
 pub fn normalize(answer: &str) -> String {
     if answer.len() > MAX_ANSWER_LEN {
         return answer.to_string();
@@ -117,38 +295,32 @@ pub fn normalize(answer: &str) -> String {
     s = replace_all(
         s,
         &[
-            ("\n", ""),
-            ("\\!", ""),
-            ("\\,", ""),
-            ("\\;", ""),
-            ("\\:", ""),
-            ("\\ ", ""),
-            ("~", ""),
-            ("\\dfrac", "\\frac"),
-            ("\\tfrac", "\\frac"),
-            ("\\displaystyle", ""),
-            ("\\left", ""),
-            ("\\right", ""),
-            ("\\bigl", ""),
-            ("\\bigr", ""),
+            ("\n", " "),
+            ("~", " "),
+            ("\u{2212}", "-"),
+            ("{,}", ","),
             ("^{\\circ}", ""),
             ("^\\circ", ""),
-            ("\\circ", ""),
             ("°", ""),
-            ("\\%", ""),
-            ("%", ""),
-            ("\\$", ""),
-            ("$", ""),
         ],
     );
+    s = clean_commands(&s);
+    s = replace_all(s, &[("%", ""), ("$", "")]);
+    // `90\circ` (a degree sign without `^`).
+    if let Some(head) = s.trim_end().strip_suffix("\\circ") {
+        if head.ends_with(|c: char| c.is_ascii_digit()) {
+            s = head.to_string();
+        }
+    }
     s = drop_trailing_units(&s);
     for cmd in [
         "\\text", "\\textbf", "\\mbox", "\\mathrm", "\\textrm", "\\mathbf",
     ] {
         s = unwrap_command(&s, cmd);
     }
-    s.retain(|c| !c.is_whitespace());
-    s = brace_short_args(&s);
+    s = drop_membership(&s).to_string();
+    s = brace_args(&s, 0);
+    s = squeeze_spaces(&s);
     // A trailing period (sentence end), but not a decimal point.
     while s.ends_with('.') {
         s.pop();
@@ -160,6 +332,11 @@ pub fn normalize(answer: &str) -> String {
         if single && !rhs.contains('=') && !rhs.is_empty() {
             s = rhs.to_string();
         }
+    }
+    // A multiple-choice letter: `(C)` (also from `\text{(C)}`, `\textbf{(C)}`) is `C`.
+    let b = s.as_bytes();
+    if b.len() == 3 && b[0] == b'(' && b[1].is_ascii_alphabetic() && b[2] == b')' {
+        s = s[1..2].to_string();
     }
     if s.starts_with('.') {
         s.insert(0, '0');
@@ -201,10 +378,181 @@ fn value_at(s: &str, depth: usize) -> Option<Rational> {
         let den = value_at(&after[..d_end], depth + 1)?;
         return num.checked_div(den);
     }
+    // A mixed number `1\frac{4}{5}` = 9/5: an integer, then a proper fraction.
+    let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
+    if int_len > 0 && s[int_len..].starts_with("\\frac{") {
+        let whole = Rational::parse_decimal(&s[..int_len])?;
+        let part = value_at(&s[int_len..], depth + 1)?;
+        let proper = part > Rational::int(0) && part < Rational::int(1);
+        return if proper {
+            whole.checked_add(part)
+        } else {
+            None
+        };
+    }
     if let Some((a, b)) = s.split_once('/') {
         let num = Rational::parse_decimal(a)?;
         let den = Rational::parse_decimal(b)?;
         return num.checked_div(den);
+    }
+    None
+}
+
+/// Byte offsets of the characters of `s` that lie outside every `{…}` and `(…)` group.
+fn top_level(s: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let mut depth = 0i32;
+    let mut escaped = false;
+    s.bytes().enumerate().filter(move |&(_, c)| {
+        if escaped {
+            escaped = false;
+            return false;
+        }
+        let outside = depth == 0;
+        match c {
+            b'\\' => escaped = true,
+            b'{' | b'(' => depth += 1,
+            b'}' | b')' => depth -= 1,
+            _ => {}
+        }
+        outside && !matches!(c, b'{' | b'(')
+    })
+}
+
+/// `s` without one pair of parentheses or braces enclosing all of it.
+fn strip_group(s: &str) -> &str {
+    for (open, close) in [('(', ')'), ('{', '}')] {
+        if s.len() >= 2 && s.starts_with(open) && s.ends_with(close) {
+            let inner = &s[1..s.len() - 1];
+            let mut depth = 0i32;
+            let balanced = inner.bytes().all(|c| {
+                if c == open as u8 {
+                    depth += 1;
+                } else if c == close as u8 {
+                    depth -= 1;
+                }
+                depth >= 0
+            });
+            if balanced && depth == 0 {
+                return inner;
+            }
+        }
+    }
+    s
+}
+
+/// Commands that may stand in the numerator of `a/b` without changing how it groups.
+const PRODUCT_COMMANDS: [&str; 9] = [
+    "pi", "sqrt", "frac", "cdot", "times", "theta", "alpha", "beta", "phi",
+];
+
+/// Whether `s` is one factor-only term: no top-level `+ - = , < >`, no `/`, and only
+/// [`PRODUCT_COMMANDS`] at the top level (`3\sqrt{3}`, `\pi^{2}`, `2(x+1)`).
+fn is_product(s: &str) -> bool {
+    let b = s.as_bytes();
+    !s.is_empty()
+        && top_level(s).all(|(i, c)| match c {
+            b'+' | b'-' | b'=' | b',' | b'<' | b'>' | b'/' | b'[' | b']' | b'|' => false,
+            b'\\' => {
+                let n = name_len(&s[i + 1..]);
+                n > 0 && PRODUCT_COMMANDS.contains(&&s[i + 1..i + 1 + n])
+            }
+            _ => b[i] != b'}' && b[i] != b')',
+        })
+}
+
+/// Whether `s` is one token that can stand as a denominator after `/` with no doubt about the
+/// grouping: a number, a letter, a command with at most one braced argument (`\pi`,
+/// `\sqrt{2}`), each optionally raised to a braced power.
+fn single_token(s: &str) -> bool {
+    let base = match s.find("^{") {
+        Some(at) if balanced_prefix(&s[at + 2..]).map(|e| at + 3 + e) == Some(s.len()) => &s[..at],
+        _ => s,
+    };
+    if Rational::parse_decimal(base).is_some() {
+        return !base.contains(',');
+    }
+    if base.len() == 1 {
+        return base.as_bytes()[0].is_ascii_alphabetic();
+    }
+    let Some(after) = base.strip_prefix('\\') else {
+        return false;
+    };
+    let n = name_len(after);
+    let arg = &after[n..];
+    n > 0
+        && (arg.is_empty()
+            || (arg.starts_with('{')
+                && balanced_prefix(&arg[1..]).map(|e| e + 2) == Some(arg.len())))
+}
+
+/// Reads a normalised answer as a fraction `(negative, numerator, denominator)`: `\frac{a}{b}`
+/// as a whole, or `a/b` with one top-level slash, `a` a product and `b` a single token (or
+/// either in parentheses), so that `\pi/2`, `\sqrt{3}/2` and `(a+b)/2` read as `\frac{…}{…}`
+/// but `1/2\pi` (ambiguous) does not. Signs in front and on the numerator are collected.
+fn as_fraction(s: &str) -> Option<(bool, &str, &str)> {
+    let (mut neg, body) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (num, den) = if let Some(rest) = body.strip_prefix("\\frac{") {
+        let n_end = balanced_prefix(rest)?;
+        let after = rest[n_end + 1..].strip_prefix('{')?;
+        let d_end = balanced_prefix(after)?;
+        if d_end + 1 != after.len() {
+            return None;
+        }
+        (&rest[..n_end], &after[..d_end])
+    } else {
+        let mut slashes = top_level(body).filter(|&(_, c)| c == b'/');
+        let (at, _) = slashes.next()?;
+        if slashes.next().is_some() {
+            return None;
+        }
+        let (a, b) = (strip_group(&body[..at]), &body[at + 1..]);
+        let grouped = strip_group(b);
+        let den = if grouped.len() < b.len() {
+            grouped
+        } else if single_token(b) {
+            b
+        } else {
+            return None;
+        };
+        let signed = a.strip_prefix('-').unwrap_or(a);
+        if !(is_product(signed) || a.len() < body[..at].len()) || den.is_empty() {
+            return None;
+        }
+        (a, den)
+    };
+    let num = match num.strip_prefix('-') {
+        Some(r) => {
+            neg = !neg;
+            r
+        }
+        None => num,
+    };
+    Some((neg, num, den))
+}
+
+/// The rows and cells of a `pmatrix` / `bmatrix` (normalised: no spaces).
+fn matrix_cells(s: &str) -> Option<Vec<Vec<&str>>> {
+    for env in ["pmatrix", "bmatrix"] {
+        let Some(body) = s
+            .strip_prefix(&format!("\\begin{{{env}}}") as &str)
+            .and_then(|r| r.strip_suffix(&format!("\\end{{{env}}}") as &str))
+        else {
+            continue;
+        };
+        let mut rows: Vec<Vec<&str>> = body
+            .split("\\\\")
+            .map(|row| row.split('&').collect())
+            .collect();
+        if rows.len() > 1 && rows.last().is_some_and(|r| r.len() == 1 && r[0].is_empty()) {
+            rows.pop();
+        }
+        if rows.iter().map(Vec::len).sum::<usize>() > MAX_ITEMS {
+            return None;
+        }
+        return Some(rows);
     }
     None
 }
@@ -283,8 +631,26 @@ fn equiv_normalized(g: &str, p: &str, depth: usize) -> bool {
     if depth > MAX_DEPTH {
         return false;
     }
-    if let (Some(a), Some(b)) = (numeric_value(g), numeric_value(p)) {
-        return a == b;
+    match (numeric_value(g), numeric_value(p)) {
+        (Some(a), Some(b)) => return a == b,
+        // A number is never a list, interval or expression (`1,500` is not `500,1`).
+        (Some(_), None) | (None, Some(_)) => return false,
+        (None, None) => {}
+    }
+    if let (Some((gn, ga, gb)), Some((pn, pa, pb))) = (as_fraction(g), as_fraction(p)) {
+        return gn == pn
+            && equiv_normalized(ga, pa, depth + 1)
+            && equiv_normalized(gb, pb, depth + 1);
+    }
+    if let (Some(gm), Some(pm)) = (matrix_cells(g), matrix_cells(p)) {
+        return gm.len() == pm.len()
+            && gm.iter().zip(&pm).all(|(gr, pr)| {
+                gr.len() == pr.len()
+                    && gr
+                        .iter()
+                        .zip(pr)
+                        .all(|(x, y)| equiv_normalized(x, y, depth + 1))
+            });
     }
     match (bracketed(g), bracketed(p)) {
         (Some((go, gi, gc)), Some((po, pi, pc))) => {
@@ -351,8 +717,22 @@ mod tests {
         assert_eq!(normalize(r"10\text{ inches}"), "10");
         assert_eq!(normalize(r"5\text{ cm}^2"), "5");
         assert_eq!(normalize(r"5.4 \text{ cents}."), "5.4");
-        assert_eq!(normalize(r"\text{(C)}"), "(C)");
-        assert_eq!(normalize(r"\textbf{(B)}"), "(B)");
+        assert_eq!(normalize(r"\text{(C)}"), "C");
+        assert_eq!(normalize(r"\textbf{(B)}"), "B");
+        assert_eq!(normalize(r"\dfrac{\sqrt3}{2}"), r"\frac{\sqrt{3}}{2}");
+        assert_eq!(normalize(r"\frac1{\sqrt2}"), r"\frac{1}{\sqrt{2}}");
+        assert_eq!(normalize(r"\tfrac\pi 2"), r"\frac{\pi}{2}");
+        assert_eq!(normalize(r"\sqrt[3]2"), r"\sqrt[3]{2}");
+        assert_eq!(normalize("x^2 + 4210_5"), "x^{2}+4210_{5}");
+        assert_eq!(normalize(r"x \in [-2, 7]"), "[-2,7]");
+        assert_eq!(
+            normalize(r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}"),
+            r"\begin{pmatrix}1\\2\end{pmatrix}"
+        );
+        assert_eq!(normalize(r"\leftarrow"), r"\leftarrow");
+        assert_eq!(normalize(r"2 \pi r \cdot h"), r"2\pi r\cdot h");
+        assert_eq!(normalize(r"a \\ b"), r"a\\b");
+        assert_eq!(normalize("(1)"), "(1)");
         assert_eq!(normalize("x = 5."), "5");
         assert_eq!(normalize(r"\!1,\!000"), "1,000");
     }
@@ -399,6 +779,171 @@ mod tests {
         assert!(math_equiv(r"2\sqrt{3}", r"2 \sqrt 3"));
         assert!(math_equiv(r"\text{Evelyn}", "Evelyn"));
         assert!(!math_equiv(r"\sqrt{3}", r"\sqrt{2}"));
+    }
+
+    /// Pairs the checker must judge equivalent (checked in both directions).
+    const EQUAL: &[(&str, &str)] = &[
+        // Spacing and sizing.
+        ("3", " 3 "),
+        (r"2\sqrt{3}", r"2 \sqrt 3"),
+        (r"\left( 1, 2 \right)", "(1,2)"),
+        (r"\left[ 1, 2 \right)", "[1, 2)"),
+        (r"\left\{ 1, 2 \right\}", r"\{2, 1\}"),
+        (r"\frac{1}{2}", r"\displaystyle\frac{1}{2}"),
+        (r"1,\!000", "1000"),
+        (r"10,\! 080", "10,080"),
+        ("1{,}000", "1000"),
+        (r"x^2+1", r"x^{2} + 1"),
+        // Fraction spellings and short arguments, also nested.
+        (r"\dfrac{\sqrt{3}}{2}", r"\frac{\sqrt3}{2}"),
+        (r"\frac{1}{\sqrt2}", r"\frac{1}{\sqrt{2}}"),
+        (r"\frac1{\sqrt2}", r"\tfrac{1}{\sqrt{2}}"),
+        (r"\sqrt{\frac12}", r"\sqrt{\frac{1}{2}}"),
+        (r"(\frac1{\sqrt2}, 1)", r"\left(\frac{1}{\sqrt{2}},1\right)"),
+        (r"\frac{3\sqrt{3}}{4}", r"\frac{3\sqrt3}4"),
+        (r"\frac{\pi}{2}", r"\frac\pi2"),
+        (r"\frac{\pi}{2}", r"\pi/2"),
+        (r"\frac{\sqrt{3}}{3}", r"\sqrt{3}/3"),
+        (r"\frac{a+b}{2}", "(a+b)/2"),
+        (r"\sqrt[3]{2}", r"\sqrt[3]2"),
+        (r"4210_{5}", "4210_5"),
+        (r"\frac{20000}{\pi}", r"20000/\pi"),
+        // Numbers: exact values.
+        ("0.5", r"\frac12"),
+        ("0.5", "1/2"),
+        (".5", "0.50"),
+        (r"-\frac{3}{4}", r"\frac{-3}{4}"),
+        (r"-\frac{3}{4}", "-0.75"),
+        (r"\frac{3}{-4}", "-3/4"),
+        (r"-\frac{\pi}{6}", r"\frac{-\pi}{6}"),
+        (r"-\frac{\pi}{6}", r"-\pi/6"),
+        ("1,000", "1000"),
+        ("1,234,567.5", "1234567.50"),
+        (r"137 \frac{1}{2}", "137.5"),
+        (r"1\frac{4}{5}", r"\frac95"),
+        ("3", "3.000"),
+        // Units, degrees, percent, money.
+        (r"90^\circ", "90"),
+        (r"90^{\circ}", "90°"),
+        (r"25\%", "25"),
+        (r"\$18.90", "18.9"),
+        (r"\$32,\!348", "32348"),
+        (r"5.4 \text{ cents}", "5.4"),
+        (r"15\mbox{ cm}^2", "15"),
+        (r"\frac{270}7\text{ degrees}", r"\frac{270}{7}"),
+        // Prefixes and trailing punctuation.
+        ("x = 5", "5"),
+        (r"x = \frac12", "0.5"),
+        (r"x \in [-2,7]", "[-2, 7]"),
+        ("5.", "5"),
+        (r"\frac{1}{2}.", "0.5"),
+        // Text and multiple choice.
+        (r"\text{(C)}", "C"),
+        (r"\text{(C)}", "(C)"),
+        (r"\textbf{(C)}", "C"),
+        (r"\text{(C)}", r"\text{C}"),
+        (r"\text{Evelyn}", "Evelyn"),
+        // Intervals, tuples, sets, lists, matrices.
+        (r"(-\infty, 0]", r"\left( -\infty, 0 \right]"),
+        (
+            r"(-\infty, 2) \cup (3, \infty)",
+            r"(-\infty,2)\cup(3,\infty)",
+        ),
+        ("(0.5, 2)", r"(\frac12, 2.0)"),
+        (r"\left( 3, \frac{\pi}{2} \right)", r"(3, \pi/2)"),
+        (r"\{1\pm\sqrt{5},-2\}", r"\{-2, 1 \pm \sqrt5\}"),
+        ("1, -2", "-2, 1"),
+        (r"\pi", r" \pi "),
+        (r"\pi r^2/2", r"\frac{\pi r^{2}}{2}"),
+        (r"\cot x", r"\cot  x"),
+        (r"12\pi", r"12 \pi"),
+        ("-2 + 7i", "-2+7i"),
+        (
+            r"\begin{pmatrix} 1/5 \\ -18/5 \end{pmatrix}",
+            r"\begin{pmatrix}\frac15\\-\frac{18}{5}\end{pmatrix}",
+        ),
+        (
+            r"\begin{pmatrix} -1 & 0 \\ 0 & -1 \end{pmatrix}",
+            r"\begin{bmatrix}-1&0\\0&-1\end{bmatrix}",
+        ),
+    ];
+
+    /// Pairs the checker must judge different (checked in both directions).
+    const DIFFERENT: &[(&str, &str)] = &[
+        ("(1,2)", "1,2"),
+        ("(1,2)", "(2,1)"),
+        ("(1,2)", "[1,2]"),
+        ("(1,2]", "(1,2)"),
+        ("[1,2]", r"\{1,2\}"),
+        ("1,500", "500, 1"),
+        ("1,2", "12"),
+        ("1/3", "0.333"),
+        ("2", "-2"),
+        (r"\frac{1}{2}", r"\frac{2}{1}"),
+        (r"\frac12", "12"),
+        (r"\sqrt{12}", r"\sqrt12"),
+        (r"\sqrt{2}", r"\sqrt{3}"),
+        (r"\frac{\pi}{2}", r"\frac{\pi}{3}"),
+        (r"\frac{\pi}{6}", r"-\frac{\pi}{6}"),
+        (r"\pi/2", r"2/\pi"),
+        (r"1/2\pi", r"\frac{\pi}{2}"),
+        ("(C)", "(D)"),
+        ("C", "c"),
+        ("(1)", "(1,1)"),
+        ("x^2", "x^3"),
+        (r"2\pi", r"\pi"),
+        (r"\infty", r"-\infty"),
+        (r"\pi r", r"\pir"),
+        (r"\text{east}", r"\text{west}"),
+        ("1000", "1000.1"),
+        (r"1\frac{4}{5}", "1.4"),
+        (
+            r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}",
+            r"\begin{pmatrix} 2 \\ 1 \end{pmatrix}",
+        ),
+        (
+            r"\begin{pmatrix} 1 & 2 \end{pmatrix}",
+            r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}",
+        ),
+        (r"1 \pm \sqrt{5}/2", r"\frac{1\pm\sqrt{5}}{2}"),
+    ];
+
+    #[test]
+    fn equivalence_corpus() {
+        assert!(EQUAL.len() >= 40 && DIFFERENT.len() >= 15);
+        let mut wrong = Vec::new();
+        for &(a, b) in EQUAL {
+            if !math_equiv(a, b) || !math_equiv(b, a) {
+                wrong.push(format!("should be equal: {a:?} vs {b:?}"));
+            }
+        }
+        for &(a, b) in DIFFERENT {
+            if math_equiv(a, b) || math_equiv(b, a) {
+                wrong.push(format!("should differ: {a:?} vs {b:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    /// Design choices, pinned so that changing them is deliberate (see the module docs).
+    #[test]
+    fn documented_design_choices() {
+        // The percent sign is dropped, not read as /100.
+        assert!(math_equiv(r"50\%", "50"));
+        assert!(!math_equiv(r"50\%", "0.5"));
+        // A single-symbol left-hand side is dropped, also for an equation of a line.
+        assert!(math_equiv("y = 2x + 3", "2x+3"));
+        // Three digits after a comma make a thousands separator, not a list.
+        assert!(math_equiv("100,200", "100200"));
+        assert!(!math_equiv("100, 200", "200, 100"));
+        // Only a single letter loses its parentheses.
+        assert!(!math_equiv("(1)", "1"));
+        assert!(math_equiv("(x)", "x"));
+        // No algebra: rationalised and unrationalised forms differ.
+        assert!(!math_equiv(r"\frac{1}{\sqrt2}", r"\frac{\sqrt2}{2}"));
+        assert!(!math_equiv(r"\frac{\pi}{2}", r"\frac12\pi"));
+        // An improper "mixed number" is not read as one.
+        assert!(numeric_value(&normalize(r"2\frac{3}{2}")).is_none());
     }
 
     #[test]
