@@ -39,13 +39,14 @@ impl Gram {
     /// The upper triangle with the diagonal, row-major (`i` outer, `j >= i`), as little-endian
     /// f32: the compact on-disk form of a probe's Gram matrix (`n (n + 1) / 2` values).
     pub fn to_upper_f32_le(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 * self.n * (self.n + 1));
-        for i in 0..self.n {
-            for j in i..self.n {
-                out.extend((self.get(i, j) as f32).to_le_bytes());
-            }
-        }
-        out
+        self.upper_entries()
+            .flat_map(|(_, _, v)| (v as f32).to_le_bytes())
+            .collect()
+    }
+
+    /// The entries `(i, j, κ(i, j))` with `i <= j`, row-major: the order of the file form.
+    pub fn upper_entries(&self) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        (0..self.n).flat_map(move |i| (i..self.n).map(move |j| (i, j, self.get(i, j))))
     }
 
     /// Reads [`Gram::to_upper_f32_le`] bytes back (at f32 precision); `None` when their length

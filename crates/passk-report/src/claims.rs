@@ -341,14 +341,19 @@ fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String
     } else {
         interval.0
     };
-    Ok(Verdict {
+    Ok(measured(claim, value, Some(interval), selected.len()))
+}
+
+/// The verdict of a statistic that could be computed.
+fn measured(claim: &Claim, value: f64, interval: Option<(f64, f64)>, cells: usize) -> Verdict {
+    Verdict {
         claim: claim.clone(),
         measured: Some(value),
-        interval: Some(interval),
-        cells: selected.len(),
+        interval,
+        cells,
         passed: compare(value, &claim.op, claim.threshold),
         error: None,
-    })
+    }
 }
 
 /// Dose-response over seeds: each seed's least-squares slope of the change of pass@1 on q
@@ -394,14 +399,7 @@ fn evaluate_trend(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, Stri
         one_sided_t_pvalue(&slopes, 0.0, false)
             .ok_or("a one-sided t-test needs at least 2 seeds that differ")?
     };
-    Ok(Verdict {
-        claim: claim.clone(),
-        measured: Some(value),
-        interval: Some(interval),
-        cells: selected.len(),
-        passed: compare(value, &claim.op, claim.threshold),
-        error: None,
-    })
+    Ok(measured(claim, value, Some(interval), selected.len()))
 }
 
 /// The least-squares slope of y on x through `points` (at least two distinct x).

@@ -141,13 +141,8 @@ fn read_gram(dir: &Path) -> Result<Vec<ProbeGramRow>> {
         path: binary,
         detail: "its length is not n (n + 1) / 2 f32 values".into(),
     })?;
-    let n = gram.len();
-    Ok((0..n)
-        .flat_map(|i| (i..n).map(move |j| (i, j)))
-        .map(|(i, j)| ProbeGramRow {
-            i,
-            j,
-            kappa: gram.get(i, j),
-        })
+    Ok(gram
+        .upper_entries()
+        .map(|(i, j, kappa)| ProbeGramRow { i, j, kappa })
         .collect())
 }
