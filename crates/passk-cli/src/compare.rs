@@ -111,7 +111,15 @@ pub fn compare(
             baseline.display()
         );
     }
-    run_experiment(&exp, out, ctx)?;
+    let stats = run_experiment(&exp, out, ctx)?;
+    if stats.busy > 0 {
+        bail!(
+            "compare: {} cell(s) of {} are being run by another process (see above); rerun \
+             once it has finished",
+            stats.busy,
+            exp.name
+        );
+    }
     let base_dir = baseline.join(&base_exp.name);
     let base_cells = load_tiny_cells(&base_dir).with_context(|| {
         format!(

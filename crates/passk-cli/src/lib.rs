@@ -25,11 +25,15 @@ passk: the pass@k interference suite's compute binary
 
 USAGE:
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
-            [--shard I/N] [--reuse DIR]
+            [--shard I/N] [--reuse DIR] [--strict]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
-      from their checkpoints), then rewrite the manifest.
+      from their checkpoints), then rewrite the manifest. A cell another process is running
+      (it holds results/<experiment>/.lock-<hash>) is skipped; the run then ends with exit
+      status 3 (incomplete): rerun once that process has finished.
       --prune deletes cell directories the experiment no longer lists.
-      --cache DIR holds reusable SFT warm starts (default target/passk-cache).
+      --cache DIR holds reusable SFT warm starts (default target/passk-cache). A cached warm
+      start is checked (sha256 and config against its sidecar sft-<hash>.json, finite
+      weights); one that fails is retrained with a warning, or is an error with --strict.
       --reuse DIR copies, instead of running, every cell that a results directory DIR already
       holds complete under the same configuration hash (in any of its experiments).
       --shard I/N runs only every N-th cell in matrix order (keys sorted, the last varying
@@ -39,6 +43,7 @@ USAGE:
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
   passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N] [--curve S1,S2,...]
+                    [--strict]
       Train (or load from the cache) the SFT warm starts of tiny experiments and print each
       one's held-out pass@1 per family (the numbers its cells record at RL step 0), then the
       mean and spread over seeds: the profile a control is matched on before RL runs.
@@ -65,6 +70,7 @@ USAGE:
       exit 1 when any claim fails. Claims marked `baseline = true` read the committed
       results in --baseline (default results), the others --results.
   passk compare <experiment.toml> --objective SPEC... [--results DIR] [--out DIR] [--cache DIR]
+                [--strict]
       Run objective SPEC (repeat --objective for several) on the cells of a tiny experiment
       (its q, seeds and cached warm starts; cells already committed under --results with the
       same configuration are copied, not rerun) into --out (default target/passk-compare),
@@ -86,6 +92,7 @@ struct Args {
     baseline: PathBuf,
     quiet: bool,
     prune: bool,
+    strict: bool,
     cache: PathBuf,
     reuse: Option<PathBuf>,
     device: passk_policy::DeviceChoice,
@@ -106,6 +113,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         baseline: PathBuf::from("results"),
         quiet: std::env::var_os("CI").is_some(),
         prune: false,
+        strict: false,
         cache: PathBuf::from("target/passk-cache"),
         reuse: None,
         device: passk_policy::DeviceChoice::Cpu,
@@ -138,6 +146,7 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--curve" => args.curve = Some(parse_steps(&value("--curve")?)?),
             "--quiet" => args.quiet = true,
             "--prune" => args.prune = true,
+            "--strict" => args.strict = true,
             "--force" => args.force = true,
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see `passk --help`"),
             other => args.positional.push(other.to_string()),
@@ -206,7 +215,13 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
             let experiments = load_all(&args.positional)?;
             match &args.curve {
                 Some(steps) => warm_starts::curve(&experiments, steps, args.shard, args.quiet)?,
-                None => warm_starts::profile(&experiments, &args.cache, args.shard, args.quiet)?,
+                None => warm_starts::profile(
+                    &experiments,
+                    &args.cache,
+                    args.shard,
+                    args.quiet,
+                    args.strict,
+                )?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -295,6 +310,7 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
         cache_dir: args.cache.clone(),
         device: args.device.to_string(),
         quiet: args.quiet,
+        strict: args.strict,
     };
     let table = compare::compare(
         Path::new(exp),
@@ -314,6 +330,7 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
 fn cmd_run(args: &Args) -> Result<ExitCode> {
     let experiments = load_all(&args.positional)?;
     let mut ran = 0;
+    let mut busy = 0;
     for exp in &experiments {
         let stale = run::stale_cells(exp, &args.results)?;
         for dir in &stale {
@@ -333,6 +350,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             cache_dir: args.cache.clone(),
             device: args.device.to_string(),
             quiet: args.quiet,
+            strict: args.strict,
         };
         let exp = &match args.shard {
             Some((i, n)) => exp.shard(i, n),
@@ -350,18 +368,37 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         }
         let stats = run::run_experiment(exp, &args.results, &ctx)?;
         ran += stats.ran;
-        println!(
-            "{}: ran {} cells, {} already done",
-            exp.name, stats.ran, stats.cached
-        );
+        busy += stats.busy;
+        if stats.busy > 0 {
+            println!(
+                "{}: ran {} cells, {} already done, {} skipped (run by another process)",
+                exp.name, stats.ran, stats.cached, stats.busy
+            );
+        } else {
+            println!(
+                "{}: ran {} cells, {} already done",
+                exp.name, stats.ran, stats.cached
+            );
+        }
     }
     if ran > 0 {
         environment::write(&args.results, &args.device.to_string())?;
     }
     passk_report::manifest::write_manifest(&args.results)
         .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
+    if busy > 0 {
+        eprintln!(
+            "run INCOMPLETE: {busy} cell(s) were skipped because another process is running \
+             them (messages above); the results are not complete. Rerun once it has finished \
+             (exit status {RUN_INCOMPLETE})."
+        );
+        return Ok(ExitCode::from(RUN_INCOMPLETE));
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The exit status of a `passk run` that skipped cells other processes were running.
+pub const RUN_INCOMPLETE: u8 = 3;
 
 fn cmd_list(args: &Args) -> Result<ExitCode> {
     for exp in load_all(&args.positional)? {
@@ -535,6 +572,33 @@ mod tests {
             assert_eq!(modified, old, "{f} was rewritten");
         }
         assert!(passk_report::manifest::verify_manifest(&results).is_empty());
+    }
+
+    #[test]
+    fn a_run_that_skips_a_cell_another_process_runs_exits_incomplete() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = dir.path().join("t.toml");
+        std::fs::write(&exp, THEORY).unwrap();
+        let results = dir.path().join("results");
+        let hash = config::load_experiment(&exp).unwrap().cells[0].hash.clone();
+        std::fs::create_dir_all(results.join("t")).unwrap();
+        let lock = run::lock_path(&results, "t", &hash);
+        let held = passk_train::FileLock::try_acquire(&lock).unwrap().unwrap();
+        let args = [
+            "run",
+            exp.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--quiet",
+            "--strict",
+        ];
+        assert_eq!(cli(&args).unwrap(), ExitCode::from(RUN_INCOMPLETE));
+        assert!(!run::is_done(&results, "t", &hash));
+        drop(held);
+        assert_eq!(cli(&args).unwrap(), ExitCode::SUCCESS);
+        assert!(run::is_done(&results, "t", &hash) && !lock.exists());
+        let raw: Vec<String> = vec!["--strict".into()];
+        assert!(parse_args(&raw).unwrap().strict && !parse_args(&[]).unwrap().strict);
     }
 
     #[test]

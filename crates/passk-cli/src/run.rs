@@ -5,6 +5,19 @@
 //! hash is always complete. A killed run leaves only the hidden temporary: the next run hands it
 //! back to the tier, which resumes from any checkpoint inside it (the temporary of a tier without
 //! checkpoints is emptied first); temporaries of cells the experiment no longer lists are removed.
+//!
+//! Two processes never run one cell at once: a cell runs under an exclusive lock on
+//! `results/<experiment>/.lock-<hash>` (see [`passk_train::lock`]), taken without waiting. A
+//! process that finds it held skips the cell, says which process holds it, and counts it in
+//! [`RunStats::busy`], so its run ends incomplete. The lock file names its holder (pid, host)
+//! and is removed, still locked, once the cell is in place; like every hidden name it is never
+//! listed in the manifest nor taken for a cell.
+//!
+//! At the start of a run, leftovers that no process can still be using are removed
+//! ([`remove_orphans`]): the temporary of a finished cell, the free lock file of a finished cell,
+//! hidden temporary files of dead writers inside finished cells, and (for the tiny tier) of
+//! warm-start writers in the cache. The temporary of an unfinished cell is its checkpoint and is
+//! kept.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,6 +25,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use passk_report::schema::{CellRecord, SCHEMA_VERSION};
+use passk_train::lock::{holder, pid_alive, temp_writer_pid};
+use passk_train::FileLock;
 use serde_json::Value;
 
 use crate::config::{describe, Experiment};
@@ -25,11 +40,19 @@ pub struct RunStats {
     pub ran: usize,
     /// Cells whose results already existed.
     pub cached: usize,
+    /// Cells skipped because another process holds their lock (is running them): the
+    /// experiment is not complete.
+    pub busy: usize,
 }
 
 /// The directory of one cell's results.
 pub fn cell_dir(results: &Path, experiment: &str, hash: &str) -> PathBuf {
     results.join(experiment).join(hash)
+}
+
+/// The lock file of one cell: `results/<experiment>/.lock-<hash>`.
+pub fn lock_path(results: &Path, experiment: &str, hash: &str) -> PathBuf {
+    results.join(experiment).join(format!(".lock-{hash}"))
 }
 
 /// Whether a cell's results are complete (its directory exists with `cell.json`).
@@ -45,9 +68,9 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     let exp_dir = results.join(&exp.name);
     std::fs::create_dir_all(&exp_dir)
         .with_context(|| format!("cannot create {}", exp_dir.display()))?;
-    if !exp.sharded {
-        // Another shard's process may own temporaries of cells not in this shard.
-        remove_stale_temporaries(exp, &exp_dir)?;
+    remove_orphans(exp, results)?;
+    if exp.tier == "tiny" {
+        passk_train::remove_orphaned_cache_temporaries(&ctx.cache_dir)?;
     }
     let todo: Vec<_> = exp
         .cells
@@ -57,7 +80,9 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     let mut stats = RunStats {
         ran: 0,
         cached: exp.cells.len() - todo.len(),
+        busy: 0,
     };
+    let mut busy = Vec::new();
     if !quiet {
         eprintln!(
             "{}: {} cells, {} cached, {} to run",
@@ -85,34 +110,40 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     let total = todo.len();
     for cell in todo {
         let started = Instant::now();
-        let tmp = exp_dir.join(format!(".tmp-{}", cell.hash));
-        if tmp.exists() && !crate::tiers::resumes(&exp.tier) {
-            // Nothing to resume: start clean so no stale file is renamed into the cell.
-            std::fs::remove_dir_all(&tmp)
-                .with_context(|| format!("cannot clear {}", tmp.display()))?;
-        }
-        std::fs::create_dir_all(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let record = CellRecord {
-            schema: SCHEMA_VERSION,
-            experiment: exp.name.clone(),
-            tier: exp.tier.clone(),
-            hash: cell.hash.clone(),
-            config: Value::Object(cell.config.clone()),
+        let lock_file = lock_path(results, &exp.name, &cell.hash);
+        let Some(mut lock) = FileLock::try_acquire(&lock_file)? else {
+            bar.inc(1);
+            if is_done(results, &exp.name, &cell.hash) {
+                // Finished by its holder since the list was made.
+                stats.cached += 1;
+                continue;
+            }
+            let who = holder(&lock_file);
+            bar.suspend(|| {
+                eprintln!(
+                    "{}: cell {} is being run by another process ({who}); skipped",
+                    exp.name, cell.hash
+                )
+            });
+            stats.busy += 1;
+            busy.push(cell.hash.clone());
+            continue;
         };
-        crate::tiers::run_cell(&exp.tier, &cell.config, &tmp, ctx).with_context(|| {
-            format!(
-                "{}: cell {} ({})",
-                exp.name,
-                cell.hash,
-                describe(&cell.coords)
-            )
-        })?;
-        // cell.json last: its presence marks the directory complete.
-        write_json(&tmp.join("cell.json"), &record)?;
-        let dir = cell_dir(results, &exp.name, &cell.hash);
-        std::fs::rename(&tmp, &dir)
-            .with_context(|| format!("cannot move {} into place", dir.display()))?;
+        if is_done(results, &exp.name, &cell.hash) {
+            // Another process finished it between the listing and the lock.
+            lock.remove()?;
+            stats.cached += 1;
+            bar.inc(1);
+            continue;
+        }
+        lock.write_holder()?;
+        if let Err(e) = run_locked_cell(exp, results, ctx, cell) {
+            // The temporary stays (a checkpoint to resume from); the lock file goes.
+            let _ = lock.remove();
+            return Err(e);
+        }
+        // The cell is in place: release the lock and remove its file.
+        lock.remove()?;
         stats.ran += 1;
         bar.inc(1);
         if logged && (last_line.elapsed().as_secs_f64() >= 1.0 || stats.ran == total) {
@@ -128,7 +159,54 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
         }
     }
     bar.finish_and_clear();
+    if !busy.is_empty() {
+        eprintln!(
+            "{}: INCOMPLETE: {} cell(s) skipped because another process is running them ({}); \
+             rerun `passk run` once it has finished",
+            exp.name,
+            busy.len(),
+            busy.join(", ")
+        );
+    }
     Ok(stats)
+}
+
+/// Runs one cell whose lock this process holds, in its temporary directory, and renames the
+/// temporary into place.
+fn run_locked_cell(
+    exp: &Experiment,
+    results: &Path,
+    ctx: &RunContext,
+    cell: &crate::config::Cell,
+) -> Result<()> {
+    let exp_dir = results.join(&exp.name);
+    let tmp = exp_dir.join(format!(".tmp-{}", cell.hash));
+    if tmp.exists() && !crate::tiers::resumes(&exp.tier) {
+        // Nothing to resume: start clean so no stale file is renamed into the cell.
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let record = CellRecord {
+        schema: SCHEMA_VERSION,
+        experiment: exp.name.clone(),
+        tier: exp.tier.clone(),
+        hash: cell.hash.clone(),
+        config: Value::Object(cell.config.clone()),
+    };
+    crate::tiers::run_cell(&exp.tier, &cell.config, &tmp, ctx).with_context(|| {
+        format!(
+            "{}: cell {} ({})",
+            exp.name,
+            cell.hash,
+            describe(&cell.coords)
+        )
+    })?;
+    // cell.json last: its presence marks the directory complete.
+    write_json(&tmp.join("cell.json"), &record)?;
+    let dir = cell_dir(results, &exp.name, &cell.hash);
+    std::fs::rename(&tmp, &dir)
+        .with_context(|| format!("cannot move {} into place", dir.display()))?;
+    Ok(())
 }
 
 /// Cell directories under `results/<experiment>/` that the experiment no longer lists.
@@ -152,13 +230,79 @@ pub fn stale_cells(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> {
     Ok(stale)
 }
 
-fn remove_stale_temporaries(exp: &Experiment, dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(hash) = name.strip_prefix(".tmp-") {
-            if !exp.cells.iter().any(|c| c.hash == hash) {
-                std::fs::remove_dir_all(entry.path())?;
+/// Removes, under `results/<experiment>/`, what no process can still be using; each under the
+/// cell's lock, taken without waiting (a held lock means its holder is still at work, so its
+/// files are left alone):
+///
+/// - `.tmp-<hash>` of a finished cell (a leftover: the cell is already in place), and, unless
+///   the experiment is a shard (another shard may own it), of a cell the experiment no longer
+///   lists. The temporary of a listed unfinished cell is its checkpoint and is kept.
+/// - `.lock-<hash>` of a finished or unlisted cell (a killed holder's; a free lock file blocks
+///   nobody, this only tidies).
+/// - Hidden temporary files (`.<file>.<pid>[-<n>].tmp`, `.<file>.tmp-<pid>[-<n>]`) inside
+///   finished cells whose writer process no longer runs.
+///
+/// Returns what was removed.
+pub fn remove_orphans(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> {
+    let dir = results.join(&exp.name);
+    let mut removed = Vec::new();
+    if !dir.is_dir() {
+        return Ok(removed);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let (hash, is_tmp) = match (name.strip_prefix(".tmp-"), name.strip_prefix(".lock-")) {
+            (Some(h), _) => (h, true),
+            (_, Some(h)) => (h, false),
+            _ => {
+                if !name.starts_with('.') && is_done(results, &exp.name, &name) {
+                    remove_dead_temporaries(&path, &mut removed)?;
+                }
+                continue;
+            }
+        };
+        let listed = exp.cells.iter().any(|c| c.hash == hash);
+        if !(is_done(results, &exp.name, hash) || (!listed && !exp.sharded)) {
+            continue;
+        }
+        if !path.exists() {
+            continue; // a lock file already removed with its temporary
+        }
+        let Some(lock) = FileLock::try_acquire(&lock_path(results, &exp.name, hash))? else {
+            continue;
+        };
+        if is_tmp {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+            removed.push(path);
+        }
+        lock.remove()?;
+    }
+    Ok(removed)
+}
+
+/// Removes the hidden temporary files under the finished cell directory `dir` whose writer
+/// no longer runs.
+fn remove_dead_temporaries(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?
+        {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = entry.file_type()?;
+            if kind.is_dir() && !name.starts_with('.') {
+                stack.push(entry.path());
+            } else if kind.is_file() && temp_writer_pid(&name).is_some_and(|p| !pid_alive(p)) {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+                removed.push(entry.path());
             }
         }
     }
@@ -191,6 +335,16 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usiz
         else {
             continue;
         };
+        std::fs::create_dir_all(out.join(&exp.name))
+            .with_context(|| format!("cannot create {}", out.join(&exp.name).display()))?;
+        // A process running the cell holds its lock: leave the cell to it.
+        let Some(lock) = FileLock::try_acquire(&lock_path(out, &exp.name, &cell.hash))? else {
+            continue;
+        };
+        if is_done(out, &exp.name, &cell.hash) {
+            lock.remove()?;
+            continue;
+        }
         let target = cell_dir(out, &exp.name, &cell.hash);
         let staging = target.with_file_name(format!(".{}.copy", cell.hash));
         if staging.exists() {
@@ -199,6 +353,7 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usiz
         copy_dir(&source, &staging)?;
         std::fs::rename(&staging, &target)
             .with_context(|| format!("cannot move {} into place", staging.display()))?;
+        lock.remove()?;
         reused += 1;
     }
     Ok(reused)
@@ -217,4 +372,190 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-cell theory experiment named `t`.
+    fn experiment() -> Experiment {
+        let text = "[experiment]\nname = \"t\"\ntier = \"theory\"\n[matrix]\nk = [2, 4]\n\
+            separation = [0.5]\nseed = [0]\n[params]\np_hard = 0.2\nn_prompts = 8\n\
+            feature_std = 1.0\ntheta0 = [2.0, 0.0]\nk_scan = [1, 2]\nlr = 1.0\nsteps = 2\n\
+            one_step_eta = 0.01\n";
+        crate::config::parse_experiment(text, Path::new("t.toml")).unwrap()
+    }
+
+    fn quiet() -> RunContext {
+        RunContext {
+            quiet: true,
+            ..Default::default()
+        }
+    }
+
+    /// Every entry name directly under `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// A pid no process has now (the highest free one).
+    fn dead_pid() -> u32 {
+        let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        (2..max).rev().find(|&p| !pid_alive(p)).unwrap()
+    }
+
+    #[test]
+    fn a_cell_another_process_runs_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path();
+        let exp = experiment();
+        let (a, b) = (&exp.cells[0].hash, &exp.cells[1].hash);
+        // Another holder (another open of the lock file: to flock, another process).
+        let held_path = lock_path(results, "t", a);
+        std::fs::create_dir_all(results.join("t")).unwrap();
+        let mut held = FileLock::try_acquire(&held_path).unwrap().unwrap();
+        held.write_holder().unwrap();
+        let stats = run_experiment(&exp, results, &quiet()).unwrap();
+        assert_eq!(
+            stats,
+            RunStats {
+                ran: 1,
+                cached: 0,
+                busy: 1
+            }
+        );
+        assert!(!is_done(results, "t", a) && is_done(results, "t", b));
+        assert!(held_path.is_file(), "only its holder removes a lock file");
+        assert!(
+            !lock_path(results, "t", b).exists(),
+            "a finished cell's lock"
+        );
+        // Once the holder is gone the cell runs, and no lock file is left.
+        drop(held);
+        let stats = run_experiment(&exp, results, &quiet()).unwrap();
+        assert_eq!(
+            stats,
+            RunStats {
+                ran: 1,
+                cached: 1,
+                busy: 0
+            }
+        );
+        let mut cells = vec![a.clone(), b.clone()];
+        cells.sort();
+        assert_eq!(names(&results.join("t")), cells);
+    }
+
+    #[test]
+    fn a_cell_being_run_is_not_copied_by_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let exp = experiment();
+        let baseline = dir.path().join("baseline");
+        run_experiment(&exp, &baseline, &quiet()).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("t")).unwrap();
+        let held = FileLock::try_acquire(&lock_path(&out, "t", &exp.cells[0].hash))
+            .unwrap()
+            .unwrap();
+        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
+        assert!(!is_done(&out, "t", &exp.cells[0].hash));
+        drop(held);
+        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
+        assert_eq!(names(&out.join("t")).len(), 2, "no lock file is left");
+    }
+
+    #[test]
+    fn orphans_are_removed_only_from_finished_cells_nobody_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path();
+        let exp = experiment();
+        let (done, todo) = (&exp.cells[0].hash, &exp.cells[1].hash);
+        let t = results.join("t");
+        let write = |rel: &str| {
+            let path = t.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"x").unwrap();
+        };
+        let (dead, me) = (dead_pid(), std::process::id());
+        write(&format!("{done}/cell.json"));
+        write(&format!("{done}/eval.csv"));
+        write(&format!("{done}/.keep"));
+        write(&format!("{done}/.eval.csv.tmp-{dead}-0"));
+        write(&format!("{done}/.summary.json.{dead}.tmp"));
+        write(&format!("{done}/probe-00000000/.gram.f32.{dead}-3.tmp"));
+        write(&format!("{done}/.train_log.csv.{me}-1.tmp")); // its writer runs
+        write(&format!(".tmp-{done}/eval.csv")); // a finished cell's leftover
+        write(&format!(".tmp-{todo}/checkpoint.json")); // a checkpoint to resume
+        write(".tmp-0123456789abcdef/eval.csv"); // a cell no longer listed
+        write(&format!(".lock-{done}"));
+        write(&format!(".lock-{todo}"));
+
+        // A finished cell whose lock is held keeps its temporary.
+        let held = FileLock::try_acquire(&lock_path(results, "t", done))
+            .unwrap()
+            .unwrap();
+        let removed = remove_orphans(&exp, results).unwrap();
+        assert!(t.join(format!(".tmp-{done}")).is_dir());
+        assert!(!t.join(".tmp-0123456789abcdef").exists());
+        assert_eq!(removed.len(), 4, "{removed:?}");
+        drop(held);
+
+        let removed = remove_orphans(&exp, results).unwrap();
+        assert_eq!(removed, vec![t.join(format!(".tmp-{done}"))]);
+        let mut left = vec![
+            done.clone(),
+            format!(".lock-{todo}"),
+            format!(".tmp-{todo}"),
+        ];
+        left.sort();
+        assert_eq!(names(&t), left);
+        assert!(t.join(format!(".tmp-{todo}/checkpoint.json")).is_file());
+        assert_eq!(
+            names(&t.join(done)),
+            [
+                ".keep".to_string(),
+                format!(".train_log.csv.{me}-1.tmp"),
+                "cell.json".into(),
+                "eval.csv".into(),
+                "probe-00000000".into(),
+            ]
+        );
+        assert!(names(&t.join(done).join("probe-00000000")).is_empty());
+
+        // A shard leaves unlisted temporaries alone: another shard may own them.
+        write(".tmp-0123456789abcdef/eval.csv");
+        remove_orphans(&exp.shard(1, 2), results).unwrap();
+        assert!(t.join(".tmp-0123456789abcdef").is_dir());
+    }
+
+    #[test]
+    fn lock_files_are_neither_listed_nor_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path();
+        let exp = experiment();
+        run_experiment(&exp, results, &quiet()).unwrap();
+        let t = results.join("t");
+        let _held = FileLock::try_acquire(&t.join(".lock-0123456789abcdef"))
+            .unwrap()
+            .unwrap();
+        let _other = FileLock::try_acquire(&lock_path(results, "t", &exp.cells[0].hash))
+            .unwrap()
+            .unwrap();
+        assert!(stale_cells(&exp, results).unwrap().is_empty());
+        let n = passk_report::manifest::write_manifest(results).unwrap();
+        let manifest = std::fs::read_to_string(results.join("MANIFEST")).unwrap();
+        assert!(!manifest.contains(".lock-"), "{manifest}");
+        assert_eq!(n, manifest.lines().count());
+        assert!(passk_report::manifest::verify_manifest(results).is_empty());
+    }
 }

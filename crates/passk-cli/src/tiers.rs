@@ -14,6 +14,9 @@ pub struct RunContext {
     pub device: String,
     /// No progress output.
     pub quiet: bool,
+    /// Fail instead of retraining (with a warning) when a cached SFT warm start fails its
+    /// integrity check (`--strict`).
+    pub strict: bool,
 }
 
 impl Default for RunContext {
@@ -22,6 +25,7 @@ impl Default for RunContext {
             cache_dir: PathBuf::from("target/passk-cache"),
             device: "cpu".into(),
             quiet: false,
+            strict: false,
         }
     }
 }

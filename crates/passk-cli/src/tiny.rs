@@ -46,6 +46,7 @@ pub fn run(config: &Map<String, Value>, dir: &Path, ctx: &RunContext) -> Result<
     let options = RunOptions {
         device,
         stop_after: None,
+        strict: ctx.strict,
     };
     let started = Instant::now();
     let mut last = Instant::now();

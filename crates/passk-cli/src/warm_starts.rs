@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use passk_core::stats::{mean, sample_std};
 use passk_policy::DeviceChoice;
 use passk_train::{
-    train_sft_observed, warm_start_profile, warm_start_with, Evaluation, TinyCellConfig,
+    train_sft_observed, warm_start_checked, warm_start_profile, Evaluation, TinyCellConfig,
     ALL_FAMILIES,
 };
 
@@ -74,12 +74,14 @@ fn describe(cfg: &TinyCellConfig) -> String {
 }
 
 /// Trains or loads every warm start of `experiments` (in `cache`, like `passk run`) and prints
-/// its held-out pass@1 per family, then the mean and spread over seeds.
+/// its held-out pass@1 per family, then the mean and spread over seeds. `strict`: a cached warm
+/// start that fails its integrity check is an error, not retrained.
 pub fn profile(
     experiments: &[Experiment],
     cache: &std::path::Path,
     shard: Option<(usize, usize)>,
     quiet: bool,
+    strict: bool,
 ) -> Result<()> {
     let mut out = Vec::new();
     for group in warm_start_groups(experiments, shard)? {
@@ -92,7 +94,8 @@ pub fn profile(
                     cfg.seed
                 );
             }
-            let ws = warm_start_with(&cfg, cache, &DeviceChoice::Cpu.device()?, &mut |_| {})?;
+            let device = DeviceChoice::Cpu.device()?;
+            let ws = warm_start_checked(&cfg, cache, &device, &mut |_| {}, strict)?;
             let e = warm_start_profile(&cfg, &ws.model)?;
             out.push(Profile {
                 label: describe(&cfg),

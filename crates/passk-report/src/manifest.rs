@@ -241,6 +241,26 @@ mod tests {
     }
 
     #[test]
+    fn hidden_lock_files_and_temporaries_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_atomic(&root.join("exp/abc/summary.json"), b"{}").unwrap();
+        for hidden in [
+            "exp/.lock-abc",
+            "exp/.lock-def",
+            "exp/.tmp-def/summary.json",
+            "exp/abc/.summary.json.12-0.tmp",
+        ] {
+            write_atomic(&root.join(hidden), b"pid 1\nhost h\n").unwrap();
+        }
+        assert_eq!(write_manifest(root).unwrap(), 1);
+        let text = std::fs::read_to_string(root.join(MANIFEST)).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.ends_with("  exp/abc/summary.json\n"), "{text}");
+        assert!(verify_manifest(root).is_empty());
+    }
+
+    #[test]
     fn known_sha256() {
         assert_eq!(
             sha256_hex(b"abc"),

@@ -21,7 +21,7 @@ use crate::optim::Optimizer;
 use crate::probe::{probe, probe_dir, write_probe, ProbeSet};
 use crate::progress::{Phase, Progress};
 use crate::rl::{rl_step, TrainLogRow};
-use crate::sft::warm_start_with;
+use crate::sft::warm_start_checked;
 use crate::streams;
 
 /// Name of the per-step RL log in the cell directory.
@@ -43,14 +43,18 @@ pub struct RunOptions {
     /// Return (without finishing) once this many RL steps are done: a test hook that simulates
     /// a kill. The work since the last checkpoint is lost, as in a real kill.
     pub stop_after: Option<u64>,
+    /// Fail (instead of warning and retraining) when the cached warm start fails its integrity
+    /// check (see [`crate::warm_start_checked`]).
+    pub strict: bool,
 }
 
 impl Default for RunOptions {
-    /// CPU, run to the end.
+    /// CPU, run to the end, retrain a damaged cached warm start.
     fn default() -> Self {
         Self {
             device: Device::Cpu,
             stop_after: None,
+            strict: false,
         }
     }
 }
@@ -205,7 +209,7 @@ pub fn run_tiny_cell_with(
         }
         (model, opt, state, Some(pointer.step))
     } else {
-        let ws = warm_start_with(cfg, cache_dir, device, progress)?;
+        let ws = warm_start_checked(cfg, cache_dir, device, progress, options.strict)?;
         let opt = Optimizer::new(cfg.rl.optimizer, cfg.rl.lr, &ws.model.params())?;
         let state = State {
             train_log: Vec::new(),

@@ -243,14 +243,19 @@ impl TinyCellConfig {
     /// SHA-256 (hex, first 16 characters) of exactly the fields that determine the warm start:
     /// model, mixture, seed and sft. Cells that differ only in RL or evaluation share it.
     pub fn sft_hash(&self) -> String {
-        let key = SftKey {
+        let json = serde_json::to_string(&self.sft_key()).expect("config serialises to JSON");
+        hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
+    }
+
+    /// The fields [`Self::sft_hash`] hashes (model, mixture, seed, sft), serialisable: recorded
+    /// beside a cached warm start so a load can check what it was trained from.
+    pub(crate) fn sft_key(&self) -> impl Serialize + '_ {
+        SftKey {
             model: &self.model,
             mixture: &self.mixture,
             seed: self.seed,
             sft: &self.sft,
-        };
-        let json = serde_json::to_string(&key).expect("config serialises to JSON");
-        hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
+        }
     }
 
     /// SHA-256 (hex, first 16 characters) of the fields that determine SFT stage 1: model,

@@ -55,6 +55,30 @@ pub enum TrainError {
         /// What mismatched.
         detail: String,
     },
+    /// A lock file could not be locked (see [`crate::lock`]): the filesystem may lack lock
+    /// support.
+    #[error(
+        "cannot lock {path}: {source}; the filesystem must support flock (on NFS, POSIX or \
+         NFSv4 byte-range locks): put --results and --cache on a local disk"
+    )]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A cached SFT warm start failed its integrity check (checksum, config or non-finite
+    /// weights) and strict checking forbids retraining it.
+    #[error(
+        "cached warm start {path} failed its integrity check: {detail}; delete it (and its .json \
+         sidecar) to retrain it, or run without --strict to retrain it automatically"
+    )]
+    WarmStart {
+        /// The cached weights.
+        path: PathBuf,
+        /// What did not match.
+        detail: String,
+    },
     /// The loss or gradient became non-finite.
     #[error("training diverged at {phase} step {step}: {detail}; lower the learning rate")]
     Diverged {

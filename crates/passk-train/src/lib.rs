@@ -13,6 +13,8 @@
 //!   Llama/Qwen2-family model (SmolLM2) with the same RL code, generic over
 //!   [`passk_policy::Policy`] and [`PromptCodec`].
 //! - [`Optimizer`] is AdamW or SGD over name-sorted parameters with savable state.
+//! - [`FileLock`] ([`lock`]) keeps two processes from running one cell or training one warm
+//!   start at once.
 //!
 //! Every random draw comes from `passk_core::rng::seeded(seed, stream)` with the stream ids of
 //! [`streams`], so the same config gives bit-identical weights and logs (apart from the
@@ -25,6 +27,7 @@ mod error;
 mod eval;
 mod files;
 pub mod lm;
+pub mod lock;
 mod optim;
 mod probe;
 mod progress;
@@ -39,6 +42,7 @@ pub use cell::{
 pub use config::{CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig};
 pub use error::{Result, TrainError};
 pub use eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, ALL_FAMILIES};
+pub use lock::FileLock;
 pub use optim::{Optimizer, ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, ADAMW_WEIGHT_DECAY};
 pub use probe::{
     probe, probe_block_label, probe_dir, probe_gram_rows, probe_groups, probe_prompt_rows,
@@ -52,8 +56,8 @@ pub use rl::{
     apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow,
 };
 pub use sft::{
-    train_sft, train_sft_observed, warm_start, warm_start_path, warm_start_with, SftLogRow,
-    WarmStart, SFT_CLIP,
+    remove_orphaned_cache_temporaries, train_sft, train_sft_observed, warm_start,
+    warm_start_checked, warm_start_path, warm_start_with, SftLogRow, WarmStart, SFT_CLIP,
 };
 
 /// Stream ids (first element of every `seeded(seed, stream)` path) of the random draws.

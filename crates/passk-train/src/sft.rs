@@ -1,4 +1,11 @@
 //! Supervised warm start (two stages) and its on-disk cache.
+//!
+//! The cache holds, per warm start, `sft-<hash>.safetensors` (the weights), `sft-<hash>.csv`
+//! (the loss log) and `sft-<hash>.json` (the sidecar: sha256 of the weights and the config
+//! fields they were trained from), and per shared stage 1 `sft1-<hash>.{safetensors,
+//! optimizer.safetensors,csv}`. Writers hold `.sft-<hash>.lock` (and `.sft1-<hash>.lock`), see
+//! [`crate::lock`]. A load checks the sidecar (when present) and that every weight is finite;
+//! a failed check retrains with a warning, or fails when strict.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,10 +15,12 @@ use passk_core::rng::seeded;
 use passk_policy::{clip_grad_norm, Gpt};
 use passk_tasks::{Mixture, Split};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::batch::{weighted_logprob_sum, Vocab};
-use crate::config::{OptimizerKind, TinyCellConfig};
+use crate::config::{hex, OptimizerKind, TinyCellConfig};
 use crate::error::{io_err, Result, TrainError};
+use crate::lock::{pid_alive, temp_writer_pid, FileLock};
 use crate::optim::Optimizer;
 use crate::progress::{Phase, Progress};
 use crate::streams;
@@ -89,7 +98,14 @@ fn train_sft_stages(
     let mut opt = Optimizer::new(OptimizerKind::Adamw, cfg.sft.lr, &model.params())?;
     let mut log = Vec::new();
     let mut skip_stage1 = false;
+    // Held from the cache check until stage 1 is saved (or loaded): processes training
+    // different q of one seed train the shared stage 1 once.
+    let mut stage1_lock = None;
     if let Some(dir) = stage1_cache {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        stage1_lock = Some(FileLock::acquire(
+            &dir.join(format!(".sft1-{}.lock", cfg.sft_stage1_hash())),
+        )?);
         let [model_path, opt_path, log_path] = stage1_paths(cfg, dir);
         // The model file is renamed into place last, so its presence means all three exist.
         if model_path.exists() {
@@ -98,6 +114,7 @@ fn train_sft_stages(
             opt.load(&opt_path)?;
             log = crate::files::read_csv(&log_path)?;
             skip_stage1 = true;
+            drop(stage1_lock.take());
         }
     }
     let params = model.params();
@@ -168,6 +185,7 @@ fn train_sft_stages(
         });
         if let (1, Some(dir)) = (stage, stage1_cache) {
             save_stage1(cfg, dir, &model, &opt, &log)?;
+            drop(stage1_lock.take());
         }
     }
     Ok((model, log))
@@ -216,33 +234,89 @@ pub fn warm_start_path(cfg: &TinyCellConfig, cache_dir: &Path) -> PathBuf {
     cache_dir.join(format!("sft-{}.safetensors", cfg.sft_hash()))
 }
 
+/// The integrity sidecar of a cached warm start: `<cache_dir>/sft-<sft_hash>.json`.
+fn sidecar_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+/// `sft-<hash>.json`: what a cached warm start's bytes and configuration must be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct WarmStartRecord {
+    /// Lower-case hex sha256 of the `.safetensors` file.
+    sha256: String,
+    /// [`TinyCellConfig::sft_hash`] of the config it was trained from.
+    sft_hash: String,
+    /// The fields that hash hashes (model, mixture, seed, sft).
+    config: serde_json::Value,
+}
+
+impl WarmStartRecord {
+    fn new(cfg: &TinyCellConfig, weights: &[u8]) -> Self {
+        Self {
+            sha256: hex(&Sha256::digest(weights)),
+            sft_hash: cfg.sft_hash(),
+            config: serde_json::to_value(cfg.sft_key()).expect("config serialises to JSON"),
+        }
+    }
+}
+
 /// The warm-started model of `cfg` on the CPU, trained once and cached in `cache_dir`.
 pub fn warm_start(cfg: &TinyCellConfig, cache_dir: &Path) -> Result<Gpt> {
     Ok(warm_start_with(cfg, cache_dir, &Device::Cpu, &mut |_| {})?.model)
 }
 
-/// The warm-started model of `cfg`: loaded from `<cache_dir>/sft-<hash>.safetensors` when that
-/// exists, otherwise trained with [`train_sft`] and saved there atomically (with its loss log
-/// beside it as `sft-<hash>.csv`).
+/// [`warm_start_checked`] that retrains (with a warning on stderr) a cached warm start that
+/// fails its integrity check.
 pub fn warm_start_with(
     cfg: &TinyCellConfig,
     cache_dir: &Path,
     device: &Device,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<WarmStart> {
+    warm_start_checked(cfg, cache_dir, device, progress, false)
+}
+
+/// The warm-started model of `cfg`: loaded from `<cache_dir>/sft-<hash>.safetensors` when that
+/// exists and passes its integrity check, otherwise trained with [`train_sft`] and saved there
+/// atomically (with its loss log beside it as `sft-<hash>.csv` and its sidecar as
+/// `sft-<hash>.json`).
+///
+/// The whole check-train-save runs under `<cache_dir>/.sft-<hash>.lock`, so a warm start that
+/// several processes need at once is trained by one of them while the others wait, then load
+/// it. The check: the sha256 of the file and the config in the sidecar must match, and every
+/// weight must be finite (also for a file without sidecar, which is then given one). A failed
+/// check is an error when `strict`; otherwise a warning on stderr, and the warm start is
+/// retrained (bit-identical to a first training: the same config gives the same weights).
+pub fn warm_start_checked(
+    cfg: &TinyCellConfig,
+    cache_dir: &Path,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress),
+    strict: bool,
+) -> Result<WarmStart> {
     cfg.validate()?;
     let start = Instant::now();
     let path = warm_start_path(cfg, cache_dir);
-    if path.exists() {
-        let model = Gpt::from_checkpoint(cfg.gpt_config()?, &path, device)?;
-        return Ok(WarmStart {
-            model,
-            path,
-            reused: true,
-            seconds: start.elapsed().as_secs_f64(),
-        });
-    }
     std::fs::create_dir_all(cache_dir).map_err(io_err(cache_dir))?;
+    let _lock = FileLock::acquire(&cache_dir.join(format!(".sft-{}.lock", cfg.sft_hash())))?;
+    if path.exists() {
+        match load_checked(cfg, &path, device)? {
+            Ok(model) => {
+                return Ok(WarmStart {
+                    model,
+                    path,
+                    reused: true,
+                    seconds: start.elapsed().as_secs_f64(),
+                })
+            }
+            Err(detail) if strict => return Err(TrainError::WarmStart { path, detail }),
+            Err(detail) => eprintln!(
+                "warning: cached warm start {} failed its integrity check: {detail}; \
+                 retraining it",
+                path.display()
+            ),
+        }
+    }
     let (model, log) =
         train_sft_stages(
             cfg,
@@ -255,16 +329,141 @@ pub fn warm_start_with(
     crate::files::write_csv_atomic(&csv_path, &log)?;
     let tmp = unique_tmp(&path);
     model.save(&tmp)?;
+    let saved = std::fs::read(&tmp).map_err(io_err(&tmp));
+    let record = match saved {
+        Ok(bytes) => WarmStartRecord::new(cfg, &bytes),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     std::fs::rename(&tmp, &path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         io_err(&path)(e)
     })?;
+    crate::files::write_json_atomic(&sidecar_path(&path), &record)?;
     Ok(WarmStart {
         model,
         path,
         reused: false,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Loads the cached warm start at `path` if it passes its integrity check; `Ok(Err(why))`
+/// when it does not. A file without sidecar that passes is given one.
+fn load_checked(
+    cfg: &TinyCellConfig,
+    path: &Path,
+    device: &Device,
+) -> Result<std::result::Result<Gpt, String>> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let found = WarmStartRecord::new(cfg, &bytes);
+    let sidecar = sidecar_path(path);
+    let recorded = if sidecar.exists() {
+        match crate::files::read_json::<WarmStartRecord>(&sidecar) {
+            Ok(r) => Some(r),
+            Err(e) => return Ok(Err(format!("its sidecar is unreadable ({e})"))),
+        }
+    } else {
+        None
+    };
+    if let Some(r) = &recorded {
+        if r.sft_hash != found.sft_hash || r.config != found.config {
+            return Ok(Err(format!(
+                "{} records config {} but this config hashes to {}",
+                sidecar.display(),
+                r.sft_hash,
+                found.sft_hash
+            )));
+        }
+        if r.sha256 != found.sha256 {
+            return Ok(Err(format!(
+                "its sha256 is {} but {} records {}",
+                found.sha256,
+                sidecar.display(),
+                r.sha256
+            )));
+        }
+    }
+    let model = match Gpt::from_checkpoint(cfg.gpt_config()?, path, device) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(format!("it does not load ({e})"))),
+    };
+    if let Some(name) = first_non_finite(&model)? {
+        return Ok(Err(format!(
+            "weight `{name}` holds a NaN or infinite value"
+        )));
+    }
+    if recorded.is_none() {
+        // An older cache entry (or a committed warm start): later loads verify against this.
+        crate::files::write_json_atomic(&sidecar, &found)?;
+    }
+    Ok(Ok(model))
+}
+
+/// The name of the first parameter of `model` holding a NaN or infinity.
+fn first_non_finite(model: &Gpt) -> Result<Option<String>> {
+    for (name, var) in model.params() {
+        let values = var
+            .as_tensor()
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        if values.iter().any(|v| !v.is_finite()) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// Removes the leftover temporaries of warm-start writers that died: hidden files in
+/// `cache_dir` named as this crate writes temporaries of `sft-<hash>.*` and `sft1-<hash>.*`
+/// (see [`temp_writer_pid`]) whose writer pid no longer runs on this machine and whose lock
+/// (`.sft-<hash>.lock`, `.sft1-<hash>.lock`) nobody holds. Nothing else is touched. Returns the
+/// files removed.
+pub fn remove_orphaned_cache_temporaries(cache_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(cache_dir) else {
+        return Ok(removed);
+    };
+    let mut candidates = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(cache_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_writer_pid(&name) else {
+            continue;
+        };
+        let body = name.trim_start_matches('.');
+        let Some((prefix, rest)) = body
+            .strip_prefix("sft-")
+            .map(|r| ("sft", r))
+            .or_else(|| body.strip_prefix("sft1-").map(|r| ("sft1", r)))
+        else {
+            continue;
+        };
+        let hash = rest.split('.').next().unwrap_or_default();
+        let is_file = entry.file_type().map_err(io_err(cache_dir))?.is_file();
+        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || !is_file {
+            continue;
+        }
+        candidates.push((entry.path(), pid, format!(".{prefix}-{hash}.lock")));
+    }
+    candidates.sort();
+    for (path, pid, lock) in candidates {
+        if pid_alive(pid) {
+            continue;
+        }
+        let Some(_held) = FileLock::try_acquire(&cache_dir.join(lock))? else {
+            continue;
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -356,7 +555,213 @@ mod tests {
         assert_eq!(at_four.unwrap(), flat_weights(&direct));
     }
 
-    fn flat_weights(model: &Gpt) -> Vec<(String, Vec<f32>)> {
+    /// Every parameter's name and values.
+    type Weights = Vec<(String, Vec<f32>)>;
+
+    /// Runs `warm_start_with` for each config on its own thread, all starting together, and
+    /// returns per thread whether it was reused, the SFT phases it trained, and its weights.
+    fn concurrent_warm_starts(
+        cfgs: &[TinyCellConfig],
+        cache: &Path,
+    ) -> Vec<(bool, Vec<Phase>, Weights)> {
+        let barrier = std::sync::Barrier::new(cfgs.len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = cfgs
+                .iter()
+                .map(|cfg| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let mut phases = Vec::new();
+                        barrier.wait();
+                        let ws = warm_start_with(cfg, cache, &Device::Cpu, &mut |p| {
+                            if !phases.contains(&p.phase) {
+                                phases.push(p.phase)
+                            }
+                        })
+                        .unwrap();
+                        (ws.reused, phases, flat_weights(&ws.model))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn a_warm_start_needed_twice_at_once_is_trained_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let runs = concurrent_warm_starts(&[cfg.clone(), cfg.clone()], dir.path());
+        let trained: Vec<_> = runs.iter().filter(|r| !r.1.is_empty()).collect();
+        assert_eq!(trained.len(), 1, "trained by more than one thread");
+        assert_eq!(runs.iter().filter(|r| !r.0).count(), 1);
+        assert_eq!(runs[0].2, runs[1].2, "both threads got the same weights");
+        let (alone, _) = train_sft(&cfg, &Device::Cpu, &mut |_| {}).unwrap();
+        assert_eq!(runs[0].2, flat_weights(&alone), "locking changed no number");
+        // Two q of one seed share stage 1: it is trained once, each stage 2 once.
+        let other = tempfile::tempdir().unwrap();
+        let mut control = cfg.clone();
+        control.mixture.cue_reliability = 1.0;
+        let runs = concurrent_warm_starts(&[cfg.clone(), control.clone()], other.path());
+        let stage1 = runs.iter().filter(|r| r.1.contains(&Phase::Sft1)).count();
+        assert_eq!(stage1, 1, "stage 1 trained by more than one thread");
+        assert!(runs.iter().all(|r| !r.0 && r.1.contains(&Phase::Sft2)));
+        assert_eq!(runs[0].2, flat_weights(&alone));
+        let (control_alone, _) = train_sft(&control, &Device::Cpu, &mut |_| {}).unwrap();
+        assert_eq!(runs[1].2, flat_weights(&control_alone));
+    }
+
+    /// The strict-mode error's detail, or a panic.
+    fn strict_failure(cfg: &TinyCellConfig, cache: &Path) -> String {
+        match warm_start_checked(cfg, cache, &Device::Cpu, &mut |_| {}, true) {
+            Err(TrainError::WarmStart { detail, .. }) => detail,
+            Err(e) => panic!("expected an integrity failure, got {e}"),
+            Ok(_) => panic!("a damaged warm start was accepted"),
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_cached_warm_start_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let a = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
+        let original = std::fs::read(&a.path).unwrap();
+        let sidecar = a.path.with_extension("json");
+        let record: WarmStartRecord = crate::files::read_json(&sidecar).unwrap();
+        assert_eq!(record, WarmStartRecord::new(&cfg, &original));
+        assert_eq!(record.sft_hash, cfg.sft_hash());
+        // The lowest byte of the last weight: still a finite number, so only the sha256 sees it.
+        let mut damaged = original.clone();
+        let at = damaged.len() - 4;
+        damaged[at] ^= 0x01;
+        std::fs::write(&a.path, &damaged).unwrap();
+        let detail = strict_failure(&cfg, dir.path());
+        assert!(detail.contains("sha256"), "{detail}");
+        assert_eq!(
+            std::fs::read(&a.path).unwrap(),
+            damaged,
+            "strict changed nothing"
+        );
+        // By default: a warning, then the same weights retrained.
+        let mut trained = false;
+        let b = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |p| {
+            trained |= p.phase == Phase::Sft2
+        })
+        .unwrap();
+        assert!(!b.reused && trained);
+        assert_same_weights(&a.model, &b.model);
+        assert_eq!(std::fs::read(&a.path).unwrap(), original);
+        assert_eq!(
+            crate::files::read_json::<WarmStartRecord>(&sidecar).unwrap(),
+            record
+        );
+        assert!(
+            warm_start_checked(&cfg, dir.path(), &Device::Cpu, &mut |_| {}, true)
+                .unwrap()
+                .reused
+        );
+        // A sidecar of another config is caught as well.
+        let mut wrong = record.clone();
+        wrong.sft_hash = "0123456789abcdef".into();
+        crate::files::write_json_atomic(&sidecar, &wrong).unwrap();
+        let detail = strict_failure(&cfg, dir.path());
+        assert!(detail.contains("0123456789abcdef"), "{detail}");
+    }
+
+    #[test]
+    fn a_non_finite_weight_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let a = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
+        let original = std::fs::read(&a.path).unwrap();
+        let sidecar = a.path.with_extension("json");
+        let poisoned =
+            Gpt::from_checkpoint(cfg.gpt_config().unwrap(), &a.path, &Device::Cpu).unwrap();
+        let (name, var) = poisoned.params().swap_remove(0);
+        var.set(&var.as_tensor().affine(1.0, f64::NAN).unwrap())
+            .unwrap();
+        poisoned.save(&a.path).unwrap();
+        // A sidecar that matches the poisoned bytes does not make them acceptable.
+        let bytes = std::fs::read(&a.path).unwrap();
+        crate::files::write_json_atomic(&sidecar, &WarmStartRecord::new(&cfg, &bytes)).unwrap();
+        let detail = strict_failure(&cfg, dir.path());
+        assert!(detail.contains(&name) && detail.contains("NaN"), "{detail}");
+        // Without sidecar (an older cache entry) it is rejected too, and retrained by default.
+        std::fs::remove_file(&sidecar).unwrap();
+        let detail = strict_failure(&cfg, dir.path());
+        assert!(detail.contains("NaN"), "{detail}");
+        assert!(
+            !sidecar.exists(),
+            "no sidecar is written for rejected weights"
+        );
+        let b = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
+        assert!(!b.reused);
+        assert_same_weights(&a.model, &b.model);
+        assert_eq!(std::fs::read(&a.path).unwrap(), original);
+    }
+
+    #[test]
+    fn a_warm_start_without_sidecar_is_loaded_and_given_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+        let a = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
+        let sidecar = a.path.with_extension("json");
+        let written = std::fs::read(&sidecar).unwrap();
+        std::fs::remove_file(&sidecar).unwrap();
+        let b = warm_start_checked(&cfg, dir.path(), &Device::Cpu, &mut |_| {}, true).unwrap();
+        assert!(b.reused);
+        assert_same_weights(&a.model, &b.model);
+        assert_eq!(std::fs::read(&sidecar).unwrap(), written);
+    }
+
+    #[test]
+    fn only_temporaries_of_dead_warm_start_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let _serial = crate::lock::spawn_guard();
+        // A pid that no process has now: the highest free one.
+        let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let dead = (2..pid_max).rev().find(|&p| !pid_alive(p)).unwrap();
+        let me = std::process::id();
+        let h = "0123456789abcdef";
+        let removed = [
+            format!(".sft-{h}.safetensors.{dead}-0.tmp"),
+            format!(".sft-{h}.csv.tmp-{dead}-1"),
+            format!("..sft-{h}.safetensors.{dead}-0.tmp.tmp-{dead}"),
+            format!(".sft1-{h}.optimizer.safetensors.{dead}-2.tmp"),
+        ];
+        let kept = [
+            format!(".sft-{h}.safetensors.{me}-0.tmp"), // a live writer
+            format!(".sft-fedcba9876543210.safetensors.{dead}-0.tmp"), // its lock is held
+            format!(".other.{dead}.tmp"),
+            format!("sft-{h}.safetensors"),
+            format!("sft-{h}.json"),
+            format!(".sft-{h}.lock"),
+            format!(".sft-{h}.weird"),
+        ];
+        for name in removed.iter().chain(&kept) {
+            std::fs::write(cache.join(name), b"x").unwrap();
+        }
+        let held = FileLock::acquire(&cache.join(".sft-fedcba9876543210.lock")).unwrap();
+        let out = std::thread::scope(|s| {
+            s.spawn(|| remove_orphaned_cache_temporaries(cache).unwrap())
+                .join()
+                .unwrap()
+        });
+        drop(held);
+        let mut expect: Vec<PathBuf> = removed.iter().map(|n| cache.join(n)).collect();
+        expect.sort();
+        assert_eq!(out, expect);
+        for name in &kept {
+            assert!(cache.join(name).exists(), "{name} was removed");
+        }
+    }
+
+    fn flat_weights(model: &Gpt) -> Weights {
         model
             .params()
             .iter()

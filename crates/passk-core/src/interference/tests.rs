@@ -238,9 +238,9 @@ fn gram_round_trips_through_its_f32_file_form() {
     assert_eq!(bytes.len(), 4 * 6);
     assert_eq!(&bytes[4..8], &(-0.25f32).to_le_bytes());
     let back = Gram::from_upper_f32_le(&bytes).unwrap();
-    for i in 0..3 {
-        for j in 0..3 {
-            assert_eq!(back.get(i, j), f64::from(values[i][j] as f32));
+    for (i, row) in values.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            assert_eq!(back.get(i, j), f64::from(*v as f32));
         }
     }
     assert!(Gram::from_upper_f32_le(&bytes[..20]).is_none());
