@@ -45,7 +45,14 @@ pub fn recompute(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
         passk,
         &gate,
         // --strict: a committed warm start that fails its integrity check stops the gate.
-        &["--results", &results, "--cache", &cache, "--quiet", "--strict"],
+        &[
+            "--results",
+            &results,
+            "--cache",
+            &cache,
+            "--quiet",
+            "--strict",
+        ],
     )
     .context("the gate's experiments did not run (messages above)")?;
     let trained = trained_warm_starts(&scratch.join("cache"))?;
