@@ -121,11 +121,16 @@ pub fn curve(
         bail!("--curve needs at least one step count, e.g. --curve 500,600,700");
     };
     let mut out = Vec::new();
+    // Warm starts that differ only in stage-1 length or stage 2 share one curve.
+    let mut curves = std::collections::BTreeSet::new();
     for group in warm_start_groups(experiments, shard)? {
         let mut cfg = group[0].clone();
         cfg.mixture.cue_reliability = 1.0;
         cfg.sft.stage1_steps = last;
         cfg.sft.stage2_steps = 0;
+        if !curves.insert(cfg.sft_stage1_hash()) {
+            continue;
+        }
         if !quiet {
             eprintln!("stage-1 curve of seed {} up to {last} steps", cfg.seed);
         }
