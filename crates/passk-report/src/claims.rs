@@ -303,11 +303,7 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
 
 /// Difference-in-differences over seeds: the selection must hold one objective and two q.
 fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String> {
-    let objectives: std::collections::BTreeSet<&str> =
-        selected.iter().map(|c| c.objective.as_str()).collect();
-    let mut qs: Vec<f64> = selected.iter().map(|c| c.q).collect();
-    qs.sort_by(f64::total_cmp);
-    qs.dedup();
+    let (objectives, qs) = objectives_and_qs(selected);
     if objectives.len() != 1 || qs.len() != 2 {
         return Err(format!(
             "a difference-in-differences needs one objective and two q values; the selection \
@@ -344,6 +340,17 @@ fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String
     Ok(measured(claim, value, Some(interval), selected.len()))
 }
 
+/// The distinct objectives and the distinct q values (ascending) of `selected`.
+fn objectives_and_qs<'a>(
+    selected: &[&'a TinyCell],
+) -> (std::collections::BTreeSet<&'a str>, Vec<f64>) {
+    let objectives = selected.iter().map(|c| c.objective.as_str()).collect();
+    let mut qs: Vec<f64> = selected.iter().map(|c| c.q).collect();
+    qs.sort_by(f64::total_cmp);
+    qs.dedup();
+    (objectives, qs)
+}
+
 /// The verdict of a statistic that could be computed.
 fn measured(claim: &Claim, value: f64, interval: Option<(f64, f64)>, cells: usize) -> Verdict {
     Verdict {
@@ -359,11 +366,7 @@ fn measured(claim: &Claim, value: f64, interval: Option<(f64, f64)>, cells: usiz
 /// Dose-response over seeds: each seed's least-squares slope of the change of pass@1 on q
 /// (the selection must hold one objective and at least three q values, every seed at each).
 fn evaluate_trend(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String> {
-    let objectives: std::collections::BTreeSet<&str> =
-        selected.iter().map(|c| c.objective.as_str()).collect();
-    let mut qs: Vec<f64> = selected.iter().map(|c| c.q).collect();
-    qs.sort_by(f64::total_cmp);
-    qs.dedup();
+    let (objectives, qs) = objectives_and_qs(selected);
     if objectives.len() != 1 || qs.len() < 3 {
         return Err(format!(
             "a trend needs one objective and at least three q values; the selection has \

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use passk_core::stats::{mean, sample_std, t_interval};
 
 use crate::error::ReportError;
-use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
+use crate::plot::{Chart, Figure, Legend, Mark, Series};
 use crate::tables::{fmt_f, Table};
-use crate::theory::write_sidecar;
-use crate::tiny::{objective_k, TinyCell};
+use crate::theory::{render_with_sidecar, write_sidecar};
+use crate::tiny::{objective_k, objectives as sorted_objectives, qs as sorted_qs, TinyCell};
 
 /// The family whose other-format answers measure hedging: forward prompts answered reversed.
 const FORWARD: &str = "addition";
@@ -28,7 +28,7 @@ pub fn display_name(spec: &str) -> String {
 }
 
 /// Mean and 95% Student-t interval (the mean twice with fewer than two values).
-fn mean_ci(v: &[f64]) -> (f64, (f64, f64)) {
+pub(crate) fn mean_ci(v: &[f64]) -> (f64, (f64, f64)) {
     let m = mean(v);
     (m, t_interval(v, 0.95).map_or((m, m), |i| (i.lo, i.hi)))
 }
@@ -48,20 +48,6 @@ fn q_label(cells: &[TinyCell]) -> String {
     } else {
         "cue reliability q (q = 1: control)".into()
     }
-}
-
-fn sorted_qs(cells: &[TinyCell]) -> Vec<f64> {
-    let mut v: Vec<f64> = cells.iter().map(|c| c.q).collect();
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    v
-}
-
-fn sorted_objectives(cells: &[TinyCell]) -> Vec<String> {
-    let mut v: Vec<String> = cells.iter().map(|c| c.objective.clone()).collect();
-    v.sort_by_key(|n| (objective_k(n), n.clone()));
-    v.dedup();
-    v
 }
 
 fn group<'a>(cells: &'a [TinyCell], q: f64, objective: &str) -> Vec<&'a TinyCell> {
@@ -171,15 +157,7 @@ pub fn render_dose(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
         panels: vec![p1, pk],
     };
     let caption = "Change from the warm start of held-out pass@1 (left) and of pass@k at the objective's k (right) against the cue reliability q: mean over seeds with 95% Student-t intervals; objectives are drawn side by side at each q. Below zero the objective lowered the measure.";
-    let files = render_figure(&figure, out_dir)?;
-    paths.extend(write_sidecar(
-        out_dir,
-        "delta_vs_q",
-        "figure",
-        caption,
-        &files,
-        hashes(),
-    )?);
+    paths.extend(render_with_sidecar(&figure, out_dir, caption, hashes())?);
 
     // Per-family pass@1 over training, bands over seeds.
     for family in FAMILIES {
@@ -238,15 +216,7 @@ pub fn render_dose(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
         let caption = format!(
             "Held-out pass@1 of the {family} family over RL steps, one panel per q, one line per objective: mean over seeds with a 95% Student-t band."
         );
-        let files = render_figure(&figure, out_dir)?;
-        paths.extend(write_sidecar(
-            out_dir,
-            &stem,
-            "figure",
-            &caption,
-            &files,
-            hashes(),
-        )?);
+        paths.extend(render_with_sidecar(&figure, out_dir, &caption, hashes())?);
     }
 
     paths.extend(render_hedging(cells, &objectives, out_dir, x_range)?);
@@ -292,15 +262,7 @@ fn render_hedging(
     };
     let caption = "Share of the forward (addition) prompts' held-out samples that gave the reversed answer, at the end of RL per objective and at the warm start (grey), against q: mean over seeds with 95% Student-t intervals. A pass@k objective that hedges raises it.";
     let mut paths = Vec::new();
-    let files = render_figure(&figure, out_dir)?;
-    paths.extend(write_sidecar(
-        out_dir,
-        "hedging",
-        "figure",
-        caption,
-        &files,
-        hashes(),
-    )?);
+    paths.extend(render_with_sidecar(&figure, out_dir, caption, hashes())?);
 
     let mut table = Table::new(
         "hedging",

@@ -5,14 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use passk_core::stats::{mean, t_interval};
-
 use crate::claims::RF_BLOCK;
-use crate::dose::display_name;
+use crate::dose::{display_name, mean_ci};
 use crate::error::ReportError;
-use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series, XScale};
+use crate::plot::{Chart, Figure, Legend, Mark, Series, XScale};
 use crate::probe::{ProbeCell, ProbeStep, GLOBAL_BLOCK};
-use crate::theory::write_sidecar;
+use crate::theory::render_with_sidecar;
 use crate::tiny::objective_k;
 
 /// One line of a panel: the inner products of `block` at each k over several seeds' probes.
@@ -31,9 +29,9 @@ fn pooled_series(label: String, steps: &[&ProbeStep], block: &str, color: usize)
     let mut points = Vec::new();
     let mut intervals = Vec::new();
     for (k, v) in &by_k {
-        let m = mean(v);
+        let (m, ci) = mean_ci(v);
         points.push((f64::from(*k), m));
-        intervals.push(t_interval(v, 0.95).map_or((m, m), |i| (i.lo, i.hi)));
+        intervals.push(ci);
     }
     Some(
         Series::new(
@@ -114,8 +112,7 @@ pub fn render_pooled(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>
         let caption = format!(
             "The gradient probe's ⟨∇J_k, ∇J_1⟩ against k for {what}, one panel per q: at the warm start (grey, one probe per seed) and after RL with each objective; mean over seeds with a 95% Student-t band over seeds. Below zero: a pass@k step lowers pass@1 to first order."
         );
-        let files = render_figure(&figure, out_dir)?;
-        paths.extend(write_sidecar(out_dir, stem, "figure", &caption, &files, hashes.clone())?);
+        paths.extend(render_with_sidecar(&figure, out_dir, &caption, hashes.clone())?);
     }
     Ok(paths)
 }

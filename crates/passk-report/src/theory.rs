@@ -67,6 +67,17 @@ fn write_sources(
     write_sidecar(out_dir, name, kind, caption, files, hashes)
 }
 
+/// Renders `figure` into `out_dir` and writes its `.sources.json` sidecar; returns all paths.
+pub(crate) fn render_with_sidecar(
+    figure: &crate::plot::Figure,
+    out_dir: &Path,
+    caption: &str,
+    hashes: BTreeSet<String>,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let files = crate::plot::render_figure(figure, out_dir)?;
+    write_sidecar(out_dir, &figure.stem, "figure", caption, &files, hashes)
+}
+
 /// Writes `<name>.sources.json` for outputs `files` made from the cells `hashes`; returns
 /// `files` plus the sidecar.
 pub(crate) fn write_sidecar(

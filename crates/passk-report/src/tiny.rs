@@ -117,7 +117,7 @@ pub fn load_tiny_cells(experiment_dir: &Path) -> Result<Vec<TinyCell>, ReportErr
 }
 
 /// Objectives in a stable order: pass@1 objectives first, then by k, then by name.
-fn objectives(cells: &[TinyCell]) -> Vec<String> {
+pub(crate) fn objectives(cells: &[TinyCell]) -> Vec<String> {
     let mut names: Vec<String> = cells
         .iter()
         .map(|c| c.objective.clone())
@@ -128,7 +128,8 @@ fn objectives(cells: &[TinyCell]) -> Vec<String> {
     names
 }
 
-fn qs(cells: &[TinyCell]) -> Vec<f64> {
+/// The distinct q values of `cells`, ascending.
+pub(crate) fn qs(cells: &[TinyCell]) -> Vec<f64> {
     let mut v: Vec<f64> = cells.iter().map(|c| c.q).collect();
     v.sort_by(f64::total_cmp);
     v.dedup();
