@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+mod bench;
 mod gate;
 
 const USAGE: &str = "\
@@ -36,6 +37,12 @@ cargo xtask <command>
   bench                          the criterion benchmarks (verifier throughput, policy
                                  forward/backward, sampling, matmul GFLOP/s); set
                                  CANDLE_NUM_THREADS/RAYON_NUM_THREADS to pin threads
+  bench --peer [--rounds 3] [--reps 9] [--threads 1,2] [--python PATH]
+                                 step times of the tiny engine (policy benches, tiny-core's
+                                 SFT and RL steps) beside PyTorch eager on the same shapes
+                                 (bench/torch_peer.py), alternating the two each round, as
+                                 one table of medians and ratios; finds torch in
+                                 $PASSK_TORCH_PYTHON, target/torch-venv or python3
   help                           this text
 
 Options: --cuda builds passk with CUDA (`--features cuda`; needs nvcc).
@@ -79,6 +86,9 @@ fn main() -> Result<()> {
         ["bench"] => {
             cmd!(sh, "cargo bench -p passk-tasks -p passk-policy").run()?;
             Ok(())
+        }
+        ["bench", "--peer", rest @ ..] => {
+            bench::peer(&sh, &project_root(), &bench::PeerOptions::parse(rest)?)
         }
         [] | ["help"] | ["--help"] | ["-h"] => {
             print!("{USAGE}");

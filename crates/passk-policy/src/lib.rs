@@ -18,6 +18,7 @@
 //! candle ops. The two agree to float rounding (tested), and the fused path is bit-identical
 //! for any thread count.
 
+mod alloc;
 mod config;
 mod device;
 mod error;
@@ -31,6 +32,7 @@ mod policy;
 mod rng;
 mod sample;
 
+pub use alloc::tune_allocator;
 pub use config::GptConfig;
 pub use device::DeviceChoice;
 pub use error::{PolicyError, Result};
