@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor};
 
+use crate::erf::erf_slice;
 use crate::model::LN_EPS;
 
 /// Rows per block of a cross-row reduction (fixed, so sums do not depend on the thread count).
@@ -341,18 +342,27 @@ impl CustomOp2 for BiasGelu {
         };
         let (out, dout) = (Out(z.as_mut_ptr()), Out(dz.as_mut_ptr()));
         par_for(y.len() / k, |rows| {
+            // The maths of `gelu_and_grad`, a row at a time so that the erf vectorises.
+            let (mut pre, mut erf) = (vec![0f32; k], vec![0f32; k]);
             for i in rows {
                 // SAFETY: row i belongs to this range only.
                 let zr = unsafe { out.part(i * k, k) };
                 let yr = &y[i * k..(i + 1) * k];
+                for ((p, &v), &c) in pre.iter_mut().zip(yr).zip(b) {
+                    *p = (v + c) * std::f32::consts::FRAC_1_SQRT_2;
+                }
+                erf_slice(&pre, &mut erf);
+                for j in 0..k {
+                    let x = yr[j] + b[j];
+                    let cdf = 0.5 * (1.0 + erf[j]);
+                    zr[j] = x * cdf;
+                }
                 if keep {
                     let dr = unsafe { dout.part(i * k, k) };
                     for j in 0..k {
-                        (zr[j], dr[j]) = gelu_and_grad(yr[j] + b[j]);
-                    }
-                } else {
-                    for j in 0..k {
-                        zr[j] = gelu_and_grad(yr[j] + b[j]).0;
+                        let x = yr[j] + b[j];
+                        let cdf = 0.5 * (1.0 + erf[j]);
+                        dr[j] = cdf + x * INV_SQRT_2PI * (-0.5 * x * x).exp();
                     }
                 }
             }

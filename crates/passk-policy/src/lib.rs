@@ -21,6 +21,7 @@
 mod alloc;
 mod config;
 mod device;
+mod erf;
 mod error;
 mod fused;
 mod grad;

@@ -80,6 +80,17 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Replaces the cached rows by the rows `index` (u32) names, in its order: the cache of one
+    /// prefilled prompt shared by several samples.
+    pub(crate) fn select_rows(&mut self, index: &Tensor) -> Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(index, 0)?;
+            *v = v.index_select(index, 0)?;
+        }
+        self.batch = Some(index.dim(0)?);
+        Ok(())
+    }
 }
 
 /// How to initialise a parameter.

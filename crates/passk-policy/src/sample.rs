@@ -148,11 +148,23 @@ impl Gpt {
                 .iter()
                 .map(|&(p, s)| ChaCha8Rng::seed_from_u64(seed_of(p, s)))
                 .collect();
-            let flat: Vec<u32> = rows.iter().flat_map(|&(p, _)| prompts[p].clone()).collect();
-            let input = Tensor::from_vec(flat, (rows.len(), len), self.device())?;
+            // Prefill each distinct prompt once, then give every sample its own copy of the
+            // cache row and of the last logits (a row's values do not depend on the other rows
+            // of the batch, so this matches prefilling every sample; tested).
+            let flat: Vec<u32> = members.iter().flat_map(|&p| prompts[p].clone()).collect();
+            let input = Tensor::from_vec(flat, (members.len(), len), self.device())?;
             let mut cache = KvCache::new(&cfg);
             let logits = self.forward_cached_with(&weights, &mut cache, &input)?;
-            let mut last = logits.narrow(1, len - 1, 1)?.squeeze(1)?;
+            let copies: Vec<u32> = (0..members.len() as u32)
+                .flat_map(|m| std::iter::repeat_n(m, n_per_prompt))
+                .collect();
+            let copies = Tensor::from_vec(copies, rows.len(), self.device())?;
+            cache.select_rows(&copies)?;
+            let mut last = logits
+                .narrow(1, len - 1, 1)?
+                .squeeze(1)?
+                .contiguous()?
+                .index_select(&copies, 0)?;
             let mut done = vec![false; rows.len()];
             for step in 0..max_new_tokens {
                 let table = last.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
