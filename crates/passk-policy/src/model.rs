@@ -457,6 +457,16 @@ impl Gpt {
         prompt_len: usize,
         mask: &Tensor,
     ) -> Result<Tensor> {
+        self.sequence_logprobs_with(&self.weights(false), tokens, prompt_len, mask)
+    }
+
+    fn sequence_logprobs_with(
+        &self,
+        w: &Weights,
+        tokens: &Tensor,
+        prompt_len: usize,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;
         if prompt_len == 0 || prompt_len >= t {
             return Err(PolicyError::Input(format!(
@@ -471,8 +481,7 @@ impl Gpt {
                 mask.dims()
             )));
         }
-        let w = self.weights(false);
-        let h = self.hidden(&w, tokens, None)?;
+        let h = self.hidden(w, tokens, None)?;
         let h = h.narrow(1, prompt_len - 1, l)?.contiguous()?;
         let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
         if self.fused {
@@ -498,6 +507,13 @@ impl Gpt {
     /// [`Gpt::sequence_logprobs`] of a prepared [`SequenceBatch`].
     pub fn batch_logprobs(&self, batch: &SequenceBatch) -> Result<Tensor> {
         self.sequence_logprobs(&batch.tokens, batch.prompt_len, &batch.mask)
+    }
+
+    /// [`Gpt::batch_logprobs`] from detached weights: the same values, no graph and no
+    /// derivatives kept.
+    pub fn batch_logprobs_detached(&self, batch: &SequenceBatch) -> Result<Tensor> {
+        let w = self.weights(true);
+        self.sequence_logprobs_with(&w, &batch.tokens, batch.prompt_len, &batch.mask)
     }
 
     /// Logits `[B, T, V]` of `tokens` placed after the cached positions, computed from

@@ -27,6 +27,11 @@ pub trait Policy {
     /// `[B]` log-probabilities of the batch's completions, differentiable in [`Policy::params`].
     fn batch_logprobs(&self, batch: &SequenceBatch) -> Result<Tensor>;
 
+    /// The values of [`Policy::batch_logprobs`] without building a graph (evaluation only).
+    fn batch_logprobs_detached(&self, batch: &SequenceBatch) -> Result<Tensor> {
+        Ok(self.batch_logprobs(batch)?.detach())
+    }
+
     /// Samples `n_per_prompt` completions of at most `max_new_tokens` tokens for every prompt
     /// (prompt-major output: index `p * n_per_prompt + s`). Sample `s` of prompt `p` draws only
     /// from a ChaCha8 stream seeded with `seed_of(p, s)`; a completion ends after its first
@@ -57,6 +62,10 @@ impl Policy for Gpt {
 
     fn batch_logprobs(&self, batch: &SequenceBatch) -> Result<Tensor> {
         Gpt::batch_logprobs(self, batch)
+    }
+
+    fn batch_logprobs_detached(&self, batch: &SequenceBatch) -> Result<Tensor> {
+        Gpt::batch_logprobs_detached(self, batch)
     }
 
     /// The GPT stops at one end-of-sequence id: `stop` must hold exactly one.

@@ -122,6 +122,15 @@ fn sequence_logprobs_match_logits_and_respect_the_mask() {
             lp[r]
         );
     }
+    let batch = SequenceBatch {
+        tokens,
+        mask: mask_t,
+        prompt_len: p,
+    };
+    let detached = model.batch_logprobs_detached(&batch).unwrap();
+    assert!(!detached.track_op());
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    assert_eq!(bits(detached.to_vec1().unwrap()), bits(lp));
 }
 
 #[test]

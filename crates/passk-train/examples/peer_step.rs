@@ -3,7 +3,7 @@
 //! same shapes in PyTorch eager). Threads come from `CANDLE_NUM_THREADS`/`RAYON_NUM_THREADS`.
 //!
 //! Pieces (median over `--reps` runs after two warm-ups):
-//! - `forward_256x14`: sequence log-probabilities of 256 rows of 10 + 4 tokens;
+//! - `forward_256x14`: sequence log-probabilities of 256 rows of 10 + 4 tokens, no graph;
 //! - `step_256x14`: the same plus backward, gradient clipping and AdamW;
 //! - `sample_32x8x5`: 32 prompts x 8 samples x 5 new tokens with the KV cache;
 //! - `sft_step_b128`: one SFT step of tiny-core (batch 128, 2-digit addition with the tag);
@@ -114,7 +114,7 @@ fn main() -> Result<(), Error> {
     let batch = SequenceBatch::new(&rows, vocab.eos, vocab.pad, &dev)?;
     if wanted("forward_256x14") {
         let ms = time(reps, || {
-            std::hint::black_box(model.batch_logprobs(&batch)?);
+            std::hint::black_box(model.batch_logprobs_detached(&batch)?);
             Ok(())
         })?;
         println!("forward_256x14 {ms:.3}");

@@ -146,7 +146,7 @@ pub fn logprobs<P: Policy + ?Sized>(
     for members in groups.values() {
         let pairs: Vec<(&[u32], &[u32])> = members.iter().map(|&i| rows[i]).collect();
         let batch = SequenceBatch::new(&pairs, eos, pad, model.device())?;
-        let lp = model.batch_logprobs(&batch)?.detach().to_vec1::<f32>()?;
+        let lp = model.batch_logprobs_detached(&batch)?.to_vec1::<f32>()?;
         for (&i, v) in members.iter().zip(lp) {
             out[i] = v as f64;
         }
