@@ -410,6 +410,29 @@ impl CustomOp2 for BiasGelu {
     }
 }
 
+/// `out[j] = q · key(j)` for every `j < out.len()`, each summed over `d = 0, 1, …` starting
+/// from -0.0 exactly as `Iterator::sum` does, but eight keys at a time: the additions of
+/// different keys overlap in the pipeline instead of waiting on one another.
+fn dots<'a>(q: &[f32], key: impl Fn(usize) -> &'a [f32], out: &mut [f32]) {
+    const LANES: usize = 8;
+    let n = out.len();
+    let mut j = 0;
+    while j + LANES <= n {
+        let keys: [&[f32]; LANES] = std::array::from_fn(|u| &key(j + u)[..q.len()]);
+        let mut acc = [-0.0f32; LANES];
+        for (d, &qd) in q.iter().enumerate() {
+            for (a, k) in acc.iter_mut().zip(&keys) {
+                *a += qd * k[d];
+            }
+        }
+        out[j..j + LANES].copy_from_slice(&acc);
+        j += LANES;
+    }
+    for (jj, o) in out.iter_mut().enumerate().skip(j) {
+        *o = q.iter().zip(key(jj)).map(|(a, c)| a * c).sum::<f32>();
+    }
+}
+
 /// Causal multi-head self-attention core on the packed projections: `qkv` `[B*T, 3d]`
 /// (queries, keys, values, heads side by side) to `y` `[B*T, d]` (heads side by side), with
 /// softmax scale `1/sqrt(head_dim)`. No KV cache: every sequence starts at position 0.
@@ -434,10 +457,10 @@ impl Attention {
             &qkv[s..s + hd]
         };
         let q = row(i, 0);
+        dots(q, |j| row(j, 1), &mut p[..=i]);
         let mut max = f32::NEG_INFINITY;
-        for (j, pj) in p.iter_mut().enumerate().take(i + 1) {
-            let k = row(j, 1);
-            *pj = q.iter().zip(k).map(|(a, c)| a * c).sum::<f32>() * scale;
+        for pj in &mut p[..=i] {
+            *pj *= scale;
             max = max.max(*pj);
         }
         let mut sum = 0f32;
@@ -500,10 +523,9 @@ impl CustomOp1 for Attention {
                         for i in 0..t {
                             self.probs(qkv, b, h, i, &mut p);
                             let gy = &dy[(b * t + i) * d + h * hd..][..hd];
+                            dots(gy, |j| &qkv[at(j, 2)..][..hd], &mut dp[..=i]);
                             let mut dot = 0f32;
                             for j in 0..=i {
-                                let v = &qkv[at(j, 2)..][..hd];
-                                dp[j] = gy.iter().zip(v).map(|(a, c)| a * c).sum::<f32>();
                                 dot += p[j] * dp[j];
                                 // SAFETY: head h of rows of sequence b belong to item (b, h).
                                 let dv = unsafe { out.part(at(j, 2), hd) };
@@ -655,5 +677,28 @@ mod tests {
             );
             assert!(scale > 1e-6, "{name}: zero gradient");
         }
+    }
+
+    #[test]
+    fn interleaved_dot_products_round_like_a_plain_sum() {
+        let mut rng = seeded(3, &[1]);
+        let mut v = |n: usize| -> Vec<f32> {
+            (0..n).map(|_| rng.random_range(-2f32..2.0)).collect()
+        };
+        let q = v(32);
+        let keys: Vec<Vec<f32>> = (0..21).map(|_| v(32)).collect();
+        for n in 0..=keys.len() {
+            let mut out = vec![f32::NAN; n];
+            super::dots(&q, |j| &keys[j], &mut out);
+            for (j, o) in out.iter().enumerate() {
+                let want = q.iter().zip(&keys[j]).map(|(a, c)| a * c).sum::<f32>();
+                assert_eq!(o.to_bits(), want.to_bits(), "key {j} of {n}");
+            }
+        }
+        // The empty sum's sign of zero too.
+        let mut out = [0f32; 8];
+        super::dots(&[-0.0; 4], |_| &[1.0; 4], &mut out);
+        let want = [-0.0f32; 4].iter().map(|a| a * 1.0).sum::<f32>();
+        assert!(out.iter().all(|o| o.to_bits() == want.to_bits()));
     }
 }
