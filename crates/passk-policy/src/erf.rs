@@ -4,10 +4,11 @@
 //! The exact GELU needs one erf per MLP activation, and the scalar call was the largest cost
 //! of the training forward pass after the matmuls. `erff` (Sun's fdlibm, as ported by the
 //! `libm` crate) evaluates a rational polynomial on `|x| < 1.25` and calls `expf` only beyond.
-//! Here both polynomial branches run for every element with plain f32 multiplies, adds and one
-//! division each, in `erff`'s exact order (Rust never contracts them into FMAs, so SIMD lanes
-//! round exactly like the scalar code), and the branch is picked per element afterwards.
-//! Elements outside the polynomial range (|x| >= 1.25, tiny, non-finite) go to `erff` itself.
+//! Here all three branches on `2^-28 <= |x| < 6` (the two polynomials, and the asymptotic
+//! form with its two `expf` calls, `expf` itself rewritten without branches) run for every
+//! element with plain f32 operations in `erff`'s exact order (Rust never contracts them into
+//! FMAs, so SIMD lanes round exactly like the scalar code), and the branch is picked per element
+//! by a select. Elements outside that range (tiny, beyond 6, non-finite) go to `erff` itself.
 //! The constants are fdlibm's, given by their bit patterns.
 
 const ERX: f32 = f32::from_bits(0x3f58_560b);
@@ -34,11 +35,107 @@ const QA3: f32 = f32::from_bits(0x3d93_1ae7);
 const QA4: f32 = f32::from_bits(0x3e01_3307);
 const QA5: f32 = f32::from_bits(0x3c5f_6e13);
 const QA6: f32 = f32::from_bits(0x3c44_5aa3);
+// erfc on [1.25, 1/0.35) (RA, SA) and [1/0.35, 6) (RB, SB).
+const RA0: f32 = f32::from_bits(0xbc21_a093);
+const RA1: f32 = f32::from_bits(0xbf31_a0b7);
+const RA2: f32 = f32::from_bits(0xc128_f022);
+const RA3: f32 = f32::from_bits(0xc279_8057);
+const RA4: f32 = f32::from_bits(0xc322_658c);
+const RA5: f32 = f32::from_bits(0xc338_9ae7);
+const RA6: f32 = f32::from_bits(0xc2a2_932b);
+const RA7: f32 = f32::from_bits(0xc11d_077e);
+const SA1: f32 = f32::from_bits(0x419d_35ce);
+const SA2: f32 = f32::from_bits(0x4309_a863);
+const SA3: f32 = f32::from_bits(0x43d9_486f);
+const SA4: f32 = f32::from_bits(0x4421_58c9);
+const SA5: f32 = f32::from_bits(0x43d6_810b);
+const SA6: f32 = f32::from_bits(0x42d9_451f);
+const SA7: f32 = f32::from_bits(0x40d2_3f7c);
+const SA8: f32 = f32::from_bits(0xbd77_7f97);
+const RB0: f32 = f32::from_bits(0xbc21_a092);
+const RB1: f32 = f32::from_bits(0xbf4c_9dd4);
+const RB2: f32 = f32::from_bits(0xc18e_104b);
+const RB3: f32 = f32::from_bits(0xc320_a2ea);
+const RB4: f32 = f32::from_bits(0xc41f_6441);
+const RB5: f32 = f32::from_bits(0xc480_230b);
+const RB6: f32 = f32::from_bits(0xc3f1_c275);
+const SB1: f32 = f32::from_bits(0x41f2_b459);
+const SB2: f32 = f32::from_bits(0x43a2_e571);
+const SB3: f32 = f32::from_bits(0x44c0_1759);
+const SB4: f32 = f32::from_bits(0x4547_fdbb);
+const SB5: f32 = f32::from_bits(0x451f_90ce);
+const SB6: f32 = f32::from_bits(0x43ed_43a7);
+const SB7: f32 = f32::from_bits(0xc1b3_8712);
+// expf (FreeBSD e_expf.c, as in the libm crate).
+const LN2_HI: f32 = f32::from_bits(0x3f31_7200);
+const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
+const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
+const P1: f32 = f32::from_bits(0x3e2a_aa8f);
+const P2: f32 = f32::from_bits(0xbb35_5215);
 
-/// Bit patterns (sign cleared) bounding the two polynomial branches of `erff`.
+/// Bit patterns (sign cleared) bounding the branches of `erff`.
 const TINY: u32 = 0x3180_0000; // 2^-28
 const NEAR: u32 = 0x3f58_0000; // 0.84375
 const MID: u32 = 0x3fa0_0000; // 1.25
+const SPLIT: u32 = 0x4036_db6d; // 1/0.35
+const FAR: u32 = 0x40c0_0000; // 6
+
+/// `libm::expf(x)` for `|x| < 80` without branches: the argument reduction of each of its
+/// ranges picked by selects, and `scalbnf(y, k)` as the product `y * 2^k`, exact here because
+/// the result stays normal.
+#[inline(always)]
+fn expf_moderate(x: f32) -> f32 {
+    let hx = x.to_bits() & 0x7fff_ffff;
+    let negative = x.to_bits() >> 31 != 0;
+    let k = if hx > 0x3f85_1592 {
+        // |x| > 1.5 ln 2
+        (INV_LN2 * x + if negative { -0.5 } else { 0.5 }) as i32
+    } else if hx > 0x3eb1_7218 {
+        // |x| > 0.5 ln 2
+        if negative {
+            -1
+        } else {
+            1
+        }
+    } else {
+        0
+    };
+    // With k = 0 these give hi = x, lo = 0 and r = x, as expf's own k = 0 branch does.
+    let kf = k as f32;
+    let hi = x - kf * LN2_HI;
+    let lo = kf * LN2_LO;
+    let r = hi - lo;
+    let rr = r * r;
+    let c = r - rr * (P1 + rr * P2);
+    let y = 1.0 + (r * c / (2.0 - c) - lo + hi);
+    let scaled = y * f32::from_bits(((127 + k) as u32) << 23);
+    if hx > 0x3900_0000 {
+        scaled
+    } else {
+        // |x| <= 2^-14
+        1.0 + x
+    }
+}
+
+/// `erff(x)` for `1.25 <= |x| < 6`: `±(1 - erfc(|x|))` with erfc from fdlibm's asymptotic
+/// rational approximations.
+#[inline(always)]
+fn erf_tail(v: f32) -> f32 {
+    let ix = v.to_bits() & 0x7fff_ffff;
+    let x = f32::from_bits(ix);
+    let s = 1.0 / (x * x);
+    let ra = RA0 + s * (RA1 + s * (RA2 + s * (RA3 + s * (RA4 + s * (RA5 + s * (RA6 + s * RA7))))));
+    let sa = 1.0
+        + s * (SA1
+            + s * (SA2 + s * (SA3 + s * (SA4 + s * (SA5 + s * (SA6 + s * (SA7 + s * SA8)))))));
+    let rb = RB0 + s * (RB1 + s * (RB2 + s * (RB3 + s * (RB4 + s * (RB5 + s * RB6)))));
+    let sb = 1.0 + s * (SB1 + s * (SB2 + s * (SB3 + s * (SB4 + s * (SB5 + s * (SB6 + s * SB7))))));
+    let (r, big_s) = if ix < SPLIT { (ra, sa) } else { (rb, sb) };
+    let z = f32::from_bits(ix & 0xffff_e000);
+    let erfc = expf_moderate(-z * z - 0.5625) * expf_moderate((z - x) * (z + x) + r / big_s) / x;
+    let y = 1.0 - erfc;
+    f32::from_bits(y.to_bits() | (v.to_bits() & 0x8000_0000))
+}
 
 /// `out[i] = libm::erff(xs[i])`, bit for bit.
 pub(crate) fn erf_slice(xs: &[f32], out: &mut [f32]) {
@@ -56,13 +153,19 @@ pub(crate) fn erf_slice(xs: &[f32], out: &mut [f32]) {
         let q = 1.0 + a * (QA1 + a * (QA2 + a * (QA3 + a * (QA4 + a * (QA5 + a * QA6)))));
         let mid = 1.0 - (1.0 - ERX - p / q);
         let mid = f32::from_bits(mid.to_bits() | (v.to_bits() & 0x8000_0000));
-        *x = if ix < NEAR { near } else { mid };
-        far |= !(TINY..MID).contains(&ix);
+        *x = if ix < NEAR {
+            near
+        } else if ix < MID {
+            mid
+        } else {
+            erf_tail(v)
+        };
+        far |= !(TINY..FAR).contains(&ix);
     }
     if far {
-        // Outside both polynomial ranges (rare for GELU inputs): erff itself.
+        // Tiny, beyond 6 or not finite (rare for GELU inputs): erff itself.
         for (o, &v) in out.iter_mut().zip(xs) {
-            if !(TINY..MID).contains(&(v.to_bits() & 0x7fff_ffff)) {
+            if !(TINY..FAR).contains(&(v.to_bits() & 0x7fff_ffff)) {
                 *o = candle_core::cpu::erf::erf_f32(v);
             }
         }
@@ -97,8 +200,16 @@ mod tests {
         for chunk in xs.chunks(4096) {
             check(chunk);
         }
+        // Every 7th pattern of the asymptotic range [1.25, 6), where expf is rewritten.
+        let tail: Vec<f32> = (MID..FAR)
+            .step_by(7)
+            .flat_map(|b| [f32::from_bits(b), -f32::from_bits(b)])
+            .collect();
+        for chunk in tail.chunks(4096) {
+            check(chunk);
+        }
         let mut edges = Vec::new();
-        for b in [TINY, NEAR, MID, 0x40c0_0000] {
+        for b in [TINY, NEAR, MID, SPLIT, FAR] {
             for d in 0..4 {
                 edges.extend([f32::from_bits(b + d), f32::from_bits(b - 1 - d)]);
             }

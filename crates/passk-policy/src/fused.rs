@@ -682,9 +682,8 @@ mod tests {
     #[test]
     fn interleaved_dot_products_round_like_a_plain_sum() {
         let mut rng = seeded(3, &[1]);
-        let mut v = |n: usize| -> Vec<f32> {
-            (0..n).map(|_| rng.random_range(-2f32..2.0)).collect()
-        };
+        let mut v =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-2f32..2.0)).collect() };
         let q = v(32);
         let keys: Vec<Vec<f32>> = (0..21).map(|_| v(32)).collect();
         for n in 0..=keys.len() {
