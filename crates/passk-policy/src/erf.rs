@@ -80,35 +80,44 @@ const MID: u32 = 0x3fa0_0000; // 1.25
 const SPLIT: u32 = 0x4036_db6d; // 1/0.35
 const FAR: u32 = 0x40c0_0000; // 6
 
-/// `libm::expf(x)` for `|x| < 80` without branches: the argument reduction of each of its
-/// ranges picked by selects, and `scalbnf(y, k)` as the product `y * 2^k`, exact here because
-/// the result stays normal.
+/// `libm::expf(x)` for `|x| < 80` without branches or float-to-int conversions (which keep
+/// the loop from vectorising): the argument reduction of each of expf's ranges is picked by
+/// selects, `k` stays a float, and `scalbnf(y, k)` is the product `y * 2^k`, exact here
+/// because the result stays normal.
 #[inline(always)]
 fn expf_moderate(x: f32) -> f32 {
+    /// 2^23: adding and subtracting it rounds a float below 2^22 to an integer.
+    const ROUND: f32 = 8_388_608.0;
     let hx = x.to_bits() & 0x7fff_ffff;
     let negative = x.to_bits() >> 31 != 0;
-    let k = if hx > 0x3f85_1592 {
-        // |x| > 1.5 ln 2
-        (INV_LN2 * x + if negative { -0.5 } else { 0.5 }) as i32
+    // |x| > 1.5 ln 2: k = (x / ln 2 ± 0.5) truncated toward zero.
+    let t = INV_LN2 * x + if negative { -0.5 } else { 0.5 };
+    let at = t.abs();
+    let nearest = (at + ROUND) - ROUND;
+    let floor = if nearest > at { nearest - 1.0 } else { nearest };
+    let trunc = if t < 0.0 { -floor } else { floor } + 0.0;
+    let kf = if hx > 0x3f85_1592 {
+        trunc
     } else if hx > 0x3eb1_7218 {
         // |x| > 0.5 ln 2
         if negative {
-            -1
+            -1.0
         } else {
-            1
+            1.0
         }
     } else {
-        0
+        0.0
     };
     // With k = 0 these give hi = x, lo = 0 and r = x, as expf's own k = 0 branch does.
-    let kf = k as f32;
     let hi = x - kf * LN2_HI;
     let lo = kf * LN2_LO;
     let r = hi - lo;
     let rr = r * r;
     let c = r - rr * (P1 + rr * P2);
     let y = 1.0 + (r * c / (2.0 - c) - lo + hi);
-    let scaled = y * f32::from_bits(((127 + k) as u32) << 23);
+    // 2^k from the biased exponent k + 127, read off the low bits of (k + 127) + 2^23.
+    let biased = ((kf + 127.0) + ROUND).to_bits() - ROUND.to_bits();
+    let scaled = y * f32::from_bits(biased << 23);
     if hx > 0x3900_0000 {
         scaled
     } else {
@@ -139,36 +148,76 @@ fn erf_tail(v: f32) -> f32 {
 
 /// `out[i] = libm::erff(xs[i])`, bit for bit.
 pub(crate) fn erf_slice(xs: &[f32], out: &mut [f32]) {
-    let mut far = false;
-    for (x, &v) in out.iter_mut().zip(xs) {
-        let ix = v.to_bits() & 0x7fff_ffff;
-        // |x| < 0.84375: x + x * P(x^2) / Q(x^2).
-        let z = v * v;
-        let r = PP0 + z * (PP1 + z * (PP2 + z * (PP3 + z * PP4)));
-        let s = 1.0 + z * (QQ1 + z * (QQ2 + z * (QQ3 + z * (QQ4 + z * QQ5))));
-        let near = v + v * (r / s);
-        // 0.84375 <= |x| < 1.25: +-(1 - (1 - erx - P(|x| - 1) / Q(|x| - 1))).
-        let a = f32::from_bits(ix) - 1.0;
-        let p = PA0 + a * (PA1 + a * (PA2 + a * (PA3 + a * (PA4 + a * (PA5 + a * PA6)))));
-        let q = 1.0 + a * (QA1 + a * (QA2 + a * (QA3 + a * (QA4 + a * (QA5 + a * QA6)))));
-        let mid = 1.0 - (1.0 - ERX - p / q);
-        let mid = f32::from_bits(mid.to_bits() | (v.to_bits() & 0x8000_0000));
-        *x = if ix < NEAR {
-            near
-        } else if ix < MID {
-            mid
-        } else {
-            erf_tail(v)
-        };
-        far |= !(TINY..FAR).contains(&ix);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2.
+        return unsafe { erf_slice_avx2(xs, out) };
     }
-    if far {
-        // Tiny, beyond 6 or not finite (rare for GELU inputs): erff itself.
-        for (o, &v) in out.iter_mut().zip(xs) {
-            if !(TINY..FAR).contains(&(v.to_bits() & 0x7fff_ffff)) {
-                *o = candle_core::cpu::erf::erf_f32(v);
+    erf_slice_any(xs, out)
+}
+
+/// [`erf_slice_any`] compiled for 8-lane vectors. AVX2 adds wider registers only: no fused
+/// multiply-add is ever formed (Rust does not contract), so every lane rounds as before.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn erf_slice_avx2(xs: &[f32], out: &mut [f32]) {
+    erf_slice_any(xs, out)
+}
+
+#[inline(always)]
+fn erf_slice_any(xs: &[f32], out: &mut [f32]) {
+    const CHUNK: usize = 64;
+    for (xs, out) in xs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        let mut far = false;
+        let mut tail_len = 0;
+        let (mut tail, mut at) = ([0f32; CHUNK], [0u8; CHUNK]);
+        for (i, (x, &v)) in out.iter_mut().zip(xs).enumerate() {
+            let ix = v.to_bits() & 0x7fff_ffff;
+            *x = erf_near(v);
+            // The asymptotic branch is costly: gather its inputs and run it on them only.
+            if (MID..FAR).contains(&ix) {
+                tail[tail_len] = v;
+                at[tail_len] = i as u8;
+                tail_len += 1;
+            }
+            far |= !(TINY..FAR).contains(&ix);
+        }
+        for t in &mut tail[..tail_len] {
+            *t = erf_tail(*t);
+        }
+        for (&t, &i) in tail[..tail_len].iter().zip(&at) {
+            out[i as usize] = t;
+        }
+        if far {
+            // Tiny, beyond 6 or not finite (rare for GELU inputs): erff itself.
+            for (o, &v) in out.iter_mut().zip(xs) {
+                if !(TINY..FAR).contains(&(v.to_bits() & 0x7fff_ffff)) {
+                    *o = candle_core::cpu::erf::erf_f32(v);
+                }
             }
         }
+    }
+}
+
+/// `erff(v)` for `|v| < 1.25` (either polynomial branch, by a select).
+#[inline(always)]
+fn erf_near(v: f32) -> f32 {
+    let ix = v.to_bits() & 0x7fff_ffff;
+    // |x| < 0.84375: x + x * P(x^2) / Q(x^2).
+    let z = v * v;
+    let r = PP0 + z * (PP1 + z * (PP2 + z * (PP3 + z * PP4)));
+    let s = 1.0 + z * (QQ1 + z * (QQ2 + z * (QQ3 + z * (QQ4 + z * QQ5))));
+    let near = v + v * (r / s);
+    // 0.84375 <= |x| < 1.25: +-(1 - (1 - erx - P(|x| - 1) / Q(|x| - 1))).
+    let a = f32::from_bits(ix) - 1.0;
+    let p = PA0 + a * (PA1 + a * (PA2 + a * (PA3 + a * (PA4 + a * (PA5 + a * PA6)))));
+    let q = 1.0 + a * (QA1 + a * (QA2 + a * (QA3 + a * (QA4 + a * (QA5 + a * QA6)))));
+    let mid = 1.0 - (1.0 - ERX - p / q);
+    let mid = f32::from_bits(mid.to_bits() | (v.to_bits() & 0x8000_0000));
+    if ix < NEAR {
+        near
+    } else {
+        mid
     }
 }
 
@@ -179,7 +228,14 @@ mod tests {
     fn check(xs: &[f32]) {
         let mut out = vec![0f32; xs.len()];
         erf_slice(xs, &mut out);
-        for (&x, &y) in xs.iter().zip(&out) {
+        let mut plain = vec![0f32; xs.len()];
+        erf_slice_any(xs, &mut plain);
+        for ((&x, &y), &p) in xs.iter().zip(&out).zip(&plain) {
+            assert_eq!(
+                y.to_bits(),
+                p.to_bits(),
+                "erf({x:e}): dispatched and plain differ"
+            );
             let want = candle_core::cpu::erf::erf_f32(x);
             assert!(
                 y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
