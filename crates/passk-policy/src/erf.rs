@@ -168,13 +168,20 @@ unsafe fn erf_slice_avx2(xs: &[f32], out: &mut [f32]) {
 fn erf_slice_any(xs: &[f32], out: &mut [f32]) {
     const CHUNK: usize = 64;
     for (xs, out) in xs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        for (o, &v) in out.iter_mut().zip(xs) {
+            *o = erf_near(v);
+        }
+        let outside = xs.iter().fold(false, |acc, v| {
+            acc | !(TINY..MID).contains(&(v.to_bits() & 0x7fff_ffff))
+        });
+        if !outside {
+            continue;
+        }
+        // The asymptotic branch is costly: gather its inputs and run it on them only.
+        let (mut tail, mut at, mut tail_len) = ([0f32; CHUNK], [0u8; CHUNK], 0);
         let mut far = false;
-        let mut tail_len = 0;
-        let (mut tail, mut at) = ([0f32; CHUNK], [0u8; CHUNK]);
-        for (i, (x, &v)) in out.iter_mut().zip(xs).enumerate() {
+        for (i, &v) in xs.iter().enumerate() {
             let ix = v.to_bits() & 0x7fff_ffff;
-            *x = erf_near(v);
-            // The asymptotic branch is costly: gather its inputs and run it on them only.
             if (MID..FAR).contains(&ix) {
                 tail[tail_len] = v;
                 at[tail_len] = i as u8;
