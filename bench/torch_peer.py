@@ -6,7 +6,8 @@ The model is passk's `small` preset: a pre-norm decoder with 4 blocks, d = 128, 
 
   forward_256x14  completion log-probabilities of 256 rows of 10 + 4 tokens (no grad)
   step_256x14     the same with grad, then backward, clip_grad_norm(1.0) and AdamW
-  sample_32x8x5   32 prompts x 8 samples, 10-token prompts, 5 new tokens, KV cache
+  sample_32x8x5   32 prompts x 8 samples, 10-token prompts, 5 new tokens, KV cache (each
+                  prompt prefilled once, its cache copied to its samples, as passk does)
   sft_step_b128   log-likelihood of 128 rows of P + R tokens, backward, clip, AdamW
   rl_step_32x16   sample 32 x 16 rows of P + N tokens with the KV cache, then the weighted
                   log-probability loss over all 512 rows, backward, clip, AdamW
@@ -76,9 +77,13 @@ def completion_logprobs(model, tokens, prompt_len):
 
 
 @torch.no_grad()
-def sample(model, prompts, n_new):
+def sample(model, prompts, n, n_new):
+    """n samples of each prompt; like passk, each prompt is prefilled once and its cache copied."""
     caches = [[] for _ in range(LAYERS)]
-    logits = model(prompts, caches)[:, -1]
+    logits = model(prompts, caches)[:, -1].repeat_interleave(n, dim=0)
+    for c in caches:
+        c[:] = [t.repeat_interleave(n, dim=0) for t in c]
+    prompts = prompts.repeat_interleave(n, dim=0)
     out = [prompts]
     for step in range(n_new):
         nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1)
@@ -126,8 +131,8 @@ def main():
     rows = rand(256, 14)
     pieces["forward_256x14"] = lambda: torch.no_grad()(completion_logprobs)(model, rows, 10)
     pieces["step_256x14"] = lambda: update(model, opt, -completion_logprobs(model, rows, 10).mean())
-    prompts = rand(32, 10).repeat_interleave(8, dim=0)
-    pieces["sample_32x8x5"] = lambda: sample(model, prompts, 5)
+    prompts = rand(32, 10)
+    pieces["sample_32x8x5"] = lambda: sample(model, prompts, 8, 5)
 
     p, r = a.sft_prompt, a.sft_reference
     sft_rows = rand(128, p + r)
@@ -135,10 +140,10 @@ def main():
         model, opt, -completion_logprobs(model, sft_rows, p).sum() / (128 * r)
     )
     p, n = a.rl_prompt, a.rl_new
-    rl_prompts = rand(32, p).repeat_interleave(16, dim=0)
+    rl_prompts = rand(32, p)
 
     def rl_step():
-        tokens = sample(model, rl_prompts, n)
+        tokens = sample(model, rl_prompts, 16, n)
         update(model, opt, -completion_logprobs(model, tokens, p).sum() / 32)
 
     pieces["rl_step_32x16"] = rl_step
