@@ -7,6 +7,7 @@ use passk_policy::{Policy, SamplingParams};
 use rand::RngCore;
 
 use super::config::{ProbeMode, ProbeSet};
+use super::products::{add_block_products, dot_f64};
 use super::sketch::CountSketch;
 use super::streams;
 use crate::batch::{weighted_logprob_sum, PromptCodec};
@@ -156,90 +157,6 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-#[inline(always)]
-fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f64>() + tail
-}
-
-/// How many Gram entries of one row [`dots_f64`] computes together.
-const DOTS: usize = 4;
-/// Rows per side of a tile of Gram entries (two tiles of gradient blocks: 512 KB).
-const TILE: usize = 16;
-
-/// `[dot_f64(a, b) for b in bs]`, bit for bit, with every load of `a` shared by the
-/// [`DOTS`] products (the probe's Gram was a fifth of a tiny-tier cell's time, bound by loads).
-#[inline(always)]
-fn dots_f64(a: &[f64], bs: [&[f64]; DOTS]) -> [f64; DOTS] {
-    let mut acc = [[0.0f64; 8]; DOTS];
-    let n8 = a.len() / 8 * 8;
-    for c in (0..n8).step_by(8) {
-        let x = &a[c..c + 8];
-        for (acc, b) in acc.iter_mut().zip(&bs) {
-            let y = &b[c..c + 8];
-            for l in 0..8 {
-                acc[l] += x[l] * y[l];
-            }
-        }
-    }
-    std::array::from_fn(|u| {
-        let tail: f64 = a[n8..].iter().zip(&bs[u][n8..]).map(|(x, y)| x * y).sum();
-        acc[u].iter().sum::<f64>() + tail
-    })
-}
-
-/// `off[i * n + j] += dot_f64(row i, row j)` for every `i < j` of the `n` rows of `block`
-/// (each `len` long).
-fn add_block_products(block: &[f64], len: usize, off: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2.
-        return unsafe { add_block_products_avx2(block, len, off) };
-    }
-    add_block_products_any(block, len, off)
-}
-
-/// [`add_block_products_any`] with 4-lane f64 vectors; no multiply-add is fused (Rust does not
-/// contract), so the sums round exactly as before.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn add_block_products_avx2(block: &[f64], len: usize, off: &mut [f64]) {
-    add_block_products_any(block, len, off)
-}
-
-#[inline(always)]
-fn add_block_products_any(block: &[f64], len: usize, off: &mut [f64]) {
-    let n = block.len() / len;
-    // Pairs in tiles of TILE x TILE rows, so a tile's rows stay in the L2 cache while its
-    // products are formed (the block itself does not fit).
-    let row = |i: usize| &block[i * len..(i + 1) * len];
-    for it in (0..n).step_by(TILE) {
-        for jt in (it..n).step_by(TILE) {
-            for i in it..n.min(it + TILE) {
-                let (mut j, end) = ((i + 1).max(jt), n.min(jt + TILE));
-                while j + DOTS <= end {
-                    let others: [&[f64]; DOTS] = std::array::from_fn(|u| row(j + u));
-                    for (u, v) in dots_f64(row(i), others).into_iter().enumerate() {
-                        off[i * n + j + u] += v;
-                    }
-                    j += DOTS;
-                }
-                for j in j..end {
-                    off[i * n + j] += dot_f64(row(i), row(j));
-                }
-            }
-        }
-    }
-}
-
 /// The per-prompt gradient estimates seen so far, in the form the Gram needs.
 pub(crate) enum GradientStore {
     /// Exact mode: the mean of the halves `(ĝ_A + ĝ_B)/2` of every prompt (f32, row-major
@@ -358,23 +275,6 @@ impl GradientStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grouped_dot_products_equal_single_ones_bit_for_bit() {
-        let v = |seed: u64, n: usize| -> Vec<f64> {
-            (0..n)
-                .map(|i| ((i as f64 + 0.5) * (seed as f64 + 1.3)).sin() * 1e-3)
-                .collect()
-        };
-        for n in [0, 5, 8, 37, 2048] {
-            let a = v(0, n);
-            let bs: Vec<Vec<f64>> = (1..=DOTS as u64).map(|s| v(s, n)).collect();
-            let got = dots_f64(&a, std::array::from_fn(|u| bs[u].as_slice()));
-            for (g, b) in got.iter().zip(&bs) {
-                assert_eq!(g.to_bits(), dot_f64(&a, b).to_bits(), "length {n}");
-            }
-        }
-    }
 
     #[test]
     fn loo_weights_by_hand() {

@@ -39,6 +39,7 @@
 mod config;
 mod files;
 mod gradients;
+mod products;
 mod sketch;
 mod stats;
 
