@@ -8,6 +8,7 @@ mod environment;
 pub mod figures;
 mod lm;
 pub mod readme;
+pub mod record;
 pub mod run;
 pub mod theory;
 pub mod tiers;
@@ -25,9 +26,13 @@ passk: the pass@k interference suite's compute binary
 
 USAGE:
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
-            [--shard I/N] [--reuse DIR] [--strict]
+            [--shard I/N] [--reuse DIR] [--strict] [--on-corrupt rerun|stop]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
-      from their checkpoints), then rewrite the manifest. A cell another process is running
+      from their checkpoints), then rewrite the manifest. A cell is done only when its
+      completion record (complete.json: sha256 of each file, its config hash, its warm start)
+      verifies; one that fails is reported, moved aside to
+      results/<experiment>/.quarantine/<hash>-<n> (never deleted) and rerun, or with
+      --on-corrupt stop the run stops before running anything. A cell another process is running
       (it holds results/<experiment>/.lock-<hash>) is skipped; the run then ends with exit
       status 3 (incomplete): rerun once that process has finished.
       --prune deletes cell directories the experiment no longer lists.
@@ -63,8 +68,13 @@ USAGE:
   passk manifest [--results DIR]
       Rewrite results/MANIFEST (sha256 and size of every result file).
   passk verify [--results DIR] [--figures DIR]
-      Fail when a result file differs from MANIFEST, figures/ from a fresh regeneration, or a
-      generated README block from its source.
+      Fail when a result file differs from MANIFEST, a cell from its completion record,
+      figures/ from a fresh regeneration, or a generated README block from its source.
+  passk seal [--results DIR] [--cache DIR]...
+      Give each cell without a completion record one, only when all its files match MANIFEST
+      and its cell.json hashes to its name, and add the records to MANIFEST. Tiny cells record
+      their warm start's sha256 from the first --cache DIR (repeatable; default
+      target/passk-cache, then results/warm-starts) that holds it.
   passk check [--claims FILE] [--results DIR] [--baseline DIR]
       Evaluate the claims (default experiments/claims.toml) and print a verdict table;
       exit 1 when any claim fails. Claims marked `baseline = true` read the committed
@@ -97,6 +107,8 @@ struct Args {
     reuse: Option<PathBuf>,
     device: passk_policy::DeviceChoice,
     force: bool,
+    on_corrupt: record::OnCorrupt,
+    caches: Vec<PathBuf>,
     shard: Option<(usize, usize)>,
     curve: Option<Vec<u64>>,
     per_cell: Option<PathBuf>,
@@ -118,6 +130,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         reuse: None,
         device: passk_policy::DeviceChoice::Cpu,
         force: false,
+        on_corrupt: record::OnCorrupt::Rerun,
+        caches: Vec::new(),
         shard: None,
         curve: None,
         per_cell: None,
@@ -138,7 +152,11 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--baseline" => args.baseline = value("--baseline")?.into(),
             "--objective" => args.objective.push(value("--objective")?),
             "--out" => args.out = value("--out")?.into(),
-            "--cache" => args.cache = value("--cache")?.into(),
+            "--cache" => {
+                args.cache = value("--cache")?.into();
+                args.caches.push(args.cache.clone());
+            }
+            "--on-corrupt" => args.on_corrupt = value("--on-corrupt")?.parse()?,
             "--reuse" => args.reuse = Some(value("--reuse")?.into()),
             "--device" => args.device = parse_device(&value("--device")?)?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
@@ -265,6 +283,7 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "verify" => cmd_verify(&args),
+        "seal" => cmd_seal(&args),
         "check" => cmd_check(&args),
         "gate" => {
             let text = std::fs::read_to_string(&args.claims)
@@ -311,6 +330,7 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
         device: args.device.to_string(),
         quiet: args.quiet,
         strict: args.strict,
+        on_corrupt: args.on_corrupt,
     };
     let table = compare::compare(
         Path::new(exp),
@@ -351,6 +371,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             device: args.device.to_string(),
             quiet: args.quiet,
             strict: args.strict,
+            on_corrupt: args.on_corrupt,
         };
         let exp = &match args.shard {
             Some((i, n)) => exp.shard(i, n),
@@ -369,6 +390,16 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         let stats = run::run_experiment(exp, &args.results, &ctx)?;
         ran += stats.ran;
         busy += stats.busy;
+        if stats.quarantined > 0 {
+            eprintln!(
+                "{}: {} corrupt cell(s) were moved aside to {}/{}/{} and rerun (messages above)",
+                exp.name,
+                stats.quarantined,
+                args.results.display(),
+                exp.name,
+                record::QUARANTINE
+            );
+        }
         if stats.busy > 0 {
             println!(
                 "{}: ran {} cells, {} already done, {} skipped (run by another process)",
@@ -410,10 +441,10 @@ fn cmd_list(args: &Args) -> Result<ExitCode> {
             exp.cells.len()
         );
         for cell in &exp.cells {
-            let status = if run::is_done(&args.results, &exp.name, &cell.hash) {
-                "done"
-            } else {
-                "missing"
+            let status = match record::state(&args.results, &exp.name, &cell.hash) {
+                record::CellState::Complete => "done",
+                record::CellState::Missing => "missing",
+                record::CellState::Corrupt(_) => "corrupt",
             };
             println!(
                 "  {}  {:<7}  {}",
@@ -458,11 +489,19 @@ fn cmd_verify(args: &Args) -> Result<ExitCode> {
         .iter()
         .map(|p| format!("results/{p}"))
         .collect();
+    if args.results.is_dir() {
+        problems.extend(
+            record::verify_all(&args.results)?
+                .into_iter()
+                .map(|p| format!("results/{p}")),
+        );
+    }
     problems.extend(figures::verify(&args.results, &args.figures)?);
     problems.extend(readme::verify(&args.figures)?);
     if problems.is_empty() {
         println!(
-            "verify: every result file matches {}/MANIFEST and {} matches a fresh regeneration",
+            "verify: every result file matches {}/MANIFEST, every cell its completion record, \
+             and {} matches a fresh regeneration",
             args.results.display(),
             args.figures.display()
         );
@@ -474,6 +513,37 @@ fn cmd_verify(args: &Args) -> Result<ExitCode> {
         eprintln!("verify FAILED: {} problem(s)", problems.len());
         Ok(ExitCode::from(1))
     }
+}
+
+fn cmd_seal(args: &Args) -> Result<ExitCode> {
+    let caches = if args.caches.is_empty() {
+        vec![args.cache.clone(), args.results.join("warm-starts")]
+    } else {
+        args.caches.clone()
+    };
+    let report = record::seal(&args.results, &caches)?;
+    for why in &report.refused {
+        eprintln!("seal: not sealed: results/{why}");
+    }
+    println!(
+        "seal: {} cell(s) sealed, {} already had a record that verifies, {} refused{}",
+        report.sealed.len(),
+        report.already,
+        report.refused.len(),
+        if report.without_warm_start_sha > 0 {
+            format!(
+                "; {} tiny cell(s) record no warm-start sha256 (no cache held it)",
+                report.without_warm_start_sha
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(if report.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn cmd_check(args: &Args) -> Result<ExitCode> {

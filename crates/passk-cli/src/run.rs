@@ -1,8 +1,12 @@
 //! Running an experiment's missing cells, each into its own results directory.
 //!
 //! A cell runs in `results/<experiment>/.tmp-<hash>/` and is renamed to
-//! `results/<experiment>/<hash>/` only when every file is written, so a directory named by a
-//! hash is always complete. A killed run leaves only the hidden temporary: the next run hands it
+//! `results/<experiment>/<hash>/` only when every file is written, its completion record
+//! (`complete.json`, see [`crate::record`]) last, so a directory named by a hash is complete.
+//! A cell counts as done only when its record verifies; one that does not (edited, truncated,
+//! deleted or added files, an edited `cell.json`, no record) is reported, moved aside to
+//! `results/<experiment>/.quarantine/<hash>-<n>` and rerun, or, with
+//! [`OnCorrupt::Stop`](crate::record::OnCorrupt), the run stops before running anything. A killed run leaves only the hidden temporary: the next run hands it
 //! back to the tier, which resumes from any checkpoint inside it (the temporary of a tier without
 //! checkpoints is emptied first); temporaries of cells the experiment no longer lists are removed.
 //!
@@ -30,6 +34,7 @@ use passk_train::FileLock;
 use serde_json::Value;
 
 use crate::config::{describe, Experiment};
+use crate::record::{CellState, OnCorrupt};
 use crate::tiers::RunContext;
 use crate::write::write_json;
 
@@ -43,6 +48,8 @@ pub struct RunStats {
     /// Cells skipped because another process holds their lock (is running them): the
     /// experiment is not complete.
     pub busy: usize,
+    /// Cells that failed their completion check, moved aside and rerun (counted in `ran`).
+    pub quarantined: usize,
 }
 
 /// The directory of one cell's results.
@@ -55,11 +62,16 @@ pub fn lock_path(results: &Path, experiment: &str, hash: &str) -> PathBuf {
     results.join(experiment).join(format!(".lock-{hash}"))
 }
 
-/// Whether a cell's results are complete (its directory exists with `cell.json`).
+/// Whether a cell's results are complete: its directory exists and its completion record
+/// verifies ([`crate::record::check`]; this reads and hashes every file of the cell).
 pub fn is_done(results: &Path, experiment: &str, hash: &str) -> bool {
-    cell_dir(results, experiment, hash)
-        .join("cell.json")
-        .is_file()
+    crate::record::state(results, experiment, hash) == CellState::Complete
+}
+
+/// Whether a cell's directory is in place (complete or not): its temporary and lock are
+/// leftovers then.
+fn in_place(results: &Path, experiment: &str, hash: &str) -> bool {
+    cell_dir(results, experiment, hash).is_dir()
 }
 
 /// Runs every cell of `exp` that has no results yet.
@@ -72,15 +84,43 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     if exp.tier == "tiny" {
         passk_train::remove_orphaned_cache_temporaries(&ctx.cache_dir)?;
     }
+    let states: Vec<CellState> = exp
+        .cells
+        .iter()
+        .map(|c| crate::record::state(results, &exp.name, &c.hash))
+        .collect();
+    let corrupt: Vec<String> = exp
+        .cells
+        .iter()
+        .zip(&states)
+        .filter_map(|(c, s)| match s {
+            CellState::Corrupt(why) => Some(format!("{}/{}: {why}", exp.name, c.hash)),
+            _ => None,
+        })
+        .collect();
+    if !corrupt.is_empty() && ctx.on_corrupt == OnCorrupt::Stop {
+        for c in &corrupt {
+            eprintln!("CORRUPT: {c}");
+        }
+        anyhow::bail!(
+            "{}: {} cell(s) under {} fail their completion check (listed above); stopped \
+             (--on-corrupt stop) with nothing run or moved. `passk run` without it moves them \
+             aside to .quarantine/ and reruns them",
+            exp.name,
+            corrupt.len(),
+            exp_dir.display()
+        );
+    }
     let todo: Vec<_> = exp
         .cells
         .iter()
-        .filter(|c| !is_done(results, &exp.name, &c.hash))
+        .zip(&states)
+        .filter(|(_, s)| **s != CellState::Complete)
+        .map(|(c, _)| c)
         .collect();
     let mut stats = RunStats {
-        ran: 0,
         cached: exp.cells.len() - todo.len(),
-        busy: 0,
+        ..RunStats::default()
     };
     let mut busy = Vec::new();
     if !quiet {
@@ -129,12 +169,28 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
             busy.push(cell.hash.clone());
             continue;
         };
-        if is_done(results, &exp.name, &cell.hash) {
-            // Another process finished it between the listing and the lock.
-            lock.remove()?;
-            stats.cached += 1;
-            bar.inc(1);
-            continue;
+        match crate::record::state(results, &exp.name, &cell.hash) {
+            CellState::Complete => {
+                // Another process finished it between the listing and the lock.
+                lock.remove()?;
+                stats.cached += 1;
+                bar.inc(1);
+                continue;
+            }
+            CellState::Corrupt(why) => {
+                let aside = crate::record::quarantine(results, &exp.name, &cell.hash)?;
+                bar.suspend(|| {
+                    eprintln!(
+                        "CORRUPT: {}/{} fails its completion check: {why}; moved aside to {} \
+                         and rerun",
+                        exp.name,
+                        cell.hash,
+                        aside.display()
+                    )
+                });
+                stats.quarantined += 1;
+            }
+            CellState::Missing => {}
         }
         lock.write_holder()?;
         if let Err(e) = run_locked_cell(exp, results, ctx, cell) {
@@ -201,8 +257,9 @@ fn run_locked_cell(
             describe(&cell.coords)
         )
     })?;
-    // cell.json last: its presence marks the directory complete.
     write_json(&tmp.join("cell.json"), &record)?;
+    // The completion record last: only a directory whose record verifies is complete.
+    crate::record::write(&tmp, &cell.hash, std::slice::from_ref(&ctx.cache_dir))?;
     let dir = cell_dir(results, &exp.name, &cell.hash);
     std::fs::rename(&tmp, &dir)
         .with_context(|| format!("cannot move {} into place", dir.display()))?;
@@ -239,6 +296,8 @@ pub fn stale_cells(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> {
 ///   lists. The temporary of a listed unfinished cell is its checkpoint and is kept.
 /// - `.lock-<hash>` of a finished or unlisted cell (a killed holder's; a free lock file blocks
 ///   nobody, this only tidies).
+/// - `.<hash>.copy`, the staging folder of a copy by `--reuse` that did not finish (a copy
+///   restarts from scratch, so there is nothing to resume).
 /// - Hidden temporary files (`.<file>.<pid>[-<n>].tmp`, `.<file>.tmp-<pid>[-<n>]`) inside
 ///   finished cells whose writer process no longer runs.
 ///
@@ -256,18 +315,28 @@ pub fn remove_orphans(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> 
     names.sort();
     for name in names {
         let path = dir.join(&name);
-        let (hash, is_tmp) = match (name.strip_prefix(".tmp-"), name.strip_prefix(".lock-")) {
-            (Some(h), _) => (h, true),
-            (_, Some(h)) => (h, false),
+        let copy = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".copy"))
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let (hash, is_tmp) = match (
+            name.strip_prefix(".tmp-"),
+            name.strip_prefix(".lock-"),
+            copy,
+        ) {
+            (Some(h), _, _) => (h, true),
+            (_, Some(h), _) => (h, false),
+            (_, _, Some(h)) => (h, true),
             _ => {
-                if !name.starts_with('.') && is_done(results, &exp.name, &name) {
+                if !name.starts_with('.') && in_place(results, &exp.name, &name) {
                     remove_dead_temporaries(&path, &mut removed)?;
                 }
                 continue;
             }
         };
         let listed = exp.cells.iter().any(|c| c.hash == hash);
-        if !(is_done(results, &exp.name, hash) || (!listed && !exp.sharded)) {
+        let finished = in_place(results, &exp.name, hash);
+        if copy.is_none() && !(finished || (!listed && !exp.sharded)) {
             continue;
         }
         if !path.exists() {
@@ -311,7 +380,8 @@ fn remove_dead_temporaries(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<()>
 
 /// Copies into `out/<exp>/` every cell of `exp` that some experiment under `baseline` already
 /// (`compare`'s committed results, `run --reuse`)
-/// holds complete under the same hash (a cell's hash is its full configuration, not its
+/// holds complete (its completion record verifies; a source that fails is skipped with a
+/// warning) under the same hash (a cell's hash is its full configuration, not its
 /// experiment's name or the code: the copy is what the build that committed it computed, and
 /// `cargo xtask verify` ties it to the manifest); returns how many.
 pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usize> {
@@ -325,13 +395,24 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usiz
     experiments.sort();
     let mut reused = 0;
     for cell in &exp.cells {
-        if is_done(out, &exp.name, &cell.hash) {
+        // A cell in place is done, or corrupt and left to `run_experiment` to move aside.
+        if in_place(out, &exp.name, &cell.hash) {
             continue;
         }
         let Some(source) = experiments
             .iter()
             .map(|e| e.join(&cell.hash))
-            .find(|d| d.join("cell.json").is_file())
+            .filter(|d| d.is_dir())
+            .find(|d| match crate::record::check(d) {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!(
+                        "warning: not copying {}: it fails its completion check: {why}",
+                        d.display()
+                    );
+                    false
+                }
+            })
         else {
             continue;
         };
@@ -341,7 +422,7 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usiz
         let Some(lock) = FileLock::try_acquire(&lock_path(out, &exp.name, &cell.hash))? else {
             continue;
         };
-        if is_done(out, &exp.name, &cell.hash) {
+        if in_place(out, &exp.name, &cell.hash) {
             lock.remove()?;
             continue;
         }
@@ -431,7 +512,8 @@ mod tests {
             RunStats {
                 ran: 1,
                 cached: 0,
-                busy: 1
+                busy: 1,
+                quarantined: 0
             }
         );
         assert!(!is_done(results, "t", a) && is_done(results, "t", b));
@@ -448,7 +530,8 @@ mod tests {
             RunStats {
                 ran: 1,
                 cached: 1,
-                busy: 0
+                busy: 0,
+                quarantined: 0
             }
         );
         let mut cells = vec![a.clone(), b.clone()];

@@ -56,8 +56,9 @@ pub use rl::{
     apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow,
 };
 pub use sft::{
-    remove_orphaned_cache_temporaries, train_sft, train_sft_observed, warm_start,
-    warm_start_checked, warm_start_path, warm_start_with, SftLogRow, WarmStart, SFT_CLIP,
+    cached_warm_start_sha256, remove_orphaned_cache_temporaries, train_sft, train_sft_observed,
+    warm_start, warm_start_checked, warm_start_path, warm_start_with, SftLogRow, WarmStart,
+    SFT_CLIP,
 };
 
 /// Stream ids (first element of every `seeded(seed, stream)` path) of the random draws.
