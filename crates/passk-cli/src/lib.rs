@@ -412,7 +412,8 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             );
         }
     }
-    if ran > 0 {
+    // Also when a run killed after its last cell but before this line left none.
+    if ran > 0 || !args.results.join("ENVIRONMENT.json").exists() {
         environment::write(&args.results, &args.device.to_string())?;
     }
     passk_report::manifest::write_manifest(&args.results)

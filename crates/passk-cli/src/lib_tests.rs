@@ -134,3 +134,50 @@ fn report_refuses_a_foreign_file_unless_forced() {
     assert!(!figures.join("keep.txt").exists());
     assert!(figures.join(figures::OUTPUTS).is_file());
 }
+
+#[test]
+fn sizes_a_machine_cannot_hold_are_refused_naming_the_key() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let tiny = std::fs::read_to_string(root.join("tiny-smoke.toml")).unwrap();
+    let theory = std::fs::read_to_string(root.join("theory.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    for (base, from, to, key) in [
+        (
+            &tiny,
+            "samples_per_prompt = 8",
+            "samples_per_prompt = 100000000",
+            "rl.samples_per_prompt",
+        ),
+        (
+            &tiny,
+            "prompts_per_step = 4",
+            "prompts_per_step = 1000000",
+            "rl.prompts_per_step",
+        ),
+        (&tiny, "\nsteps = 4", "\nsteps = 1000000000000", "rl.steps"),
+        (
+            &tiny,
+            "stage1_steps = 6",
+            "stage1_steps = 1000000000000",
+            "sft.stage1_steps",
+        ),
+        (
+            &tiny,
+            "n_samples = 8",
+            "n_samples = 100000000",
+            "eval.n_samples",
+        ),
+        (&theory, "steps = 300", "steps = 1000000000000", "`steps`"),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let exp = dir.path().join("e.toml");
+        std::fs::write(&exp, base.replacen(from, to, 1)).unwrap();
+        let args = ["run", exp.to_str().unwrap(), "--results"];
+        let mut args: Vec<&str> = args.to_vec();
+        args.push(results.to_str().unwrap());
+        let e = format!("{:#}", cli(&args).unwrap_err());
+        assert!(e.contains(key) && e.contains("GiB"), "{to}: {e}");
+        assert!(!results.exists(), "{to}: nothing ran");
+    }
+}

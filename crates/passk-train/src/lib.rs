@@ -39,7 +39,10 @@ pub use cell::{
     held_out_set, run_tiny_cell, run_tiny_cell_with, warm_start_profile, RunOptions, TinyOutcome,
     TinySummary, CHECKPOINT_FILE, EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
 };
-pub use config::{CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig};
+pub use config::{
+    within_memory, CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig,
+    MAX_BATCH, MAX_PLANNED_BYTES,
+};
 pub use error::{Result, TrainError};
 pub use eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, ALL_FAMILIES};
 pub use lock::FileLock;
