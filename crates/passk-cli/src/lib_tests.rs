@@ -181,3 +181,24 @@ fn sizes_a_machine_cannot_hold_are_refused_naming_the_key() {
         assert!(!results.exists(), "{to}: nothing ran");
     }
 }
+
+#[test]
+fn on_corrupt_takes_rerun_or_stop_and_seal_takes_no_files() {
+    let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        parse_args(&raw(&["--on-corrupt", "stop"]))
+            .unwrap()
+            .on_corrupt,
+        record::OnCorrupt::Stop
+    );
+    assert_eq!(
+        parse_args(&[]).unwrap().on_corrupt,
+        record::OnCorrupt::Rerun
+    );
+    let e = format!(
+        "{:#}",
+        parse_args(&raw(&["--on-corrupt", "ignore"])).err().unwrap()
+    );
+    assert!(e.contains("rerun|stop"), "{e}");
+    assert!(cli(&["seal", "x.toml"]).is_err());
+}
