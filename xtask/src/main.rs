@@ -32,7 +32,11 @@ cargo xtask <command>
   check-broken                   after `check`: rerun the smoke matrix with pass@8
                                  replaced by the deliberately broken objective
                                  sign_flipped:k=8 and fail unless the gate rejects it
-  ci                             fmt check, clippy -D warnings, tests, check,
+  fault                          the fault-injection suite (tests/fault_injection.sh):
+                                 kill -9 during run and report, every tamper case, a
+                                 corrupted warm start, two concurrent runs, a full disk;
+                                 about a minute
+  ci                             fmt check, clippy -D warnings, tests, fault, check,
                                  check-broken
   bench                          the criterion benchmarks (verifier throughput, policy
                                  forward/backward, sampling, matmul GFLOP/s); set
@@ -81,6 +85,10 @@ fn main() -> Result<()> {
         ["check-broken"] => {
             let passk = build_passk(&sh, cuda)?;
             gate::rejects_broken_objective(&sh, &passk, &gate::scratch_dir())
+        }
+        ["fault"] => {
+            let passk = build_passk(&sh, cuda)?;
+            fault(&sh, &passk)
         }
         ["ci"] => ci(&sh),
         ["bench"] => {
@@ -345,6 +353,14 @@ fn stale_committed_cells(fresh: &Path, committed: &Path) -> Result<Vec<String>> 
     Ok(stale)
 }
 
+/// Runs the fault-injection suite on the theory and tiny-smoke experiments with `passk`.
+fn fault(sh: &Shell, passk: &Path) -> Result<()> {
+    cmd!(sh, "bash tests/fault_injection.sh {passk}")
+        .run()
+        .context("the fault-injection suite failed (summary above)")?;
+    Ok(())
+}
+
 fn ci(sh: &Shell) -> Result<()> {
     cmd!(sh, "cargo fmt --all -- --check")
         .run()
@@ -355,8 +371,9 @@ fn ci(sh: &Shell) -> Result<()> {
     )
     .run()?;
     cmd!(sh, "cargo test --workspace --release").run()?;
-    check(sh, false)?;
     let passk = build_passk(sh, false)?;
+    fault(sh, &passk)?;
+    check(sh, false)?;
     gate::rejects_broken_objective(sh, &passk, &gate::scratch_dir())?;
     println!("ci: all green");
     Ok(())

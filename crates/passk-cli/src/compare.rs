@@ -295,12 +295,23 @@ mod tests {
         std::fs::write(&variant_path, text).unwrap();
         let exp = load_experiment(&variant_path).unwrap();
         let (baseline, out) = (dir.path().join("results"), dir.path().join("out"));
-        // one cell committed under another experiment's name, one half-written (no cell.json)
+        // one cell committed under another experiment's name (with its completion record),
+        // one half-written (no record)
         let done = cell_dir(&baseline, "elsewhere", &exp.cells[0].hash);
         std::fs::create_dir_all(done.join("probe")).unwrap();
-        std::fs::write(done.join("cell.json"), "{}").unwrap();
+        let record = passk_report::schema::CellRecord {
+            schema: passk_report::schema::SCHEMA_VERSION,
+            experiment: "elsewhere".into(),
+            tier: exp.tier.clone(),
+            hash: exp.cells[0].hash.clone(),
+            config: serde_json::Value::Object(exp.cells[0].config.clone()),
+        };
+        crate::write::write_json(&done.join("cell.json"), &record).unwrap();
         std::fs::write(done.join("probe/x.csv"), "a").unwrap();
-        std::fs::create_dir_all(cell_dir(&baseline, "elsewhere", &exp.cells[1].hash)).unwrap();
+        crate::record::write(&done, &exp.cells[0].hash, &[]).unwrap();
+        let half = cell_dir(&baseline, "elsewhere", &exp.cells[1].hash);
+        std::fs::create_dir_all(&half).unwrap();
+        std::fs::write(half.join("cell.json"), "{}").unwrap();
         assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
         assert!(is_done(&out, &exp.name, &exp.cells[0].hash));
         assert!(!is_done(&out, &exp.name, &exp.cells[1].hash));

@@ -431,15 +431,22 @@ pub fn describe(coords: &[(String, Value)]) -> String {
         .join(", ")
 }
 
-/// The cell hash: sha256 over `tier` and the canonical JSON of the config, 16 hex digits.
+/// The cell hash: sha256 over `tier` and the canonical JSON of the config, 16 hex digits
+/// (the first 16 of [`config_sha256`]).
 pub fn cell_hash(tier: &str, config: &Map<String, Value>) -> String {
+    config_sha256(tier, config)[..16].to_string()
+}
+
+/// The full sha256 (64 hex digits) over `tier`, a zero byte and the canonical JSON of the
+/// config: what a cell's hash abbreviates, recorded whole in its completion record.
+pub fn config_sha256(tier: &str, config: &Map<String, Value>) -> String {
     let canonical = serde_json::to_string(&Value::Object(config.clone()))
         .expect("a JSON map always serialises");
     let mut hasher = Sha256::new();
     hasher.update(tier.as_bytes());
     hasher.update([0u8]);
     hasher.update(canonical.as_bytes());
-    hex(&hasher.finalize())[..16].to_string()
+    hex(&hasher.finalize())
 }
 
 /// Lower-case hex of `bytes`.

@@ -8,6 +8,7 @@ mod environment;
 pub mod figures;
 mod lm;
 pub mod readme;
+pub mod record;
 pub mod run;
 pub mod theory;
 pub mod tiers;
@@ -25,9 +26,13 @@ passk: the pass@k interference suite's compute binary
 
 USAGE:
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
-            [--shard I/N] [--reuse DIR] [--strict]
+            [--shard I/N] [--reuse DIR] [--strict] [--on-corrupt rerun|stop]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
-      from their checkpoints), then rewrite the manifest. A cell another process is running
+      from their checkpoints), then rewrite the manifest. A cell is done only when its
+      completion record (complete.json: sha256 of each file, its config hash, its warm start)
+      verifies; one that fails is reported, moved aside to
+      results/<experiment>/.quarantine/<hash>-<n> (never deleted) and rerun, or with
+      --on-corrupt stop the run stops before running anything. A cell another process is running
       (it holds results/<experiment>/.lock-<hash>) is skipped; the run then ends with exit
       status 3 (incomplete): rerun once that process has finished.
       --prune deletes cell directories the experiment no longer lists.
@@ -63,8 +68,13 @@ USAGE:
   passk manifest [--results DIR]
       Rewrite results/MANIFEST (sha256 and size of every result file).
   passk verify [--results DIR] [--figures DIR]
-      Fail when a result file differs from MANIFEST, figures/ from a fresh regeneration, or a
-      generated README block from its source.
+      Fail when a result file differs from MANIFEST, a cell from its completion record,
+      figures/ from a fresh regeneration, or a generated README block from its source.
+  passk seal [--results DIR] [--cache DIR]...
+      Give each cell without a completion record one, only when all its files match MANIFEST
+      and its cell.json hashes to its name, and add the records to MANIFEST. Tiny cells record
+      their warm start's sha256 from the first --cache DIR (repeatable; default
+      target/passk-cache, then results/warm-starts) that holds it.
   passk check [--claims FILE] [--results DIR] [--baseline DIR]
       Evaluate the claims (default experiments/claims.toml) and print a verdict table;
       exit 1 when any claim fails. Claims marked `baseline = true` read the committed
@@ -97,6 +107,8 @@ struct Args {
     reuse: Option<PathBuf>,
     device: passk_policy::DeviceChoice,
     force: bool,
+    on_corrupt: record::OnCorrupt,
+    caches: Vec<PathBuf>,
     shard: Option<(usize, usize)>,
     curve: Option<Vec<u64>>,
     per_cell: Option<PathBuf>,
@@ -118,6 +130,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         reuse: None,
         device: passk_policy::DeviceChoice::Cpu,
         force: false,
+        on_corrupt: record::OnCorrupt::Rerun,
+        caches: Vec::new(),
         shard: None,
         curve: None,
         per_cell: None,
@@ -138,7 +152,11 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--baseline" => args.baseline = value("--baseline")?.into(),
             "--objective" => args.objective.push(value("--objective")?),
             "--out" => args.out = value("--out")?.into(),
-            "--cache" => args.cache = value("--cache")?.into(),
+            "--cache" => {
+                args.cache = value("--cache")?.into();
+                args.caches.push(args.cache.clone());
+            }
+            "--on-corrupt" => args.on_corrupt = value("--on-corrupt")?.parse()?,
             "--reuse" => args.reuse = Some(value("--reuse")?.into()),
             "--device" => args.device = parse_device(&value("--device")?)?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
@@ -265,6 +283,7 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "verify" => cmd_verify(&args),
+        "seal" => cmd_seal(&args),
         "check" => cmd_check(&args),
         "gate" => {
             let text = std::fs::read_to_string(&args.claims)
@@ -311,6 +330,7 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
         device: args.device.to_string(),
         quiet: args.quiet,
         strict: args.strict,
+        on_corrupt: args.on_corrupt,
     };
     let table = compare::compare(
         Path::new(exp),
@@ -351,6 +371,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             device: args.device.to_string(),
             quiet: args.quiet,
             strict: args.strict,
+            on_corrupt: args.on_corrupt,
         };
         let exp = &match args.shard {
             Some((i, n)) => exp.shard(i, n),
@@ -369,6 +390,16 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         let stats = run::run_experiment(exp, &args.results, &ctx)?;
         ran += stats.ran;
         busy += stats.busy;
+        if stats.quarantined > 0 {
+            eprintln!(
+                "{}: {} corrupt cell(s) were moved aside to {}/{}/{} and rerun (messages above)",
+                exp.name,
+                stats.quarantined,
+                args.results.display(),
+                exp.name,
+                record::QUARANTINE
+            );
+        }
         if stats.busy > 0 {
             println!(
                 "{}: ran {} cells, {} already done, {} skipped (run by another process)",
@@ -381,7 +412,8 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             );
         }
     }
-    if ran > 0 {
+    // Also when a run killed after its last cell but before this line left none.
+    if ran > 0 || !args.results.join("ENVIRONMENT.json").exists() {
         environment::write(&args.results, &args.device.to_string())?;
     }
     passk_report::manifest::write_manifest(&args.results)
@@ -410,10 +442,10 @@ fn cmd_list(args: &Args) -> Result<ExitCode> {
             exp.cells.len()
         );
         for cell in &exp.cells {
-            let status = if run::is_done(&args.results, &exp.name, &cell.hash) {
-                "done"
-            } else {
-                "missing"
+            let status = match record::state(&args.results, &exp.name, &cell.hash) {
+                record::CellState::Complete => "done",
+                record::CellState::Missing => "missing",
+                record::CellState::Corrupt(_) => "corrupt",
             };
             println!(
                 "  {}  {:<7}  {}",
@@ -458,11 +490,19 @@ fn cmd_verify(args: &Args) -> Result<ExitCode> {
         .iter()
         .map(|p| format!("results/{p}"))
         .collect();
+    if args.results.is_dir() {
+        problems.extend(
+            record::verify_all(&args.results)?
+                .into_iter()
+                .map(|p| format!("results/{p}")),
+        );
+    }
     problems.extend(figures::verify(&args.results, &args.figures)?);
     problems.extend(readme::verify(&args.figures)?);
     if problems.is_empty() {
         println!(
-            "verify: every result file matches {}/MANIFEST and {} matches a fresh regeneration",
+            "verify: every result file matches {}/MANIFEST, every cell its completion record, \
+             and {} matches a fresh regeneration",
             args.results.display(),
             args.figures.display()
         );
@@ -474,6 +514,37 @@ fn cmd_verify(args: &Args) -> Result<ExitCode> {
         eprintln!("verify FAILED: {} problem(s)", problems.len());
         Ok(ExitCode::from(1))
     }
+}
+
+fn cmd_seal(args: &Args) -> Result<ExitCode> {
+    let caches = if args.caches.is_empty() {
+        vec![args.cache.clone(), args.results.join("warm-starts")]
+    } else {
+        args.caches.clone()
+    };
+    let report = record::seal(&args.results, &caches)?;
+    for why in &report.refused {
+        eprintln!("seal: not sealed: results/{why}");
+    }
+    println!(
+        "seal: {} cell(s) sealed, {} already had a record that verifies, {} refused{}",
+        report.sealed.len(),
+        report.already,
+        report.refused.len(),
+        if report.without_warm_start_sha > 0 {
+            format!(
+                "; {} tiny cell(s) record no warm-start sha256 (no cache held it)",
+                report.without_warm_start_sha
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(if report.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn cmd_check(args: &Args) -> Result<ExitCode> {
@@ -493,140 +564,5 @@ fn cmd_check(args: &Args) -> Result<ExitCode> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const THEORY: &str = "[experiment]\nname = \"t\"\ntier = \"theory\"\n[matrix]\nk = [2]\n\
-        separation = [0.5]\nseed = [0]\n[params]\np_hard = 0.2\nn_prompts = 8\n\
-        feature_std = 1.0\ntheta0 = [2.0, 0.0]\nk_scan = [1, 2]\nlr = 1.0\nsteps = 2\n\
-        one_step_eta = 0.01\n";
-
-    fn cli(args: &[&str]) -> Result<ExitCode> {
-        run_cli(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn an_unknown_device_is_refused_before_anything_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let exp = dir.path().join("t.toml");
-        std::fs::write(&exp, THEORY).unwrap();
-        let results = dir.path().join("results");
-        let (exp, res) = (exp.to_str().unwrap(), results.to_str().unwrap());
-        for command in [
-            vec!["run", exp, "--results", res, "--device", "banana"],
-            vec!["compare", exp, "--objective", "x", "--device", "banana"],
-        ] {
-            let e = format!("{:#}", cli(&command).unwrap_err());
-            assert!(e.contains("banana") && e.contains("cpu|cuda|auto"), "{e}");
-        }
-        assert!(!results.exists(), "nothing ran");
-        assert_eq!(parse_device("CUDA").unwrap().to_string(), "cuda");
-        assert_eq!(parse_device("auto").unwrap().to_string(), "auto");
-    }
-
-    #[test]
-    fn a_run_with_nothing_to_do_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let exp = dir.path().join("t.toml");
-        std::fs::write(&exp, THEORY).unwrap();
-        let results = dir.path().join("results");
-        let args = [
-            "run",
-            exp.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-            "--quiet",
-        ];
-        assert_eq!(cli(&args).unwrap(), ExitCode::SUCCESS);
-        let env: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(results.join("ENVIRONMENT.json")).unwrap())
-                .unwrap();
-        assert_eq!(env["device"], "cpu");
-        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        let written = ["MANIFEST", "ENVIRONMENT.json"];
-        for f in written {
-            std::fs::File::options()
-                .write(true)
-                .open(results.join(f))
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
-        }
-        // Read-only results (this binds only when the tests do not run as root).
-        #[cfg(unix)]
-        let set_mode = |mode: u32| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&results, std::fs::Permissions::from_mode(mode)).unwrap();
-        };
-        #[cfg(unix)]
-        set_mode(0o555);
-        let second = cli(&args);
-        #[cfg(unix)]
-        set_mode(0o755);
-        assert_eq!(second.unwrap(), ExitCode::SUCCESS);
-        for f in written {
-            let modified = std::fs::metadata(results.join(f))
-                .unwrap()
-                .modified()
-                .unwrap();
-            assert_eq!(modified, old, "{f} was rewritten");
-        }
-        assert!(passk_report::manifest::verify_manifest(&results).is_empty());
-    }
-
-    #[test]
-    fn a_run_that_skips_a_cell_another_process_runs_exits_incomplete() {
-        let dir = tempfile::tempdir().unwrap();
-        let exp = dir.path().join("t.toml");
-        std::fs::write(&exp, THEORY).unwrap();
-        let results = dir.path().join("results");
-        let hash = config::load_experiment(&exp).unwrap().cells[0].hash.clone();
-        std::fs::create_dir_all(results.join("t")).unwrap();
-        let lock = run::lock_path(&results, "t", &hash);
-        let held = passk_train::FileLock::try_acquire(&lock).unwrap().unwrap();
-        let args = [
-            "run",
-            exp.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-            "--quiet",
-            "--strict",
-        ];
-        assert_eq!(cli(&args).unwrap(), ExitCode::from(RUN_INCOMPLETE));
-        assert!(!run::is_done(&results, "t", &hash));
-        drop(held);
-        assert_eq!(cli(&args).unwrap(), ExitCode::SUCCESS);
-        assert!(run::is_done(&results, "t", &hash) && !lock.exists());
-        let raw: Vec<String> = vec!["--strict".into()];
-        assert!(parse_args(&raw).unwrap().strict && !parse_args(&[]).unwrap().strict);
-    }
-
-    #[test]
-    fn report_refuses_a_foreign_file_unless_forced() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join("results");
-        let figures = dir.path().join("figures");
-        std::fs::create_dir_all(&results).unwrap();
-        std::fs::create_dir_all(&figures).unwrap();
-        std::fs::write(figures.join("keep.txt"), "mine").unwrap();
-        let (res, fig) = (results.to_str().unwrap(), figures.to_str().unwrap());
-        let e = format!(
-            "{:#}",
-            cli(&["report", "--results", res, "--figures", fig, "--quiet"]).unwrap_err()
-        );
-        assert!(e.contains("keep.txt") && e.contains("--force"), "{e}");
-        assert!(figures.join("keep.txt").is_file());
-        let forced = [
-            "report",
-            "--results",
-            res,
-            "--figures",
-            fig,
-            "--quiet",
-            "--force",
-        ];
-        assert_eq!(cli(&forced).unwrap(), ExitCode::SUCCESS);
-        assert!(!figures.join("keep.txt").exists());
-        assert!(figures.join(figures::OUTPUTS).is_file());
-    }
-}
+#[path = "lib_tests.rs"]
+mod tests;

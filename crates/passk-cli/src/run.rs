@@ -1,8 +1,12 @@
 //! Running an experiment's missing cells, each into its own results directory.
 //!
 //! A cell runs in `results/<experiment>/.tmp-<hash>/` and is renamed to
-//! `results/<experiment>/<hash>/` only when every file is written, so a directory named by a
-//! hash is always complete. A killed run leaves only the hidden temporary: the next run hands it
+//! `results/<experiment>/<hash>/` only when every file is written, its completion record
+//! (`complete.json`, see [`crate::record`]) last, so a directory named by a hash is complete.
+//! A cell counts as done only when its record verifies; one that does not (edited, truncated,
+//! deleted or added files, an edited `cell.json`, no record) is reported, moved aside to
+//! `results/<experiment>/.quarantine/<hash>-<n>` and rerun, or, with
+//! [`OnCorrupt::Stop`](crate::record::OnCorrupt), the run stops before running anything. A killed run leaves only the hidden temporary: the next run hands it
 //! back to the tier, which resumes from any checkpoint inside it (the temporary of a tier without
 //! checkpoints is emptied first); temporaries of cells the experiment no longer lists are removed.
 //!
@@ -30,6 +34,7 @@ use passk_train::FileLock;
 use serde_json::Value;
 
 use crate::config::{describe, Experiment};
+use crate::record::{CellState, OnCorrupt};
 use crate::tiers::RunContext;
 use crate::write::write_json;
 
@@ -43,6 +48,8 @@ pub struct RunStats {
     /// Cells skipped because another process holds their lock (is running them): the
     /// experiment is not complete.
     pub busy: usize,
+    /// Cells that failed their completion check, moved aside and rerun (counted in `ran`).
+    pub quarantined: usize,
 }
 
 /// The directory of one cell's results.
@@ -55,11 +62,16 @@ pub fn lock_path(results: &Path, experiment: &str, hash: &str) -> PathBuf {
     results.join(experiment).join(format!(".lock-{hash}"))
 }
 
-/// Whether a cell's results are complete (its directory exists with `cell.json`).
+/// Whether a cell's results are complete: its directory exists and its completion record
+/// verifies ([`crate::record::check`]; this reads and hashes every file of the cell).
 pub fn is_done(results: &Path, experiment: &str, hash: &str) -> bool {
-    cell_dir(results, experiment, hash)
-        .join("cell.json")
-        .is_file()
+    crate::record::state(results, experiment, hash) == CellState::Complete
+}
+
+/// Whether a cell's directory is in place (complete or not): its temporary and lock are
+/// leftovers then.
+fn in_place(results: &Path, experiment: &str, hash: &str) -> bool {
+    cell_dir(results, experiment, hash).is_dir()
 }
 
 /// Runs every cell of `exp` that has no results yet.
@@ -72,15 +84,43 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     if exp.tier == "tiny" {
         passk_train::remove_orphaned_cache_temporaries(&ctx.cache_dir)?;
     }
+    let states: Vec<CellState> = exp
+        .cells
+        .iter()
+        .map(|c| crate::record::state(results, &exp.name, &c.hash))
+        .collect();
+    let corrupt: Vec<String> = exp
+        .cells
+        .iter()
+        .zip(&states)
+        .filter_map(|(c, s)| match s {
+            CellState::Corrupt(why) => Some(format!("{}/{}: {why}", exp.name, c.hash)),
+            _ => None,
+        })
+        .collect();
+    if !corrupt.is_empty() && ctx.on_corrupt == OnCorrupt::Stop {
+        for c in &corrupt {
+            eprintln!("CORRUPT: {c}");
+        }
+        anyhow::bail!(
+            "{}: {} cell(s) under {} fail their completion check (listed above); stopped \
+             (--on-corrupt stop) with nothing run or moved. `passk run` without it moves them \
+             aside to .quarantine/ and reruns them",
+            exp.name,
+            corrupt.len(),
+            exp_dir.display()
+        );
+    }
     let todo: Vec<_> = exp
         .cells
         .iter()
-        .filter(|c| !is_done(results, &exp.name, &c.hash))
+        .zip(&states)
+        .filter(|(_, s)| **s != CellState::Complete)
+        .map(|(c, _)| c)
         .collect();
     let mut stats = RunStats {
-        ran: 0,
         cached: exp.cells.len() - todo.len(),
-        busy: 0,
+        ..RunStats::default()
     };
     let mut busy = Vec::new();
     if !quiet {
@@ -129,12 +169,28 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
             busy.push(cell.hash.clone());
             continue;
         };
-        if is_done(results, &exp.name, &cell.hash) {
-            // Another process finished it between the listing and the lock.
-            lock.remove()?;
-            stats.cached += 1;
-            bar.inc(1);
-            continue;
+        match crate::record::state(results, &exp.name, &cell.hash) {
+            CellState::Complete => {
+                // Another process finished it between the listing and the lock.
+                lock.remove()?;
+                stats.cached += 1;
+                bar.inc(1);
+                continue;
+            }
+            CellState::Corrupt(why) => {
+                let aside = crate::record::quarantine(results, &exp.name, &cell.hash)?;
+                bar.suspend(|| {
+                    eprintln!(
+                        "CORRUPT: {}/{} fails its completion check: {why}; moved aside to {} \
+                         and rerun",
+                        exp.name,
+                        cell.hash,
+                        aside.display()
+                    )
+                });
+                stats.quarantined += 1;
+            }
+            CellState::Missing => {}
         }
         lock.write_holder()?;
         if let Err(e) = run_locked_cell(exp, results, ctx, cell) {
@@ -201,8 +257,12 @@ fn run_locked_cell(
             describe(&cell.coords)
         )
     })?;
-    // cell.json last: its presence marks the directory complete.
     write_json(&tmp.join("cell.json"), &record)?;
+    // Hidden temporaries a killed earlier holder left in a resumed temporary stay out of the
+    // cell (the record ignores them; this keeps them from being renamed into place).
+    remove_dead_temporaries(&tmp, &mut Vec::new())?;
+    // The completion record last: only a directory whose record verifies is complete.
+    crate::record::write(&tmp, &cell.hash, std::slice::from_ref(&ctx.cache_dir))?;
     let dir = cell_dir(results, &exp.name, &cell.hash);
     std::fs::rename(&tmp, &dir)
         .with_context(|| format!("cannot move {} into place", dir.display()))?;
@@ -239,6 +299,8 @@ pub fn stale_cells(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> {
 ///   lists. The temporary of a listed unfinished cell is its checkpoint and is kept.
 /// - `.lock-<hash>` of a finished or unlisted cell (a killed holder's; a free lock file blocks
 ///   nobody, this only tidies).
+/// - `.<hash>.copy`, the staging folder of a copy by `--reuse` that did not finish (a copy
+///   restarts from scratch, so there is nothing to resume).
 /// - Hidden temporary files (`.<file>.<pid>[-<n>].tmp`, `.<file>.tmp-<pid>[-<n>]`) inside
 ///   finished cells whose writer process no longer runs.
 ///
@@ -256,18 +318,28 @@ pub fn remove_orphans(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> 
     names.sort();
     for name in names {
         let path = dir.join(&name);
-        let (hash, is_tmp) = match (name.strip_prefix(".tmp-"), name.strip_prefix(".lock-")) {
-            (Some(h), _) => (h, true),
-            (_, Some(h)) => (h, false),
+        let copy = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".copy"))
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let (hash, is_tmp) = match (
+            name.strip_prefix(".tmp-"),
+            name.strip_prefix(".lock-"),
+            copy,
+        ) {
+            (Some(h), _, _) => (h, true),
+            (_, Some(h), _) => (h, false),
+            (_, _, Some(h)) => (h, true),
             _ => {
-                if !name.starts_with('.') && is_done(results, &exp.name, &name) {
+                if !name.starts_with('.') && in_place(results, &exp.name, &name) {
                     remove_dead_temporaries(&path, &mut removed)?;
                 }
                 continue;
             }
         };
         let listed = exp.cells.iter().any(|c| c.hash == hash);
-        if !(is_done(results, &exp.name, hash) || (!listed && !exp.sharded)) {
+        let finished = in_place(results, &exp.name, hash);
+        if copy.is_none() && !(finished || (!listed && !exp.sharded)) {
             continue;
         }
         if !path.exists() {
@@ -311,7 +383,8 @@ fn remove_dead_temporaries(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<()>
 
 /// Copies into `out/<exp>/` every cell of `exp` that some experiment under `baseline` already
 /// (`compare`'s committed results, `run --reuse`)
-/// holds complete under the same hash (a cell's hash is its full configuration, not its
+/// holds complete (its completion record verifies; a source that fails is skipped with a
+/// warning) under the same hash (a cell's hash is its full configuration, not its
 /// experiment's name or the code: the copy is what the build that committed it computed, and
 /// `cargo xtask verify` ties it to the manifest); returns how many.
 pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usize> {
@@ -325,13 +398,24 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usiz
     experiments.sort();
     let mut reused = 0;
     for cell in &exp.cells {
-        if is_done(out, &exp.name, &cell.hash) {
+        // A cell in place is done, or corrupt and left to `run_experiment` to move aside.
+        if in_place(out, &exp.name, &cell.hash) {
             continue;
         }
         let Some(source) = experiments
             .iter()
             .map(|e| e.join(&cell.hash))
-            .find(|d| d.join("cell.json").is_file())
+            .filter(|d| d.is_dir())
+            .find(|d| match crate::record::check(d) {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!(
+                        "warning: not copying {}: it fails its completion check: {why}",
+                        d.display()
+                    );
+                    false
+                }
+            })
         else {
             continue;
         };
@@ -341,7 +425,7 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usiz
         let Some(lock) = FileLock::try_acquire(&lock_path(out, &exp.name, &cell.hash))? else {
             continue;
         };
-        if is_done(out, &exp.name, &cell.hash) {
+        if in_place(out, &exp.name, &cell.hash) {
             lock.remove()?;
             continue;
         }
@@ -375,187 +459,5 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A two-cell theory experiment named `t`.
-    fn experiment() -> Experiment {
-        let text = "[experiment]\nname = \"t\"\ntier = \"theory\"\n[matrix]\nk = [2, 4]\n\
-            separation = [0.5]\nseed = [0]\n[params]\np_hard = 0.2\nn_prompts = 8\n\
-            feature_std = 1.0\ntheta0 = [2.0, 0.0]\nk_scan = [1, 2]\nlr = 1.0\nsteps = 2\n\
-            one_step_eta = 0.01\n";
-        crate::config::parse_experiment(text, Path::new("t.toml")).unwrap()
-    }
-
-    fn quiet() -> RunContext {
-        RunContext {
-            quiet: true,
-            ..Default::default()
-        }
-    }
-
-    /// Every entry name directly under `dir`, sorted.
-    fn names(dir: &Path) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// A pid no process has now (the highest free one).
-    fn dead_pid() -> u32 {
-        let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        (2..max).rev().find(|&p| !pid_alive(p)).unwrap()
-    }
-
-    #[test]
-    fn a_cell_another_process_runs_is_skipped_and_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path();
-        let exp = experiment();
-        let (a, b) = (&exp.cells[0].hash, &exp.cells[1].hash);
-        // Another holder (another open of the lock file: to flock, another process).
-        let held_path = lock_path(results, "t", a);
-        std::fs::create_dir_all(results.join("t")).unwrap();
-        let mut held = FileLock::try_acquire(&held_path).unwrap().unwrap();
-        held.write_holder().unwrap();
-        let stats = run_experiment(&exp, results, &quiet()).unwrap();
-        assert_eq!(
-            stats,
-            RunStats {
-                ran: 1,
-                cached: 0,
-                busy: 1
-            }
-        );
-        assert!(!is_done(results, "t", a) && is_done(results, "t", b));
-        assert!(held_path.is_file(), "only its holder removes a lock file");
-        assert!(
-            !lock_path(results, "t", b).exists(),
-            "a finished cell's lock"
-        );
-        // Once the holder is gone the cell runs, and no lock file is left.
-        drop(held);
-        let stats = run_experiment(&exp, results, &quiet()).unwrap();
-        assert_eq!(
-            stats,
-            RunStats {
-                ran: 1,
-                cached: 1,
-                busy: 0
-            }
-        );
-        let mut cells = vec![a.clone(), b.clone()];
-        cells.sort();
-        assert_eq!(names(&results.join("t")), cells);
-    }
-
-    #[test]
-    fn a_cell_being_run_is_not_copied_by_reuse() {
-        let dir = tempfile::tempdir().unwrap();
-        let exp = experiment();
-        let baseline = dir.path().join("baseline");
-        run_experiment(&exp, &baseline, &quiet()).unwrap();
-        let out = dir.path().join("out");
-        std::fs::create_dir_all(out.join("t")).unwrap();
-        let held = FileLock::try_acquire(&lock_path(&out, "t", &exp.cells[0].hash))
-            .unwrap()
-            .unwrap();
-        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
-        assert!(!is_done(&out, "t", &exp.cells[0].hash));
-        drop(held);
-        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
-        assert_eq!(names(&out.join("t")).len(), 2, "no lock file is left");
-    }
-
-    #[test]
-    fn orphans_are_removed_only_from_finished_cells_nobody_holds() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path();
-        let exp = experiment();
-        let (done, todo) = (&exp.cells[0].hash, &exp.cells[1].hash);
-        let t = results.join("t");
-        let write = |rel: &str| {
-            let path = t.join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, b"x").unwrap();
-        };
-        let (dead, me) = (dead_pid(), std::process::id());
-        write(&format!("{done}/cell.json"));
-        write(&format!("{done}/eval.csv"));
-        write(&format!("{done}/.keep"));
-        write(&format!("{done}/.eval.csv.tmp-{dead}-0"));
-        write(&format!("{done}/.summary.json.{dead}.tmp"));
-        write(&format!("{done}/probe-00000000/.gram.f32.{dead}-3.tmp"));
-        write(&format!("{done}/.train_log.csv.{me}-1.tmp")); // its writer runs
-        write(&format!(".tmp-{done}/eval.csv")); // a finished cell's leftover
-        write(&format!(".tmp-{todo}/checkpoint.json")); // a checkpoint to resume
-        write(".tmp-0123456789abcdef/eval.csv"); // a cell no longer listed
-        write(&format!(".lock-{done}"));
-        write(&format!(".lock-{todo}"));
-
-        // A finished cell whose lock is held keeps its temporary.
-        let held = FileLock::try_acquire(&lock_path(results, "t", done))
-            .unwrap()
-            .unwrap();
-        let removed = remove_orphans(&exp, results).unwrap();
-        assert!(t.join(format!(".tmp-{done}")).is_dir());
-        assert!(!t.join(".tmp-0123456789abcdef").exists());
-        assert_eq!(removed.len(), 4, "{removed:?}");
-        drop(held);
-
-        let removed = remove_orphans(&exp, results).unwrap();
-        assert_eq!(removed, vec![t.join(format!(".tmp-{done}"))]);
-        let mut left = vec![
-            done.clone(),
-            format!(".lock-{todo}"),
-            format!(".tmp-{todo}"),
-        ];
-        left.sort();
-        assert_eq!(names(&t), left);
-        assert!(t.join(format!(".tmp-{todo}/checkpoint.json")).is_file());
-        assert_eq!(
-            names(&t.join(done)),
-            [
-                ".keep".to_string(),
-                format!(".train_log.csv.{me}-1.tmp"),
-                "cell.json".into(),
-                "eval.csv".into(),
-                "probe-00000000".into(),
-            ]
-        );
-        assert!(names(&t.join(done).join("probe-00000000")).is_empty());
-
-        // A shard leaves unlisted temporaries alone: another shard may own them.
-        write(".tmp-0123456789abcdef/eval.csv");
-        remove_orphans(&exp.shard(1, 2), results).unwrap();
-        assert!(t.join(".tmp-0123456789abcdef").is_dir());
-    }
-
-    #[test]
-    fn lock_files_are_neither_listed_nor_stale() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path();
-        let exp = experiment();
-        run_experiment(&exp, results, &quiet()).unwrap();
-        let t = results.join("t");
-        let _held = FileLock::try_acquire(&t.join(".lock-0123456789abcdef"))
-            .unwrap()
-            .unwrap();
-        let _other = FileLock::try_acquire(&lock_path(results, "t", &exp.cells[0].hash))
-            .unwrap()
-            .unwrap();
-        assert!(stale_cells(&exp, results).unwrap().is_empty());
-        let n = passk_report::manifest::write_manifest(results).unwrap();
-        let manifest = std::fs::read_to_string(results.join("MANIFEST")).unwrap();
-        assert!(!manifest.contains(".lock-"), "{manifest}");
-        assert_eq!(n, manifest.lines().count());
-        assert!(passk_report::manifest::verify_manifest(results).is_empty());
-    }
-}
+#[path = "run_tests.rs"]
+mod tests;

@@ -74,6 +74,33 @@ pub fn spec(config: &Map<String, Value>) -> Result<TheorySpec> {
     if spec.steps < 1 {
         bail!("key `steps` must be at least 1");
     }
+    // Rough bytes held: trajectory rows (two objectives, about 128 bytes each) per step, and
+    // per prompt its features and rows.
+    let check = |key: &str, value: usize, per: u128, what: &str| -> Result<()> {
+        let bytes = (value as u128).saturating_mul(per);
+        if bytes > passk_train::MAX_PLANNED_BYTES {
+            let gib = |b: u128| b as f64 / (1u128 << 30) as f64;
+            bail!(
+                "key `{key}` = {value}: {what} would need about {:.3e} GiB, more than the {} GiB \
+                 a cell may plan for; lower it",
+                gib(bytes),
+                gib(passk_train::MAX_PLANNED_BYTES)
+            );
+        }
+        Ok(())
+    };
+    check(
+        "steps",
+        spec.steps,
+        2 * 128,
+        "the trajectory, two rows per step,",
+    )?;
+    check(
+        "n_prompts",
+        spec.n_prompts,
+        (spec.theta0.len() as u128 + 16) * 8 * 4,
+        "the prompt set",
+    )?;
     Ok(spec)
 }
 

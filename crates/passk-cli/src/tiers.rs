@@ -17,6 +17,8 @@ pub struct RunContext {
     /// Fail instead of retraining (with a warning) when a cached SFT warm start fails its
     /// integrity check (`--strict`).
     pub strict: bool,
+    /// What `passk run` does with a cell that fails its completion check (`--on-corrupt`).
+    pub on_corrupt: crate::record::OnCorrupt,
 }
 
 impl Default for RunContext {
@@ -26,6 +28,7 @@ impl Default for RunContext {
             device: "cpu".into(),
             quiet: false,
             strict: false,
+            on_corrupt: crate::record::OnCorrupt::Rerun,
         }
     }
 }

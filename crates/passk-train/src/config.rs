@@ -145,6 +145,14 @@ impl RlConfig {
     pub fn validate(&self) -> Result<()> {
         at_least_one("rl.prompts_per_step", self.prompts_per_step)?;
         at_least_one("rl.samples_per_prompt", self.samples_per_prompt)?;
+        for (field, n) in [
+            ("rl.prompts_per_step", self.prompts_per_step),
+            ("rl.samples_per_prompt", self.samples_per_prompt),
+        ] {
+            if n > MAX_BATCH {
+                return Err(bad(field, format!("is {n}; at most {MAX_BATCH}")));
+            }
+        }
         positive_finite("rl.lr", self.lr)?;
         positive_finite("rl.clip", self.clip)?;
         positive_finite("rl.temperature", self.temperature)?;
@@ -163,6 +171,41 @@ impl RlConfig {
             .map_err(|e| bad("rl.samples_per_prompt", e.to_string()))?;
         Ok(())
     }
+}
+
+/// The most memory (bytes) one cell may plan to hold: sizes whose rough estimate exceeds it are
+/// refused up front, naming the key, instead of failing to allocate mid-run (64 GiB).
+pub const MAX_PLANNED_BYTES: u128 = 64 << 30;
+
+/// The largest group or batch size checked before any estimate (2^20): a bound the objective
+/// checks below may allocate up to.
+pub const MAX_BATCH: usize = 1 << 20;
+
+/// Refuses `field` (whose value is `value`) when `bytes`, a rough estimate of what it makes a
+/// cell hold (`what`), exceeds [`MAX_PLANNED_BYTES`].
+pub fn within_memory(field: &str, value: u128, bytes: u128, what: &str) -> Result<()> {
+    if bytes <= MAX_PLANNED_BYTES {
+        return Ok(());
+    }
+    let gib = |b: u128| b as f64 / (1u128 << 30) as f64;
+    Err(bad(
+        field,
+        format!(
+            "is {value}: {what} would need about {:.3e} GiB, more than the {} GiB a cell may \
+             plan for; lower it",
+            gib(bytes),
+            gib(MAX_PLANNED_BYTES)
+        ),
+    ))
+}
+
+/// Rough bytes of one sequence's forward and backward pass through `g` (activations of every
+/// layer and the logits, kept for the backward pass, f32).
+fn sequence_bytes(g: &GptConfig) -> u128 {
+    let t = g.context as u128;
+    let per_token = (g.n_layer * g.d_model * (2 * g.mlp_ratio + 8) + g.vocab_size) as u128 * 4 * 3;
+    let attention = (g.n_layer * g.n_head) as u128 * t * t * 4 * 3;
+    t * per_token + attention
 }
 
 fn positive_finite(field: &str, x: f64) -> Result<()> {
@@ -199,6 +242,7 @@ impl TinyCellConfig {
     /// Checks every field; the error names the field (dotted path) and what is allowed.
     pub fn validate(&self) -> Result<()> {
         GptConfig::preset(&self.model, 1).map_err(|e| bad("model", e.to_string()))?;
+        self.check_sizes()?;
         self.mixture.validate().map_err(|e| TrainError::Config {
             field: format!("mixture.{}", e.field),
             problem: e.problem,
@@ -232,6 +276,69 @@ impl TinyCellConfig {
                 .check_memory(self.probe.settings.n_prompts, params)?;
         }
         Ok(())
+    }
+
+    /// Refuses sizes this cell could not hold (rough estimates against [`MAX_PLANNED_BYTES`]),
+    /// before anything is allocated; the error names the key.
+    fn check_sizes(&self) -> Result<()> {
+        let g = self.gpt_config()?;
+        let seq = sequence_bytes(&g);
+        let (p, n) = (
+            self.rl.prompts_per_step as u128,
+            self.rl.samples_per_prompt as u128,
+        );
+        let (field, value) = if n >= p {
+            ("rl.samples_per_prompt", n)
+        } else {
+            ("rl.prompts_per_step", p)
+        };
+        within_memory(
+            field,
+            value,
+            p.saturating_mul(n).saturating_mul(seq),
+            "one RL step's rl.prompts_per_step x rl.samples_per_prompt sequences",
+        )?;
+        // A training-log row per step (about 256 bytes with its evaluation share).
+        within_memory(
+            "rl.steps",
+            self.rl.steps as u128,
+            (self.rl.steps as u128).saturating_mul(256),
+            "the training log, a row per step,",
+        )?;
+        for (field, steps) in [
+            ("sft.stage1_steps", self.sft.stage1_steps),
+            ("sft.stage2_steps", self.sft.stage2_steps),
+        ] {
+            within_memory(
+                field,
+                steps as u128,
+                (steps as u128).saturating_mul(64),
+                "the SFT loss log, a row per step,",
+            )?;
+        }
+        let batch = self.sft.batch as u128;
+        within_memory(
+            "sft.batch",
+            batch,
+            batch.saturating_mul(seq),
+            "one SFT batch",
+        )?;
+        let samples = self.eval.n_samples as u128;
+        within_memory(
+            "eval.n_samples",
+            samples,
+            samples.saturating_mul(seq),
+            "one held-out prompt's samples",
+        )?;
+        let prompts = self.eval.n_prompts as u128;
+        within_memory(
+            "eval.n_prompts",
+            prompts,
+            prompts
+                .saturating_mul(samples)
+                .saturating_mul(g.context as u128 * 8),
+            "the held-out completions (eval.n_prompts x eval.n_samples)",
+        )
     }
 
     /// The model shape for the synthetic character vocabulary.

@@ -39,7 +39,10 @@ pub use cell::{
     held_out_set, run_tiny_cell, run_tiny_cell_with, warm_start_profile, RunOptions, TinyOutcome,
     TinySummary, CHECKPOINT_FILE, EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
 };
-pub use config::{CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig};
+pub use config::{
+    within_memory, CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig,
+    MAX_BATCH, MAX_PLANNED_BYTES,
+};
 pub use error::{Result, TrainError};
 pub use eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, ALL_FAMILIES};
 pub use lock::FileLock;
@@ -56,8 +59,9 @@ pub use rl::{
     apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow,
 };
 pub use sft::{
-    remove_orphaned_cache_temporaries, train_sft, train_sft_observed, warm_start,
-    warm_start_checked, warm_start_path, warm_start_with, SftLogRow, WarmStart, SFT_CLIP,
+    cached_warm_start_sha256, remove_orphaned_cache_temporaries, train_sft, train_sft_observed,
+    warm_start, warm_start_checked, warm_start_path, warm_start_with, SftLogRow, WarmStart,
+    SFT_CLIP,
 };
 
 /// Stream ids (first element of every `seeded(seed, stream)` path) of the random draws.

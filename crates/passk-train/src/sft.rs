@@ -260,6 +260,22 @@ impl WarmStartRecord {
     }
 }
 
+/// The sha256 (lower-case hex) of the warm start of `cfg` cached in `cache_dir`: the one its
+/// sidecar records when the sidecar names this config, otherwise (no sidecar, as for the
+/// committed `results/warm-starts/`) computed from the `.safetensors` file; `None` when the
+/// cache holds no warm start of `cfg` or its sidecar names another config. Nothing is checked
+/// or written here: a load ([`warm_start_checked`]) checks the file against its sidecar.
+pub fn cached_warm_start_sha256(cfg: &TinyCellConfig, cache_dir: &Path) -> Option<String> {
+    let path = warm_start_path(cfg, cache_dir);
+    let sidecar = sidecar_path(&path);
+    if sidecar.exists() {
+        let record = crate::files::read_json::<WarmStartRecord>(&sidecar).ok()?;
+        return (record.sft_hash == cfg.sft_hash()).then_some(record.sha256);
+    }
+    let bytes = std::fs::read(&path).ok()?;
+    Some(hex(&Sha256::digest(&bytes)))
+}
+
 /// The warm-started model of `cfg` on the CPU, trained once and cached in `cache_dir`.
 pub fn warm_start(cfg: &TinyCellConfig, cache_dir: &Path) -> Result<Gpt> {
     Ok(warm_start_with(cfg, cache_dir, &Device::Cpu, &mut |_| {})?.model)

@@ -1,0 +1,204 @@
+//! Tests of `crate`.
+
+use super::*;
+
+const THEORY: &str = "[experiment]\nname = \"t\"\ntier = \"theory\"\n[matrix]\nk = [2]\n\
+    separation = [0.5]\nseed = [0]\n[params]\np_hard = 0.2\nn_prompts = 8\n\
+    feature_std = 1.0\ntheta0 = [2.0, 0.0]\nk_scan = [1, 2]\nlr = 1.0\nsteps = 2\n\
+    one_step_eta = 0.01\n";
+
+fn cli(args: &[&str]) -> Result<ExitCode> {
+    run_cli(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+}
+
+#[test]
+fn an_unknown_device_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("t.toml");
+    std::fs::write(&exp, THEORY).unwrap();
+    let results = dir.path().join("results");
+    let (exp, res) = (exp.to_str().unwrap(), results.to_str().unwrap());
+    for command in [
+        vec!["run", exp, "--results", res, "--device", "banana"],
+        vec!["compare", exp, "--objective", "x", "--device", "banana"],
+    ] {
+        let e = format!("{:#}", cli(&command).unwrap_err());
+        assert!(e.contains("banana") && e.contains("cpu|cuda|auto"), "{e}");
+    }
+    assert!(!results.exists(), "nothing ran");
+    assert_eq!(parse_device("CUDA").unwrap().to_string(), "cuda");
+    assert_eq!(parse_device("auto").unwrap().to_string(), "auto");
+}
+
+#[test]
+fn a_run_with_nothing_to_do_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("t.toml");
+    std::fs::write(&exp, THEORY).unwrap();
+    let results = dir.path().join("results");
+    let args = [
+        "run",
+        exp.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--quiet",
+    ];
+    assert_eq!(cli(&args).unwrap(), ExitCode::SUCCESS);
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.join("ENVIRONMENT.json")).unwrap()).unwrap();
+    assert_eq!(env["device"], "cpu");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let written = ["MANIFEST", "ENVIRONMENT.json"];
+    for f in written {
+        std::fs::File::options()
+            .write(true)
+            .open(results.join(f))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    // Read-only results (this binds only when the tests do not run as root).
+    #[cfg(unix)]
+    let set_mode = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&results, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    #[cfg(unix)]
+    set_mode(0o555);
+    let second = cli(&args);
+    #[cfg(unix)]
+    set_mode(0o755);
+    assert_eq!(second.unwrap(), ExitCode::SUCCESS);
+    for f in written {
+        let modified = std::fs::metadata(results.join(f))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(modified, old, "{f} was rewritten");
+    }
+    assert!(passk_report::manifest::verify_manifest(&results).is_empty());
+}
+
+#[test]
+fn a_run_that_skips_a_cell_another_process_runs_exits_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("t.toml");
+    std::fs::write(&exp, THEORY).unwrap();
+    let results = dir.path().join("results");
+    let hash = config::load_experiment(&exp).unwrap().cells[0].hash.clone();
+    std::fs::create_dir_all(results.join("t")).unwrap();
+    let lock = run::lock_path(&results, "t", &hash);
+    let held = passk_train::FileLock::try_acquire(&lock).unwrap().unwrap();
+    let args = [
+        "run",
+        exp.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--quiet",
+        "--strict",
+    ];
+    assert_eq!(cli(&args).unwrap(), ExitCode::from(RUN_INCOMPLETE));
+    assert!(!run::is_done(&results, "t", &hash));
+    drop(held);
+    assert_eq!(cli(&args).unwrap(), ExitCode::SUCCESS);
+    assert!(run::is_done(&results, "t", &hash) && !lock.exists());
+    let raw: Vec<String> = vec!["--strict".into()];
+    assert!(parse_args(&raw).unwrap().strict && !parse_args(&[]).unwrap().strict);
+}
+
+#[test]
+fn report_refuses_a_foreign_file_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let figures = dir.path().join("figures");
+    std::fs::create_dir_all(&results).unwrap();
+    std::fs::create_dir_all(&figures).unwrap();
+    std::fs::write(figures.join("keep.txt"), "mine").unwrap();
+    let (res, fig) = (results.to_str().unwrap(), figures.to_str().unwrap());
+    let e = format!(
+        "{:#}",
+        cli(&["report", "--results", res, "--figures", fig, "--quiet"]).unwrap_err()
+    );
+    assert!(e.contains("keep.txt") && e.contains("--force"), "{e}");
+    assert!(figures.join("keep.txt").is_file());
+    let forced = [
+        "report",
+        "--results",
+        res,
+        "--figures",
+        fig,
+        "--quiet",
+        "--force",
+    ];
+    assert_eq!(cli(&forced).unwrap(), ExitCode::SUCCESS);
+    assert!(!figures.join("keep.txt").exists());
+    assert!(figures.join(figures::OUTPUTS).is_file());
+}
+
+#[test]
+fn sizes_a_machine_cannot_hold_are_refused_naming_the_key() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let tiny = std::fs::read_to_string(root.join("tiny-smoke.toml")).unwrap();
+    let theory = std::fs::read_to_string(root.join("theory.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    for (base, from, to, key) in [
+        (
+            &tiny,
+            "samples_per_prompt = 8",
+            "samples_per_prompt = 100000000",
+            "rl.samples_per_prompt",
+        ),
+        (
+            &tiny,
+            "prompts_per_step = 4",
+            "prompts_per_step = 1000000",
+            "rl.prompts_per_step",
+        ),
+        (&tiny, "\nsteps = 4", "\nsteps = 1000000000000", "rl.steps"),
+        (
+            &tiny,
+            "stage1_steps = 6",
+            "stage1_steps = 1000000000000",
+            "sft.stage1_steps",
+        ),
+        (
+            &tiny,
+            "n_samples = 8",
+            "n_samples = 100000000",
+            "eval.n_samples",
+        ),
+        (&theory, "steps = 300", "steps = 1000000000000", "`steps`"),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let exp = dir.path().join("e.toml");
+        std::fs::write(&exp, base.replacen(from, to, 1)).unwrap();
+        let args = ["run", exp.to_str().unwrap(), "--results"];
+        let mut args: Vec<&str> = args.to_vec();
+        args.push(results.to_str().unwrap());
+        let e = format!("{:#}", cli(&args).unwrap_err());
+        assert!(e.contains(key) && e.contains("GiB"), "{to}: {e}");
+        assert!(!results.exists(), "{to}: nothing ran");
+    }
+}
+
+#[test]
+fn on_corrupt_takes_rerun_or_stop_and_seal_takes_no_files() {
+    let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        parse_args(&raw(&["--on-corrupt", "stop"]))
+            .unwrap()
+            .on_corrupt,
+        record::OnCorrupt::Stop
+    );
+    assert_eq!(
+        parse_args(&[]).unwrap().on_corrupt,
+        record::OnCorrupt::Rerun
+    );
+    let e = format!(
+        "{:#}",
+        parse_args(&raw(&["--on-corrupt", "ignore"])).err().unwrap()
+    );
+    assert!(e.contains("rerun|stop"), "{e}");
+    assert!(cli(&["seal", "x.toml"]).is_err());
+}
