@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    passk_policy::tune_allocator();
+    passk_policy::tune_process();
     let raw: Vec<String> = std::env::args().skip(1).collect();
     match passk_cli::run_cli(&raw) {
         Ok(code) => code,

@@ -108,7 +108,7 @@ fn sampling(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    passk_policy::tune_allocator();
+    passk_policy::tune_process();
     Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))

@@ -18,7 +18,6 @@
 //! candle ops. The two agree to float rounding (tested), and the fused path is bit-identical
 //! for any thread count.
 
-mod alloc;
 mod config;
 mod device;
 mod erf;
@@ -30,16 +29,17 @@ pub mod lm;
 mod model;
 mod ops;
 mod policy;
+mod process;
 mod rng;
 mod sample;
 
-pub use alloc::tune_allocator;
 pub use config::GptConfig;
 pub use device::DeviceChoice;
 pub use error::{PolicyError, Result};
 pub use grad::{clip_grad_norm, grad_norm};
 pub use model::{Gpt, KvCache, SequenceBatch};
 pub use policy::Policy;
+pub use process::tune_process;
 pub use sample::{choose_token, SamplingParams};
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ fn tiny_core() -> TinyCellConfig {
 }
 
 fn main() -> Result<(), Error> {
-    passk_policy::tune_allocator();
+    passk_policy::tune_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| {
         args.iter()
