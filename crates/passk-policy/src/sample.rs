@@ -100,7 +100,8 @@ pub fn choose_token(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rn
 
 impl Gpt {
     /// Samples `n_per_prompt` completions of at most `max_new_tokens` tokens for every prompt,
-    /// all in one batch per prompt length, with a KV cache and no autograd graph.
+    /// all in one batch per prompt length, with a KV cache and no autograd graph. Each prompt
+    /// is run through the model once and its cache copied to its samples.
     ///
     /// Sample `s` of prompt `p` draws its randomness only from a ChaCha8 stream seeded with
     /// `seed_of(p, s)`, so the result does not depend on which other prompts share the batch,
