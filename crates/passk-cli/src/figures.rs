@@ -273,7 +273,7 @@ fn present_files(root: &Path) -> Result<Vec<String>> {
                 stack.push(entry.path());
                 continue;
             }
-            let rel = relative(root, &entry.path());
+            let rel = passk_report::manifest::relative(root, &entry.path());
             if rel != OUTPUTS {
                 out.push(rel);
             }
@@ -281,15 +281,6 @@ fn present_files(root: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
-}
-
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// The outputs list of `figures`, or `None` when it has none.

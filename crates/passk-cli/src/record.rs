@@ -368,19 +368,13 @@ pub fn verify_all(results: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for dir in cell_dirs(results)? {
         if let Err(why) = check(&dir) {
-            problems.push(format!("{}: {why}", relative(results, &dir)));
+            problems.push(format!(
+                "{}: {why}",
+                passk_report::manifest::relative(results, &dir)
+            ));
         }
     }
     Ok(problems)
-}
-
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// What [`seal`] did.
@@ -409,7 +403,7 @@ pub fn seal(results: &Path, caches: &[PathBuf]) -> Result<SealReport> {
     let mut manifest = passk_report::manifest::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut report = SealReport::default();
     for dir in cell_dirs(results)? {
-        let rel = relative(results, &dir);
+        let rel = passk_report::manifest::relative(results, &dir);
         if dir.join(RECORD_FILE).exists() {
             match check(&dir) {
                 Ok(()) => report.already += 1,

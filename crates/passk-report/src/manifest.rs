@@ -90,7 +90,8 @@ pub fn scan(root: &Path) -> std::io::Result<BTreeMap<String, Entry>> {
     Ok(out)
 }
 
-fn relative(root: &Path, path: &Path) -> String {
+/// `path` relative to `root`, with `/` separators on every platform (as MANIFEST names files).
+pub fn relative(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .components()
