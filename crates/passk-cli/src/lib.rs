@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 const USAGE: &str = "\
 passk: the pass@k interference suite's compute binary
 
-USAGE:
+USAGE:  (`passk <command> --help` shows one command; `passk --version`)
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
             [--shard I/N] [--reuse DIR] [--strict] [--on-corrupt rerun|stop]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
@@ -203,6 +203,23 @@ fn parse_shard(text: &str) -> Result<(usize, usize)> {
     }
 }
 
+/// The part of the usage text that describes `passk <command>`, or `None` for an unknown
+/// command.
+fn usage_of(command: &str) -> Option<String> {
+    let head = format!("  passk {command}");
+    let mut lines = USAGE.lines().skip_while(|l| {
+        !(l.starts_with(&head) && l[head.len()..].chars().next().is_none_or(|c| c == ' '))
+    });
+    let first = lines.next()?;
+    let mut block = format!("{}\n", first.trim_start());
+    let indented = |l: &&str| l.is_empty() || (l.starts_with(' ') && !l.starts_with("  passk "));
+    for line in lines.take_while(indented) {
+        block.push_str(line.strip_prefix("  ").unwrap_or(line));
+        block.push('\n');
+    }
+    Some(block.trim_end().to_string() + "\n")
+}
+
 /// Runs the command line `raw` (without the program name); errors are usage or input errors.
 pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
     let Some(command) = raw.first() else {
@@ -210,7 +227,21 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     if command == "--help" || command == "-h" || command == "help" {
-        print!("{USAGE}");
+        match raw.get(1).and_then(|c| usage_of(c)) {
+            Some(block) => print!("{block}"),
+            None => print!("{USAGE}"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if command == "--version" || command == "-V" {
+        println!("passk {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if raw[1..].iter().any(|a| a == "--help" || a == "-h") {
+        let Some(block) = usage_of(command) else {
+            bail!("unknown command {command:?}; `passk --help` lists them");
+        };
+        print!("{block}");
         return Ok(ExitCode::SUCCESS);
     }
     let args = parse_args(&raw[1..])?;

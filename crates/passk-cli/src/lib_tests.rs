@@ -202,3 +202,23 @@ fn on_corrupt_takes_rerun_or_stop_and_seal_takes_no_files() {
     assert!(e.contains("rerun|stop"), "{e}");
     assert!(cli(&["seal", "x.toml"]).is_err());
 }
+
+#[test]
+fn each_command_has_its_own_help_and_the_binary_a_version() {
+    let run = usage_of("run").unwrap();
+    assert!(run.starts_with("passk run <experiment.toml>"));
+    assert!(run.contains("--on-corrupt") && !run.contains("passk list"));
+    // The last block stops before the defaults paragraph; a prefix is not a command.
+    let gate = usage_of("gate").unwrap();
+    assert!(gate.starts_with("passk gate") && !gate.contains("Defaults"));
+    assert!(usage_of("ru").is_none() && usage_of("nonsense").is_none());
+    for help in [
+        &["run", "--help"][..],
+        &["help", "check"],
+        &["verify", "-h"],
+        &["--version"],
+    ] {
+        assert_eq!(cli(help).unwrap(), ExitCode::SUCCESS, "{help:?}");
+    }
+    assert!(cli(&["nonsense", "--help"]).is_err());
+}

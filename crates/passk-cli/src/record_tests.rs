@@ -33,7 +33,10 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(relative(dir, &p), std::fs::read(&p).unwrap());
+                out.insert(
+                    passk_report::manifest::relative(dir, &p),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
