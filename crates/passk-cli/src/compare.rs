@@ -111,6 +111,15 @@ pub fn compare(
             baseline.display()
         );
     }
+    let seeded = crate::warm_cache::seed_from_committed(baseline, &ctx.cache_dir)?;
+    if seeded > 0 && !ctx.quiet {
+        println!(
+            "compare: {seeded} committed warm-start file(s) from {}/{} copied into {}",
+            baseline.display(),
+            crate::warm_cache::COMMITTED,
+            ctx.cache_dir.display()
+        );
+    }
     let stats = run_experiment(&exp, out, ctx)?;
     if stats.busy > 0 {
         bail!(

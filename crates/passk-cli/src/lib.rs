@@ -13,6 +13,8 @@ pub mod run;
 pub mod theory;
 pub mod tiers;
 pub mod tiny;
+mod usage;
+mod warm_cache;
 mod warm_starts;
 pub mod write;
 
@@ -21,78 +23,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "\
-passk: the pass@k interference suite's compute binary
-
-USAGE:  (`passk <command> --help` shows one command; `passk --version`)
-  passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
-            [--shard I/N] [--reuse DIR] [--strict] [--on-corrupt rerun|stop]
-      Run every cell of the experiments whose results are missing (resuming interrupted ones
-      from their checkpoints), then rewrite the manifest. A cell is done only when its
-      completion record (complete.json: sha256 of each file, its config hash, its warm start)
-      verifies; one that fails is reported, moved aside to
-      results/<experiment>/.quarantine/<hash>-<n> (never deleted) and rerun, or with
-      --on-corrupt stop the run stops before running anything. A cell another process is running
-      (it holds results/<experiment>/.lock-<hash>) is skipped; the run then ends with exit
-      status 3 (incomplete): rerun once that process has finished.
-      --prune deletes cell directories the experiment no longer lists.
-      --cache DIR holds reusable SFT warm starts (default target/passk-cache). A cached warm
-      start is checked (sha256 and config against its sidecar sft-<hash>.json, finite
-      weights); one that fails is retrained with a warning, or is an error with --strict.
-      --reuse DIR copies, instead of running, every cell that a results directory DIR already
-      holds complete under the same configuration hash (in any of its experiments).
-      --shard I/N runs only every N-th cell in matrix order (keys sorted, the last varying
-      fastest), starting at the I-th, so N processes (say one per core, each with
-      RAYON_NUM_THREADS=1) share a matrix; with `seed` the last key they start on different
-      warm starts. Run `passk manifest` after the last shard ends.
-      --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
-      `--features cuda`).
-  passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N] [--curve S1,S2,...]
-                    [--strict]
-      Train (or load from the cache) the SFT warm starts of tiny experiments and print each
-      one's held-out pass@1 per family (the numbers its cells record at RL step 0), then the
-      mean and spread over seeds: the profile a control is matched on before RL runs.
-      --shard deals warm starts sharing a stage 1 to one process. --curve follows stage 1
-      (reliable tag) of each seed and profiles it after each listed step count instead; the
-      cache is not touched.
-  passk list <experiment.toml>... [--results DIR]
-      Print each cell's hash, status (done/missing) and matrix coordinates.
-  passk experiments [DIR]
-      Print the experiment files in DIR (default experiments/) that `reproduce all` runs.
-  passk report [--results DIR] [--figures DIR] [--per-cell DIR] [--force]
-      Regenerate every figure and table under figures/ from results/ only, and refill the
-      generated blocks (`<!-- generated: PATH -->`) of the README.md beside figures/.
-      --per-cell DIR also writes each probed cell's own probe figures (inner products by probe
-      step, agreement, Gram heatmap) into DIR/<experiment>/, named by cell hash.
-      It refuses a --figures folder holding files it did not write; --force replaces it anyway.
-  passk manifest [--results DIR]
-      Rewrite results/MANIFEST (sha256 and size of every result file).
-  passk verify [--results DIR] [--figures DIR]
-      Fail when a result file differs from MANIFEST, a cell from its completion record,
-      figures/ from a fresh regeneration, or a generated README block from its source.
-  passk seal [--results DIR] [--cache DIR]...
-      Give each cell without a completion record one, only when all its files match MANIFEST
-      and its cell.json hashes to its name, and add the records to MANIFEST. Tiny cells record
-      their warm start's sha256 from the first --cache DIR (repeatable; default
-      target/passk-cache, then results/warm-starts) that holds it.
-  passk check [--claims FILE] [--results DIR] [--baseline DIR]
-      Evaluate the claims (default experiments/claims.toml) and print a verdict table;
-      exit 1 when any claim fails. Claims marked `baseline = true` read the committed
-      results in --baseline (default results), the others --results.
-  passk compare <experiment.toml> --objective SPEC... [--results DIR] [--out DIR] [--cache DIR]
-                [--strict]
-      Run objective SPEC (repeat --objective for several) on the cells of a tiny experiment
-      (its q, seeds and cached warm starts; cells already committed under --results with the
-      same configuration are copied, not rerun) into --out (default target/passk-compare),
-      then print and write (out/compare.{csv,md,tex}, out/compare_tradeoff.{svg,png}) its
-      changes of pass@1 and pass@k and end-of-training probe cosine beside the committed
-      baseline in --results. Add an objective: one file in crates/passk-core/src/objective/
-      and one line in its `registry!`.
-  passk gate [--claims FILE]
-      Print the experiment files the CI gate recomputes before checking the claims.
-
-Defaults: --results results, --figures figures.
-";
+use crate::usage::{usage_of, USAGE};
 
 struct Args {
     positional: Vec<String>,
@@ -201,23 +132,6 @@ fn parse_shard(text: &str) -> Result<(usize, usize)> {
         Some((i, n)) if n >= 1 && (1..=n).contains(&i) => Ok((i, n)),
         _ => bail!("--shard {text:?}: expected I/N with 1 <= I <= N, e.g. --shard 1/2"),
     }
-}
-
-/// The part of the usage text that describes `passk <command>`, or `None` for an unknown
-/// command.
-fn usage_of(command: &str) -> Option<String> {
-    let head = format!("  passk {command}");
-    let mut lines = USAGE.lines().skip_while(|l| {
-        !(l.starts_with(&head) && l[head.len()..].chars().next().is_none_or(|c| c == ' '))
-    });
-    let first = lines.next()?;
-    let mut block = format!("{}\n", first.trim_start());
-    let indented = |l: &&str| l.is_empty() || (l.starts_with(' ') && !l.starts_with("  passk "));
-    for line in lines.take_while(indented) {
-        block.push_str(line.strip_prefix("  ").unwrap_or(line));
-        block.push('\n');
-    }
-    Some(block.trim_end().to_string() + "\n")
 }
 
 /// Runs the command line `raw` (without the program name); errors are usage or input errors.
@@ -380,6 +294,9 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
 
 fn cmd_run(args: &Args) -> Result<ExitCode> {
     let experiments = load_all(&args.positional)?;
+    if experiments.iter().any(|e| e.tier == "tiny") {
+        warm_cache::seed_from_committed(&args.results, &args.cache)?;
+    }
     let mut ran = 0;
     let mut busy = 0;
     for exp in &experiments {

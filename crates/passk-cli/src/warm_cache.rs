@@ -1,0 +1,90 @@
+//! Seeding the warm-start cache from the warm starts committed under `results/warm-starts/`.
+//!
+//! A fresh clone has an empty cache, so `compare` and `run` would train every SFT warm start
+//! again (minutes each) although some are committed. Before running, each committed
+//! `sft-<hash>.{safetensors,csv}` the cache lacks is copied in, but only when its bytes match
+//! the sha256 that `results/MANIFEST` lists for it: a tampered or unlisted file is left out
+//! (and then trained, as before). A copied warm start still goes through the cache's own load
+//! checks (finite weights; the sidecar where one exists).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use passk_report::manifest::{parse, sha256_hex, MANIFEST};
+
+/// The folder of committed warm starts inside a results directory.
+pub const COMMITTED: &str = "warm-starts";
+
+/// Copies into `cache` every committed warm-start file of `results` that the cache lacks and
+/// whose contents match `results/MANIFEST`; returns how many were copied. No manifest or no
+/// committed warm starts: nothing to do.
+pub fn seed_from_committed(results: &Path, cache: &Path) -> Result<usize> {
+    let Ok(text) = std::fs::read_to_string(results.join(MANIFEST)) else {
+        return Ok(0);
+    };
+    let listed = parse(&text).map_err(anyhow::Error::msg)?;
+    let prefix = format!("{COMMITTED}/");
+    let mut copied = 0;
+    for (path, entry) in &listed {
+        let Some(name) = path.strip_prefix(&prefix).filter(|n| n.starts_with("sft-")) else {
+            continue;
+        };
+        let target = cache.join(name);
+        if target.exists() {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(results.join(path)) else {
+            continue;
+        };
+        if bytes.len() as u64 != entry.size || sha256_hex(&bytes) != entry.sha256 {
+            eprintln!(
+                "warning: {} does not match results/MANIFEST; not reusing it",
+                results.join(path).display()
+            );
+            continue;
+        }
+        std::fs::create_dir_all(cache)
+            .with_context(|| format!("cannot create {}", cache.display()))?;
+        passk_report::atomic::write_atomic(&target, &bytes)?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_only_listed_matching_files_the_cache_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (results, cache) = (dir.path().join("results"), dir.path().join("cache"));
+        let ws = results.join(COMMITTED);
+        std::fs::create_dir_all(&ws).unwrap();
+        for (name, body) in [
+            ("sft-aa.safetensors", "weights a"),
+            ("sft-aa.csv", "log a"),
+            ("sft-bb.safetensors", "weights b"),
+            ("sft-cc.safetensors", "weights c"),
+        ] {
+            std::fs::write(ws.join(name), body).unwrap();
+        }
+        passk_report::manifest::write_manifest(&results).unwrap();
+        // After the manifest: b is tampered with, and an unlisted d appears.
+        std::fs::write(ws.join("sft-bb.safetensors"), "weights B").unwrap();
+        std::fs::write(ws.join("sft-dd.safetensors"), "weights d").unwrap();
+        // The cache already holds its own c.
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::write(cache.join("sft-cc.safetensors"), "cached c").unwrap();
+        assert_eq!(seed_from_committed(&results, &cache).unwrap(), 2);
+        let read = |n: &str| std::fs::read_to_string(cache.join(n)).ok();
+        assert_eq!(read("sft-aa.safetensors").as_deref(), Some("weights a"));
+        assert_eq!(read("sft-aa.csv").as_deref(), Some("log a"));
+        assert_eq!(read("sft-bb.safetensors"), None);
+        assert_eq!(read("sft-cc.safetensors").as_deref(), Some("cached c"));
+        assert_eq!(read("sft-dd.safetensors"), None);
+        // A second call has nothing left to do; no manifest, nothing at all.
+        assert_eq!(seed_from_committed(&results, &cache).unwrap(), 0);
+        assert_eq!(seed_from_committed(dir.path(), &cache).unwrap(), 0);
+    }
+}
