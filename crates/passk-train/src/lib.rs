@@ -1,7 +1,8 @@
-//! Training for the tiny tier of the pass@k interference suite: a two-stage supervised warm
-//! start, a policy-gradient RL loop driven by any `passk-core` objective, held-out evaluation
-//! of unbiased pass@k overall and per family, and checkpoint/resume, on the `passk-policy`
-//! transformer and the `passk-tasks` synthetic mixtures.
+//! The trainers of the pass@k interference suite: for the tiny tier, a two-stage supervised
+//! warm start on the `passk-tasks` synthetic mixtures; for any [`passk_policy::Policy`]
+//! (the tiny transformer or a pretrained LM, see [`lm`]), a policy-gradient RL loop driven by
+//! any `passk-core` objective, held-out evaluation of unbiased pass@k overall and per family,
+//! the gradient-interference probe ([`probe`]), and checkpoint/resume.
 //!
 //! - [`TinyCellConfig`] describes one cell (model preset, mixture with cue reliability q, seed,
 //!   [`SftConfig`], [`RlConfig`], [`EvalConfig`], checkpoint interval).
