@@ -17,6 +17,14 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PolicyError + '_ {
 }
 
 /// A temporary name beside `path`, unique to this process.
+/// The safetensors file of `tensors`, in memory: the bytes `candle_core::safetensors::save`
+/// writes, without the sibling temporary file (random name, no pid) that its writer leaves
+/// behind when the process is killed mid-write. Callers write them under a name of their own.
+pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    safetensors::serialize(tensors, None)
+        .map_err(|e| PolicyError::Input(format!("cannot serialise tensors: {e}")))
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
@@ -36,10 +44,11 @@ impl Gpt {
             .into_iter()
             .map(|(name, var)| (name, var.as_tensor().detach()))
             .collect();
+        let bytes = safetensors_bytes(&tensors)?;
         let tmp = temp_path(path);
-        if let Err(e) = candle_core::safetensors::save(&tensors, &tmp) {
+        if let Err(e) = std::fs::write(&tmp, bytes) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
+            return Err(io_err(&tmp)(e));
         }
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);

@@ -37,6 +37,7 @@ pub use config::GptConfig;
 pub use device::DeviceChoice;
 pub use error::{PolicyError, Result};
 pub use grad::{clip_grad_norm, grad_norm};
+pub use io::safetensors_bytes;
 pub use model::{Gpt, KvCache, SequenceBatch};
 pub use policy::Policy;
 pub use process::tune_process;

@@ -377,6 +377,24 @@ fn save_and_load_roundtrip() {
     let path = dir.join("model.safetensors");
     let a = nano(11);
     a.save(&path).unwrap();
+    // The same bytes candle's own writer produces, and no temporary left beside them.
+    let tensors: std::collections::HashMap<String, Tensor> = a
+        .params()
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().detach()))
+        .collect();
+    let reference = dir.join("reference.safetensors");
+    candle_core::safetensors::save(&tensors, &reference).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&reference).unwrap()
+    );
+    std::fs::remove_file(&reference).unwrap();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["model.safetensors"]);
     let b = nano(12);
     b.load(&path).unwrap();
     for ((na, va), (nb, vb)) in a.params().into_iter().zip(b.params()) {

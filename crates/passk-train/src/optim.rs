@@ -142,8 +142,8 @@ impl Optimizer {
             "steps".into(),
             Tensor::new(&[self.steps as f64], &candle_core::Device::Cpu)?,
         );
-        candle_core::safetensors::save(&map, path)?;
-        Ok(())
+        let bytes = passk_policy::safetensors_bytes(&map)?;
+        std::fs::write(path, bytes).map_err(crate::error::io_err(path))
     }
 
     /// Restores the state written by [`Optimizer::save`] into an optimiser of the same kind
