@@ -113,43 +113,18 @@ impl std::str::FromStr for OnCorrupt {
 
 /// Every non-hidden file under the cell directory `dir` except the top-level record, sorted.
 pub fn scan_files(dir: &Path) -> Result<Vec<FileEntry>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?
-        {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path
-                .strip_prefix(dir)
-                .unwrap_or(&path)
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            if rel == RECORD_FILE {
-                continue;
-            }
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            out.push(FileEntry {
-                path: rel,
-                size: bytes.len() as u64,
-                sha256: sha256_hex(&bytes),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    // The manifest's walk: the same files, hashes and `/`-joined relative paths, sorted.
+    let files = passk_report::manifest::scan(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    Ok(files
+        .into_iter()
+        .filter(|(path, _)| path != RECORD_FILE)
+        .map(|(path, e)| FileEntry {
+            path,
+            size: e.size,
+            sha256: e.sha256,
+        })
+        .collect())
 }
 
 /// The directory's name.
