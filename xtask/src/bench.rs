@@ -1,5 +1,6 @@
-//! `cargo xtask bench --peer`: the tiny engine's step times beside PyTorch eager, measured in
-//! one run.
+//! `cargo xtask bench --peer` (the tiny engine's step times beside PyTorch eager) and
+//! `cargo xtask bench --lm` (SmolLM2 sampling throughput beside Hugging Face transformers),
+//! each measured in one run with the two engines alternating.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,7 +55,12 @@ impl PeerOptions {
 }
 
 /// The interpreter to use for the PyTorch peer, or why there is none.
-fn find_python(sh: &Shell, root: &Path, explicit: Option<&Path>) -> Result<PathBuf, String> {
+pub(crate) fn find_python(
+    sh: &Shell,
+    root: &Path,
+    explicit: Option<&Path>,
+    modules: &str,
+) -> Result<PathBuf, String> {
     let candidates: Vec<PathBuf> = match explicit {
         Some(p) => vec![p.to_path_buf()],
         None => std::env::var_os("PASSK_TORCH_PYTHON")
@@ -67,7 +73,7 @@ fn find_python(sh: &Shell, root: &Path, explicit: Option<&Path>) -> Result<PathB
             .collect(),
     };
     for python in &candidates {
-        let probe = cmd!(sh, "{python} -c 'import torch'")
+        let probe = cmd!(sh, "{python} -c 'import {modules}'")
             .quiet()
             .ignore_stderr()
             .run();
@@ -75,14 +81,15 @@ fn find_python(sh: &Shell, root: &Path, explicit: Option<&Path>) -> Result<PathB
             return Ok(python.clone());
         }
     }
+    let packages = modules.replace(", ", " ");
     Err(format!(
-        "no Python with torch among {candidates:?}; install one with `python3 -m venv \
-         target/torch-venv && target/torch-venv/bin/pip install torch` (or pass --python)"
+        "no Python with {modules} among {candidates:?}; install one with `python3 -m venv \
+         target/torch-venv && target/torch-venv/bin/pip install {packages}` (or pass --python)"
     ))
 }
 
 /// `name ms` lines into a map (other lines are comments).
-fn parse_times(out: &str) -> Result<BTreeMap<String, f64>> {
+pub(crate) fn parse_times(out: &str) -> Result<BTreeMap<String, f64>> {
     let mut times = BTreeMap::new();
     for line in out
         .lines()
@@ -96,7 +103,7 @@ fn parse_times(out: &str) -> Result<BTreeMap<String, f64>> {
     Ok(times)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -113,7 +120,7 @@ pub fn peer(sh: &Shell, root: &Path, opts: &PeerOptions) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let passk = target.join("release/examples/peer_step");
-    let python = find_python(sh, root, opts.python.as_deref());
+    let python = find_python(sh, root, opts.python.as_deref(), "torch");
     if let Err(why) = &python {
         println!("bench --peer: PyTorch column left empty: {why}");
     }

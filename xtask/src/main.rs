@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 mod bench;
+mod bench_lm;
 mod gate;
 
 const USAGE: &str = "\
@@ -47,6 +48,13 @@ cargo xtask <command>
                                  (bench/torch_peer.py), alternating the two each round, as
                                  one table of medians and ratios; finds torch in
                                  $PASSK_TORCH_PYTHON, target/torch-venv or python3
+  bench --lm [--gguf PATH] [--batch 16,64] [--new 64] [--rounds 3] [--threads 2]
+             [--python PATH]
+                                 SmolLM2-135M sampling tokens/s and peak RSS of passk's
+                                 CPU engine beside Hugging Face transformers generate on
+                                 the same GGUF (bench/hf_lm_peer.py), alternating; the
+                                 GGUF defaults to $PASSK_SMOLLM2_GGUF; the peer needs
+                                 torch, transformers, gguf and numpy
   help                           this text
 
 Options: --cuda builds passk with CUDA (`--features cuda`; needs nvcc).
@@ -94,6 +102,9 @@ fn main() -> Result<()> {
         ["bench"] => {
             cmd!(sh, "cargo bench -p passk-tasks -p passk-policy").run()?;
             Ok(())
+        }
+        ["bench", "--lm", rest @ ..] => {
+            bench_lm::lm(&sh, &project_root(), &bench_lm::LmOptions::parse(rest)?)
         }
         ["bench", "--peer", rest @ ..] => {
             bench::peer(&sh, &project_root(), &bench::PeerOptions::parse(rest)?)

@@ -15,6 +15,7 @@
 
 mod chat;
 mod config;
+mod decode;
 mod gguf;
 mod load;
 mod model;
@@ -27,6 +28,7 @@ pub use config::{LmConfig, TokenIds};
 pub use gguf::{gguf_name, hf_name, permute_rope_rows, read_gguf, write_gguf, GgufCheckpoint};
 pub use load::{hf_cache_snapshot, safetensors_files};
 pub use model::{param_shapes, CausalLm, LmCache, Trainable};
+pub use sample::SAMPLE_MAX_ROWS;
 pub use tokenizer::LmTokenizer;
 
 #[cfg(test)]

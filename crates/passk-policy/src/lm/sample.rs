@@ -6,20 +6,29 @@ use candle_core::{DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::decode::{self, SampleJob};
 use super::model::{CausalLm, LmCache};
 use crate::error::{PolicyError, Result};
 use crate::sample::{choose_token, SamplingParams};
 
+/// Most samples the CPU sampler decodes at once (see [`CausalLm::sample`]): large enough for
+/// efficient matmuls, small enough that the KV caches of long completions stay in memory.
+pub const SAMPLE_MAX_ROWS: usize = 128;
+
 impl CausalLm {
     /// Samples `n_per_prompt` completions of at most `max_new_tokens` tokens for every prompt,
-    /// one batch per distinct prompt length, with a KV cache and no autograd graph. Each
-    /// prompt is run through the model once and its cache shared by its samples.
+    /// with a KV cache and no autograd graph. Each prompt is run through the model once and its
+    /// keys and values shared by its samples.
     ///
     /// Sample `s` of prompt `p` draws its randomness only from a ChaCha8 stream seeded with
     /// `seed_of(p, s)` (one uniform per token, see [`choose_token`]), so a completion does not
     /// depend on which other prompts share the batch, their order, or the thread count (up to
     /// float rounding of batched matmuls). A completion stops after its first token in `stop`
     /// (which it includes). The output is prompt-major: index `p * n_per_prompt + s`.
+    ///
+    /// On the CPU this runs the inference engine of `decode.rs` (continuous batching of at
+    /// most [`SAMPLE_MAX_ROWS`] samples, finished samples leave the batch at once); on other
+    /// devices it runs the differentiable model's ops on detached weights.
     pub fn sample(
         &self,
         prompts: &[Vec<u32>],
@@ -29,6 +38,27 @@ impl CausalLm {
         params: SamplingParams,
         seed_of: impl Fn(usize, usize) -> u64,
     ) -> Result<Vec<Vec<u32>>> {
+        self.check_sample_input(prompts, max_new_tokens, &params)?;
+        if self.device().is_cpu() {
+            let job = SampleJob {
+                prompts,
+                n_per_prompt,
+                max_new_tokens,
+                stop,
+                params,
+                max_rows: SAMPLE_MAX_ROWS,
+            };
+            return decode::sample(self, &job, seed_of);
+        }
+        self.sample_graph(prompts, n_per_prompt, max_new_tokens, stop, params, seed_of)
+    }
+
+    fn check_sample_input(
+        &self,
+        prompts: &[Vec<u32>],
+        max_new_tokens: usize,
+        params: &SamplingParams,
+    ) -> Result<()> {
         params.validate()?;
         let cfg = self.config();
         for (i, p) in prompts.iter().enumerate() {
@@ -43,7 +73,29 @@ impl CausalLm {
                     cfg.max_position_embeddings
                 )));
             }
+            if let Some(&t) = p.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+                return Err(PolicyError::Input(format!(
+                    "prompt {i} has token id {t}, outside the vocabulary of {}",
+                    cfg.vocab_size
+                )));
+            }
         }
+        Ok(())
+    }
+
+    /// [`CausalLm::sample`] through the differentiable model's ops (one batch per prompt
+    /// length, every row decoded until all stop): the path for non-CPU devices, and the
+    /// reference the CPU engine is tested against.
+    pub(crate) fn sample_graph(
+        &self,
+        prompts: &[Vec<u32>],
+        n_per_prompt: usize,
+        max_new_tokens: usize,
+        stop: &[u32],
+        params: SamplingParams,
+        seed_of: impl Fn(usize, usize) -> u64,
+    ) -> Result<Vec<Vec<u32>>> {
+        self.check_sample_input(prompts, max_new_tokens, &params)?;
         let mut out = vec![Vec::new(); prompts.len() * n_per_prompt];
         if max_new_tokens == 0 || out.is_empty() {
             return Ok(out);
