@@ -16,8 +16,9 @@ use crate::tiers::RunContext;
 /// Parses and validates an LM cell's config (every field required; see `LmCellConfig`). The
 /// model files are not touched.
 pub fn spec(config: &Map<String, Value>) -> Result<LmCellConfig> {
+    let mixture = config.get("mixture");
     for key in ["cue_reliability", "reversed_share", "splits"] {
-        if config.get("mixture").and_then(|m| m.get(key)).is_none() {
+        if mixture.is_some_and(|m| m.get(key).is_none()) {
             anyhow::bail!(
                 "key `mixture.{key}` is missing; give it explicitly in [params.mixture] so the \
                  cell's hash names it"
@@ -26,8 +27,9 @@ pub fn spec(config: &Map<String, Value>) -> Result<LmCellConfig> {
     }
     let cfg: LmCellConfig = serde_json::from_value(Value::Object(config.clone())).map_err(|e| {
         anyhow::anyhow!(
-            "{e}; an lm cell needs exactly the keys model, device, trainable_blocks, mixture, \
-             prompt, seed, rl, eval, probe (see experiments/lm.toml)"
+            "{e}; an lm cell needs the keys model, device, trainable_blocks, mixture or data, \
+             prompt, seed, rl, eval, and optionally probe (see experiments/lm.toml and \
+             experiments/lm-eval.toml)"
         )
     })?;
     cfg.validate()?;
@@ -90,6 +92,18 @@ mod tests {
         let smoke = experiment("lm-smoke.toml");
         assert!(!smoke.in_all);
         assert_eq!(super::spec(&smoke.cells[0].config).unwrap().device, "cpu");
+        let eval = experiment("lm-eval.toml");
+        let mut names = Vec::new();
+        for cell in &eval.cells {
+            let cfg = super::spec(&cell.config).unwrap();
+            assert_eq!((cfg.device.as_str(), cfg.rl.steps), ("cpu", 0));
+            assert!(cfg.probe.is_none() && cfg.mixture.is_none());
+            let data = cfg.data.unwrap();
+            let math = format!("{:?}", data.name) == "Math500";
+            assert_eq!(cfg.prompt.instruction.contains("boxed"), math);
+            names.push(format!("{:?}/{}", data.name, data.train_split));
+        }
+        assert_eq!(names, ["Gsm8k/train", "Svamp/test", "Math500/test"]);
     }
 
     #[test]

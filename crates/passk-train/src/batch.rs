@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 use passk_policy::{Policy, SequenceBatch};
 use passk_tasks::tokenizer::{completion_text, prompt_ids, reference_ids};
-use passk_tasks::{CharTokenizer, Mixture, Prompt, StandardVerifier, Tokenizer, Verdict, Verifier};
+use passk_tasks::{CharTokenizer, Prompt, StandardVerifier, Tokenizer, Verdict, Verifier};
 
 use crate::error::Result;
+use crate::prompts::TrainPrompts;
 
 /// How a task prompt becomes model input and a sampled completion becomes a verdict: the
 /// tiny tier's character [`Vocab`], or a pretrained LM's tokenizer with its chat template.
@@ -20,8 +21,8 @@ pub trait PromptCodec {
     fn eos(&self) -> u32;
     /// The id completions are padded with in a batch (masked out).
     fn pad(&self) -> u32;
-    /// Most tokens sampled per completion for prompts of `mixture`.
-    fn max_new_tokens(&self, mixture: &Mixture) -> usize;
+    /// Most tokens sampled per completion for prompts of `source`.
+    fn max_new_tokens(&self, source: &dyn TrainPrompts) -> usize;
     /// The text of a sampled completion as the verifier sees it, or `None` when it cannot be
     /// decoded (then it is incorrect).
     fn completion_text(&self, ids: &[u32]) -> Option<String>;
@@ -86,8 +87,8 @@ impl PromptCodec for Vocab {
     }
 
     /// One token per character of the longest reference, plus `<eos>`.
-    fn max_new_tokens(&self, mixture: &Mixture) -> usize {
-        mixture.max_reference_chars() + 1
+    fn max_new_tokens(&self, source: &dyn TrainPrompts) -> usize {
+        source.max_reference_chars() + 1
     }
 
     /// The ids before the first `<eos>`, `<pad>` dropped.

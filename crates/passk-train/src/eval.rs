@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use passk_core::estimators::pass_at_k;
 use passk_core::rng::seeded;
 use passk_policy::{Policy, SamplingParams};
-use passk_tasks::Prompt;
+use passk_tasks::{Failure, Prompt, Verdict};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,29 @@ pub struct FormatRow {
     pub n_samples: usize,
 }
 
+/// One eval prompt's samples by outcome (the LM tier writes these as `eval_prompts.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptOutcomeRow {
+    /// RL steps completed when evaluated.
+    pub step: u64,
+    /// The prompt's id.
+    pub prompt: String,
+    /// Its family name.
+    pub family: String,
+    /// Samples drawn.
+    pub n_samples: u32,
+    /// Samples judged correct.
+    pub correct: u32,
+    /// Finished samples with an answer of the wrong value (or invalid).
+    pub wrong: u32,
+    /// Finished samples in which the verifier found no answer (an extraction failure).
+    pub no_answer: u32,
+    /// Finished samples whose answer did not parse (an extraction failure).
+    pub unparseable: u32,
+    /// Samples that reached the token budget without a stop token (incorrect, not judged).
+    pub cut_off: u32,
+}
+
 /// The result of one evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
@@ -56,6 +79,8 @@ pub struct Evaluation {
     pub rows: Vec<EvalRow>,
     /// Other-format shares by family name.
     pub format: Vec<FormatRow>,
+    /// Every prompt's outcome counts, in prompt order.
+    pub prompts: Vec<PromptOutcomeRow>,
 }
 
 /// How to sample during an evaluation.
@@ -97,6 +122,7 @@ pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     };
     // Per prompt: number correct; per family: (other-format count, samples).
     let mut correct = Vec::with_capacity(prompts.len());
+    let mut outcomes = Vec::with_capacity(prompts.len());
     let mut other: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for (chunk_index, chunk) in prompts.chunks(EVAL_CHUNK).enumerate() {
         let base = chunk_index * EVAL_CHUNK;
@@ -114,12 +140,37 @@ pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
         )?;
         for (j, prompt) in chunk.iter().enumerate() {
             let mut c = 0u32;
+            let mut row = PromptOutcomeRow {
+                step,
+                prompt: prompt.id.clone(),
+                family: prompt.family.name().to_string(),
+                n_samples: n_samples as u32,
+                correct: 0,
+                wrong: 0,
+                no_answer: 0,
+                unparseable: 0,
+                cut_off: 0,
+            };
             for s in 0..n_samples {
                 let completion = &samples[j * n_samples + s];
                 let text = vocab.completion_text(completion);
                 let ok = match &text {
-                    Some(t) => vocab.verify(prompt, t).is_correct(),
-                    None => false,
+                    Some(t) => {
+                        let verdict = vocab.verify(prompt, t);
+                        match &verdict {
+                            Verdict::Correct { .. } => row.correct += 1,
+                            Verdict::Incorrect { reason, .. } => match reason {
+                                Failure::NoAnswer => row.no_answer += 1,
+                                Failure::Unparseable { .. } => row.unparseable += 1,
+                                _ => row.wrong += 1,
+                            },
+                        }
+                        verdict.is_correct()
+                    }
+                    None => {
+                        row.cut_off += 1;
+                        false
+                    }
                 };
                 c += u32::from(ok);
                 if let Some(alt) = &prompt.alt_reference {
@@ -131,6 +182,7 @@ pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
                 }
             }
             correct.push(c);
+            outcomes.push(row);
         }
     }
     let mut by_family: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -166,5 +218,9 @@ pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
             n_samples: total,
         })
         .collect();
-    Ok(Evaluation { rows, format })
+    Ok(Evaluation {
+        rows,
+        format,
+        prompts: outcomes,
+    })
 }

@@ -32,6 +32,7 @@ pub mod lock;
 mod optim;
 mod probe;
 mod progress;
+mod prompts;
 mod rl;
 mod sft;
 
@@ -45,7 +46,9 @@ pub use config::{
     MAX_BATCH, MAX_PLANNED_BYTES,
 };
 pub use error::{Result, TrainError};
-pub use eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, ALL_FAMILIES};
+pub use eval::{
+    evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, PromptOutcomeRow, ALL_FAMILIES,
+};
 pub use lock::FileLock;
 pub use optim::{Optimizer, ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, ADAMW_WEIGHT_DECAY};
 pub use probe::{
@@ -56,6 +59,7 @@ pub use probe::{
     PROBE_GRAM_FILE, PROBE_PROMPTS_FILE, PROBE_SUMMARY_FILE,
 };
 pub use progress::{Phase, Progress};
+pub use prompts::{PromptPool, TrainPrompts};
 pub use rl::{
     apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow,
 };

@@ -7,7 +7,6 @@ use passk_core::estimators::pass_at_k;
 use passk_core::objective::Objective;
 use passk_core::rng::seeded;
 use passk_policy::{clip_grad_norm, Policy, SamplingParams};
-use passk_tasks::{Mixture, Split};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +14,7 @@ use crate::batch::{weighted_logprob_sum, PromptCodec};
 use crate::config::RlConfig;
 use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
+use crate::prompts::TrainPrompts;
 use crate::streams;
 
 /// One row of `train_log.csv`.
@@ -53,21 +53,21 @@ pub struct Group {
     pub rewards: Vec<f64>,
 }
 
-/// Samples and verifies the rollouts of RL step `step`: `prompts_per_step` train prompts drawn
-/// from the stream `(seed, RL_PROMPTS, step)`, `samples_per_prompt` samples each, sample `s`
+/// Samples and verifies the rollouts of RL step `step`: `prompts_per_step` prompts drawn from
+/// `source` with the stream `(seed, RL_PROMPTS, step)`, `samples_per_prompt` samples each, sample `s`
 /// of prompt `p` from the stream `(seed, RL_SAMPLES, step, p, s)`.
 pub fn rollouts<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     model: &P,
     vocab: &C,
-    mixture: &Mixture,
+    source: &dyn TrainPrompts,
     rl: &RlConfig,
     seed: u64,
     step: u64,
 ) -> Result<Vec<Group>> {
     let mut rng = seeded(seed, &[streams::RL_PROMPTS, step]);
     let prompts = (0..rl.prompts_per_step)
-        .map(|_| mixture.sample(&mut rng, Split::Train))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .map(|_| source.draw(&mut rng))
+        .collect::<Result<Vec<_>>>()?;
     let ids = prompts
         .iter()
         .map(|p| vocab.prompt(p))
@@ -77,7 +77,7 @@ pub fn rollouts<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
         temperature: rl.temperature,
         top_p: 1.0,
     };
-    let max_new = vocab.max_new_tokens(mixture);
+    let max_new = vocab.max_new_tokens(source);
     let samples = model.sample_batch(&ids, n, max_new, vocab.stop_ids(), params, &|p, s| {
         seeded(seed, &[streams::RL_SAMPLES, step, p as u64, s as u64]).next_u64()
     })?;
@@ -254,14 +254,14 @@ pub fn rl_step<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     model: &P,
     opt: &mut Optimizer,
     vocab: &C,
-    mixture: &Mixture,
+    source: &dyn TrainPrompts,
     rl: &RlConfig,
     objective: &dyn Objective,
     seed: u64,
     step: u64,
 ) -> Result<TrainLogRow> {
     let start = Instant::now();
-    let groups = rollouts(model, vocab, mixture, rl, seed, step)?;
+    let groups = rollouts(model, vocab, source, rl, seed, step)?;
     let scheduled = objective.at_step(step, rl.steps);
     let active: &dyn Objective = scheduled.as_deref().unwrap_or(objective);
     let (grad_norm, conflict_cos) = match active.projection_anchor() {

@@ -2,11 +2,12 @@
 //! judged by their last number.
 
 use passk_policy::lm::{chatml, ChatMessage, LmTokenizer, SMOLLM2_SYSTEM};
-use passk_tasks::{Check, Family, Mixture, Prompt, StandardVerifier, Verdict, Verifier};
+use passk_tasks::{Check, Family, Prompt, StandardVerifier, Verdict, Verifier};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::PromptCodec;
 use crate::error::{Result, TrainError};
+use crate::prompts::TrainPrompts;
 
 /// How the question is wrapped before tokenisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +172,7 @@ impl PromptCodec for LmCodec {
     }
 
     /// The configured budget (answers are free text, not one token per character).
-    fn max_new_tokens(&self, _mixture: &Mixture) -> usize {
+    fn max_new_tokens(&self, _source: &dyn TrainPrompts) -> usize {
         self.max_new_tokens
     }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::codec::ChatTemplate;
+use super::data::LmDataConfig;
 use crate::config::{EvalConfig, RlConfig};
 use crate::error::{Result, TrainError};
 use crate::probe::{ProbeConfig, ProbeMode};
@@ -150,8 +151,13 @@ pub struct LmCellConfig {
     pub device: String,
     /// How many of the last decoder blocks train (with the final norm; embeddings frozen).
     pub trainable_blocks: usize,
-    /// Synthetic task mixture (addition, multiplication or modular families).
-    pub mixture: MixtureConfig,
+    /// Synthetic task mixture (addition, multiplication or modular families); give this or
+    /// `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixture: Option<MixtureConfig>,
+    /// A real dataset (GSM8K, SVAMP, MATH-500); give this or `mixture`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<LmDataConfig>,
     /// Prompt rendering.
     pub prompt: LmPromptConfig,
     /// Seed of every random stream of the cell (prompts, samples, evaluation, probe).
@@ -161,8 +167,10 @@ pub struct LmCellConfig {
     /// Held-out evaluation at step 0 and at the end (`every` is ignored: no intermediate
     /// evaluations in this tier).
     pub eval: EvalConfig,
-    /// The gradient probe at step 0 and at the end; must use sketch mode.
-    pub probe: ProbeConfig,
+    /// The gradient probe at step 0 and at the end; must use sketch mode. Without it the cell
+    /// only evaluates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeConfig>,
 }
 
 fn bad(field: &str, problem: impl Into<String>) -> TrainError {
@@ -185,10 +193,20 @@ impl LmCellConfig {
         if self.trainable_blocks == 0 {
             return Err(bad("trainable_blocks", "must be at least 1"));
         }
-        self.mixture.validate().map_err(|e| TrainError::Config {
-            field: format!("mixture.{}", e.field),
-            problem: e.problem,
-        })?;
+        match (&self.mixture, &self.data) {
+            (Some(m), None) => m.validate().map_err(|e| TrainError::Config {
+                field: format!("mixture.{}", e.field),
+                problem: e.problem,
+            })?,
+            (None, Some(d)) => d.validate()?,
+            _ => {
+                return Err(bad(
+                    "mixture",
+                    "give exactly one prompt source: [params.mixture] (synthetic tasks) or \
+                     [params.data] (gsm8k, svamp or math500)",
+                ))
+            }
+        }
         if self.prompt.max_new_tokens == 0 {
             return Err(bad("prompt.max_new_tokens", "must be at least 1"));
         }
@@ -207,15 +225,17 @@ impl LmCellConfig {
                 ));
             }
         }
-        self.probe.validate()?;
-        let ProbeMode::Sketch { .. } = self.probe.mode else {
-            return Err(bad(
-                "probe.mode",
-                "must be { kind = \"sketch\", dim = ..., seed = ... } in the lm tier (exact \
-                 gradients of a pretrained model do not fit in memory)",
-            ));
-        };
-        self.probe.check_memory(self.probe.n_prompts, 0)?;
+        if let Some(probe) = &self.probe {
+            probe.validate()?;
+            let ProbeMode::Sketch { .. } = probe.mode else {
+                return Err(bad(
+                    "probe.mode",
+                    "must be { kind = \"sketch\", dim = ..., seed = ... } in the lm tier (exact \
+                     gradients of a pretrained model do not fit in memory)",
+                ));
+            };
+            probe.check_memory(probe.n_prompts, 0)?;
+        }
         Ok(())
     }
 

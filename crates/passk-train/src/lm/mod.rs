@@ -1,25 +1,29 @@
 //! The pretrained-LM tier: one cell loads a Llama/Qwen2-family model (GGUF file, checkpoint
-//! directory or hf-hub cache), trains its last blocks with RL on synthetic arithmetic asked in
-//! the model's chat format, and measures held-out pass@k and the sketched gradient probe at
-//! the start and at the end.
+//! directory or hf-hub cache), trains its last blocks with RL on prompts asked in the model's
+//! chat format, and measures held-out pass@k and the sketched gradient probe at the start and
+//! at the end. Prompts come from a synthetic mixture or from a real dataset ([`LmDataConfig`]:
+//! GSM8K, SVAMP, MATH-500); with `rl.steps = 0` and no probe a cell only evaluates.
 //!
 //! - [`LmCellConfig`] describes a cell; [`LmModelSource`] where the model comes from (a
 //!   `$ENV` path is expanded when the cell runs; a missing model fails with
 //!   [`SMOLLM2_HOWTO`]).
 //! - [`LmCodec`] turns a task prompt into chat-formatted ids and judges completions by their
-//!   last number.
+//!   last number (synthetic tasks) or the dataset's verifier.
 //! - [`run_lm_cell`] runs a cell and writes `train_log.csv`, `eval.csv`, `eval_format.csv`,
-//!   `probe/step-NNNNN/` and `summary.json` ([`LmSummary`]), each atomically. There is no
+//!   `eval_prompts.csv` ([`EVAL_PROMPTS_FILE`]), `probe/step-NNNNN/` and `summary.json`
+//!   ([`LmSummary`]), each atomically. There is no
 //!   checkpointing or resume in this tier: an interrupted cell starts over.
 
 mod codec;
 mod config;
+mod data;
 
 #[cfg(test)]
 mod tests;
 
 pub use codec::{question, ChatTemplate, LmCodec};
 pub use config::{LmCellConfig, LmModelSource, LmPromptConfig, ResolvedSource, SMOLLM2_HOWTO};
+pub use data::{LmData, LmDataConfig};
 
 use std::path::Path;
 use std::time::Instant;
@@ -29,19 +33,24 @@ use passk_core::objective::objective_from_spec;
 use passk_core::rng::seeded;
 use passk_policy::lm::{hf_cache_snapshot, read_gguf, CausalLm, LmTokenizer, Trainable};
 use passk_policy::DeviceChoice;
-use passk_tasks::{Mixture, Split};
+use passk_tasks::{Mixture, Prompt, Split};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::cell::{EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE};
 use crate::error::{io_err, Result, TrainError};
-use crate::eval::{evaluate, EvalRow, EvalSpec, FormatRow};
+use crate::eval::{evaluate, EvalRow, EvalSpec, FormatRow, PromptOutcomeRow};
 use crate::files::{write_csv_atomic, write_json_atomic};
 use crate::optim::Optimizer;
 use crate::probe::{probe, probe_dir, write_probe, ProbeSet, PROBE_BLOCK_GLOBAL};
 use crate::progress::{Phase, Progress};
+use crate::prompts::TrainPrompts;
 use crate::rl::{rl_step, TrainLogRow};
 use crate::streams;
+
+/// Per-prompt outcome counts of every evaluation ([`PromptOutcomeRow`]): correct, wrong,
+/// extraction failures and cut-off samples.
+pub const EVAL_PROMPTS_FILE: &str = "eval_prompts.csv";
 
 /// The global probe statistic of one k at one step, as kept in [`LmSummary`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,25 +193,66 @@ pub fn run_lm_cell(
         &cfg.prompt.instruction,
         cfg.prompt.max_new_tokens,
     )?;
-    let sketch_bytes = cfg.probe.storage_bytes(cfg.probe.n_prompts, n_trainable) as u64;
-    let gradient_bytes = 2 * 4 * n_trainable as u64;
+    let (sketch_bytes, gradient_bytes) = match &cfg.probe {
+        Some(p) => (
+            p.storage_bytes(p.n_prompts, n_trainable) as u64,
+            2 * 4 * n_trainable as u64,
+        ),
+        None => (0, 0),
+    };
+    let probe_note = match &cfg.probe {
+        Some(p) => format!(
+            "probe memory: {} prompts x sketch dim x 2 halves x 8 B = {:.2} MB of sketches + \
+             {:.1} MB for one prompt's two dense f32 gradients",
+            p.n_prompts,
+            sketch_bytes as f64 / 1e6,
+            gradient_bytes as f64 / 1e6
+        ),
+        None => "no probe (evaluation only)".to_string(),
+    };
     note(&format!(
         "model: {n_params} weights, {n_trainable} trainable (last {} blocks), loaded in \
-         {load_seconds:.1} s; probe memory: {} prompts x sketch dim x 2 halves x 8 B = {:.2} MB \
-         of sketches + {:.1} MB for one prompt's two dense f32 gradients",
+         {load_seconds:.1} s; {probe_note}",
         cfg.trainable_blocks,
-        cfg.probe.n_prompts,
-        sketch_bytes as f64 / 1e6,
-        gradient_bytes as f64 / 1e6,
     ));
 
-    let mixture = Mixture::new(cfg.mixture.clone()).map_err(|e| TrainError::Config {
-        field: format!("mixture.{}", e.field),
-        problem: e.problem,
-    })?;
     let objective = objective_from_spec(&cfg.rl.objective)?;
-    let eval_set_seed = seeded(cfg.seed, &[streams::EVAL_SET]).next_u64();
-    let eval_prompts = mixture.generate_distinct(Split::Eval, cfg.eval.n_prompts, eval_set_seed)?;
+    let n_probe = cfg.probe.as_ref().map_or(0, |p| p.n_prompts);
+    let (eval_prompts, probe_set, train): (Vec<Prompt>, Option<ProbeSet>, Box<dyn TrainPrompts>) =
+        match (&cfg.mixture, &cfg.data) {
+            (Some(m), _) => {
+                let mixture = Mixture::new(m.clone()).map_err(|e| TrainError::Config {
+                    field: format!("mixture.{}", e.field),
+                    problem: e.problem,
+                })?;
+                let eval_set_seed = seeded(cfg.seed, &[streams::EVAL_SET]).next_u64();
+                let eval =
+                    mixture.generate_distinct(Split::Eval, cfg.eval.n_prompts, eval_set_seed)?;
+                let probe_set = match n_probe {
+                    0 => None,
+                    n => Some(ProbeSet::from_mixture(&mixture, &codec, n, cfg.seed)?),
+                };
+                (eval, probe_set, Box::new(mixture))
+            }
+            (None, Some(d)) => {
+                let data = d.select(cfg.eval.n_prompts, n_probe)?;
+                let probe_set = match n_probe {
+                    0 => None,
+                    _ => Some(ProbeSet::from_prompts(
+                        data.probe,
+                        &codec,
+                        cfg.prompt.max_new_tokens,
+                    )?),
+                };
+                (data.eval, probe_set, Box::new(data.train))
+            }
+            (None, None) => {
+                return Err(TrainError::Config {
+                    field: "mixture".into(),
+                    problem: "no prompt source: give [params.mixture] or [params.data]".into(),
+                })
+            }
+        };
     for p in &eval_prompts {
         question(p)?;
     }
@@ -213,12 +263,12 @@ pub fn run_lm_cell(
         max_new_tokens: cfg.prompt.max_new_tokens,
         seed: cfg.seed,
     };
-    let probe_set = ProbeSet::from_mixture(&mixture, &codec, cfg.probe.n_prompts, cfg.seed)?;
     let mut opt = Optimizer::new(cfg.rl.optimizer, cfg.rl.lr, &model.params())?;
     let steps = cfg.rl.steps;
     let (mut eval_seconds, mut probe_seconds, mut rl_seconds) = (0.0, 0.0, 0.0);
     let mut eval_rows = Vec::new();
     let mut format_rows = Vec::new();
+    let mut prompt_rows = Vec::new();
     let mut probe_rows = Vec::new();
     let mut train_log: Vec<TrainLogRow> = Vec::new();
     let mut measure = |step: u64,
@@ -226,6 +276,7 @@ pub fn run_lm_cell(
                        model: &CausalLm,
                        eval_rows: &mut Vec<EvalRow>,
                        format_rows: &mut Vec<FormatRow>,
+                       prompt_rows: &mut Vec<PromptOutcomeRow>,
                        probe_rows: &mut Vec<LmProbeRow>|
      -> Result<()> {
         progress(Progress {
@@ -238,13 +289,17 @@ pub fn run_lm_cell(
         eval_seconds += secs(t);
         eval_rows.extend(e.rows);
         format_rows.extend(e.format);
+        prompt_rows.extend(e.prompts);
+        let (Some(probe_set), Some(probe_cfg)) = (&probe_set, &cfg.probe) else {
+            return Ok(());
+        };
         progress(Progress {
             phase: Phase::Probe,
             step,
             total: steps,
         });
         let t = Instant::now();
-        let r = probe(model, &codec, &probe_set, &cfg.probe, cfg.seed, step)?;
+        let r = probe(model, &codec, probe_set, probe_cfg, cfg.seed, step)?;
         probe_seconds += secs(t);
         write_probe(&probe_dir(cell_dir, step), &r)?;
         for &k in &r.ks {
@@ -267,6 +322,7 @@ pub fn run_lm_cell(
         &model,
         &mut eval_rows,
         &mut format_rows,
+        &mut prompt_rows,
         &mut probe_rows,
     )?;
     for step in 0..steps {
@@ -280,7 +336,7 @@ pub fn run_lm_cell(
             &model,
             &mut opt,
             &codec,
-            &mixture,
+            train.as_ref(),
             &cfg.rl,
             objective.as_ref(),
             cfg.seed,
@@ -295,14 +351,17 @@ pub fn run_lm_cell(
         step: steps,
         total: steps,
     });
-    measure(
-        steps,
-        progress,
-        &model,
-        &mut eval_rows,
-        &mut format_rows,
-        &mut probe_rows,
-    )?;
+    if steps > 0 {
+        measure(
+            steps,
+            progress,
+            &model,
+            &mut eval_rows,
+            &mut format_rows,
+            &mut prompt_rows,
+            &mut probe_rows,
+        )?;
+    }
     let at =
         |s: u64| -> Vec<EvalRow> { eval_rows.iter().filter(|r| r.step == s).cloned().collect() };
     let fmt_at = |s: u64| -> Vec<FormatRow> {
@@ -334,6 +393,7 @@ pub fn run_lm_cell(
     write_csv_atomic(&cell_dir.join(TRAIN_LOG_FILE), &train_log)?;
     write_csv_atomic(&cell_dir.join(EVAL_FILE), &eval_rows)?;
     write_csv_atomic(&cell_dir.join(FORMAT_FILE), &format_rows)?;
+    write_csv_atomic(&cell_dir.join(EVAL_PROMPTS_FILE), &prompt_rows)?;
     write_json_atomic(&cell_dir.join(SUMMARY_FILE), &summary)?;
     Ok(LmOutcome {
         summary,

@@ -72,7 +72,7 @@ fn tiny_lm_config() -> LmConfig {
         head_dim: None,
         rms_norm_eps: 1e-5,
         rope_theta: 10_000.0,
-        max_position_embeddings: 256,
+        max_position_embeddings: 1024,
         tie_word_embeddings: true,
         attention_bias: None,
         bos_token_id: Some(1),
@@ -123,7 +123,8 @@ fn cell_config(gguf: &Path) -> LmCellConfig {
         },
         device: "cpu".into(),
         trainable_blocks: 1,
-        mixture: one_digit_mixture(),
+        mixture: Some(one_digit_mixture()),
+        data: None,
         prompt: LmPromptConfig {
             template: ChatTemplate::Smollm2,
             instruction: "Answer with only the number.".into(),
@@ -146,7 +147,7 @@ fn cell_config(gguf: &Path) -> LmCellConfig {
             n_samples: 4,
             ks: vec![1, 2],
         },
-        probe: ProbeConfig {
+        probe: Some(ProbeConfig {
             n_prompts: 3,
             n_samples: 4,
             ks: vec![1, 2],
@@ -154,7 +155,7 @@ fn cell_config(gguf: &Path) -> LmCellConfig {
             memory_budget_mb: 16,
             bootstrap: 20,
             trim: 0.1,
-        },
+        }),
     }
 }
 
@@ -175,8 +176,8 @@ impl PromptCodec for EvenFirstToken {
     fn pad(&self) -> u32 {
         self.0.pad()
     }
-    fn max_new_tokens(&self, mixture: &Mixture) -> usize {
-        self.0.max_new_tokens(mixture)
+    fn max_new_tokens(&self, source: &dyn crate::TrainPrompts) -> usize {
+        self.0.max_new_tokens(source)
     }
     fn completion_text(&self, ids: &[u32]) -> Option<String> {
         self.0.completion_text(ids)
@@ -248,7 +249,7 @@ fn one_rl_step_changes_only_the_trainable_blocks_and_the_sketched_probe_runs() {
         set.ids.iter().all(|ids| ids[0] == 1),
         "ChatML starts with <|im_start|>"
     );
-    let mut pcfg = cfg.probe.clone();
+    let mut pcfg = cfg.probe.clone().unwrap();
     pcfg.n_prompts = 4;
     pcfg.n_samples = 8;
     let r = probe(&model, &codec, &set, &pcfg, 5, 1).unwrap();
@@ -341,7 +342,7 @@ fn a_missing_model_says_how_to_get_it() {
 fn config_validation_names_the_field() {
     let cfg = cell_config(Path::new("x.gguf"));
     let mut c = cfg.clone();
-    c.probe.mode = ProbeMode::Exact;
+    c.probe.as_mut().unwrap().mode = ProbeMode::Exact;
     assert!(c.validate().unwrap_err().to_string().contains("probe.mode"));
     let mut c = cfg.clone();
     c.model.dir = Some("d".into());
@@ -441,4 +442,43 @@ fn one_digit_families_hold_the_prompt_counts_of_lm_toml() {
             }
         }
     }
+}
+
+#[test]
+fn a_real_data_cell_evaluates_svamp_and_trains_on_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny_gguf(&path);
+    let mut cfg = cell_config(&path);
+    cfg.mixture = None;
+    cfg.data = Some(LmDataConfig {
+        name: passk_tasks::data::Dataset::Svamp,
+        eval_split: "test".into(),
+        train_split: "test".into(),
+        subset_seed: 3,
+    });
+    cfg.validate().unwrap();
+    // Eval only: no probe, no RL step; one evaluation.
+    let mut eval_only = cfg.clone();
+    eval_only.probe = None;
+    eval_only.rl.steps = 0;
+    let out = run_lm_cell(&eval_only, &dir.path().join("e"), &mut |_| {}, &mut |_| {}).unwrap();
+    let s = &out.summary;
+    // Overall and svamp, two ks each, evaluated once.
+    assert_eq!(s.warm_start.len(), 4);
+    assert_eq!(s.final_eval, s.warm_start);
+    assert!(s.probe.is_empty());
+    assert!(out.eval.iter().all(|r| r.step == 0));
+    assert!(!dir.path().join("e/probe").exists());
+    // With RL and the probe, on the prompts left over.
+    let out = run_lm_cell(&cfg, &dir.path().join("r"), &mut |_| {}, &mut |_| {}).unwrap();
+    assert_eq!(out.summary.rl_steps, 1);
+    assert_eq!(out.summary.probe.iter().filter(|r| r.step == 1).count(), 2);
+    // Two sources, or none, are refused.
+    let mut both = cfg.clone();
+    both.mixture = Some(one_digit_mixture());
+    assert!(both.validate().is_err());
+    let mut none = cfg.clone();
+    none.data = None;
+    assert!(none.validate().is_err());
 }
