@@ -6,7 +6,8 @@ passk: the pass@k interference suite's compute binary
 
 USAGE:  (`passk <command> --help` shows one command; `passk --version`)
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
-            [--shard I/N] [--reuse DIR] [--strict] [--on-corrupt rerun|stop]
+            [--shard I/N] [--cell HASH[,HASH...]] [--wait] [--reuse DIR] [--strict]
+            [--on-corrupt rerun|stop]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
       from their checkpoints), then rewrite the manifest. A cell is done only when its
       completion record (complete.json: sha256 of each file, its config hash, its warm start)
@@ -27,6 +28,14 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       fastest), starting at the I-th, so N processes (say one per core, each with
       RAYON_NUM_THREADS=1) share a matrix; with `seed` the last key they start on different
       warm starts. Run `passk manifest` after the last shard ends.
+      --cell HASH runs only the named cells (hashes as the `list` command prints them; repeat it or
+      separate them by commas) and leaves MANIFEST and ENVIRONMENT.json to a later `passk run`
+      or `passk manifest`: what each task of a Slurm job array runs (`passk slurm`).
+      --wait waits for a cell another process is running instead of skipping it, then finds it
+      done, or resumes it from its last checkpoint if that process died.
+      SIGTERM or SIGINT: the write in progress (a file, a checkpoint, a finished cell's record)
+      is completed, then passk exits with status 143 (130 for SIGINT); the next run resumes
+      the cell from its last checkpoint.
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
   passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N] [--curve S1,S2,...]
