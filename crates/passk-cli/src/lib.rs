@@ -11,6 +11,7 @@ pub mod readme;
 pub mod record;
 pub mod run;
 pub mod signals;
+pub mod slurm;
 pub mod theory;
 pub mod tiers;
 pub mod tiny;
@@ -177,6 +178,9 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         };
         print!("{block}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if command == "slurm" {
+        return slurm::cmd_slurm(&raw[1..]);
     }
     let args = parse_args(&raw[1..])?;
     let takes_files = matches!(

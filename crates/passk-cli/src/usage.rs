@@ -38,6 +38,22 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       the cell from its last checkpoint.
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
+  passk slurm <experiment.toml>... [--results DIR] [--cache DIR] [--figures DIR] [--device D]
+              [--partition P] [--account A] [--time T] [--cpus N] [--mem M] [--gpus N]
+              [--max-concurrent N] [--cells-per-task N] [--sbatch-extra FILE] [--logs DIR]
+              [--out DIR] [--job-name NAME] [--dry-run]
+      Write a Slurm job array with one task per cell not yet done (--cells-per-task N groups
+      N cells of one experiment), each running `passk run --cell HASH --wait`, and a final
+      job (--dependency=afterok) that checks every cell is done, writes ENVIRONMENT.json and
+      MANIFEST and regenerates the figures; then submit both with sbatch (not with --dry-run).
+      The scripts, tasks.txt, submit.sh and a copy of this binary go to --out (default
+      target/passk-slurm/<job name>-<unix time>/, printed); logs to --logs (default its
+      logs/). Results, cache and that folder must be on a filesystem every node sees.
+      --cpus sets --cpus-per-task and the threads of each task (default 1); --gpus N adds
+      --gres=gpu:N and runs the cells with --device cuda (--device cuda alone asks for one);
+      --max-concurrent N runs at most N tasks at once (--array=...%N); --sbatch-extra FILE
+      adds its #SBATCH lines to both scripts. Tasks are --requeue: one stopped by SIGTERM
+      resumes from its last checkpoint when it runs again.
   passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N] [--curve S1,S2,...]
                     [--strict]
       Train (or load from the cache) the SFT warm starts of tiny experiments and print each
