@@ -28,7 +28,7 @@ cargo xtask <command>
                                  machine (installs slurm-wlm and munge with apt-get if
                                  missing), job arrays of theory and tiny-smoke compared
                                  with a local run byte for byte, scancel + requeue of a
-                                 task mid-cell, two overlapping submissions; about 4
+                                 task mid-cell, two overlapping submissions; about 2
                                  minutes; not part of `ci`; fails when Slurm cannot be
                                  set up (SKIPPED is never a pass)
   report                         regenerate figures/ from results/ only
