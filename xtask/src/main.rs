@@ -17,6 +17,21 @@ cargo xtask <command>
                                  figures/ and results/MANIFEST; `all` skips, with a
                                  message, an lm-tier file whose model ($VAR path) is
                                  absent or whose device = \"cuda\" without --cuda
+  reproduce all | <experiment> --slurm [passk slurm options]
+                                 the same cells as a Slurm job array (one task per
+                                 missing cell) and a final job that writes the manifest
+                                 and figures: writes the sbatch scripts under
+                                 target/passk-slurm/ (path printed) and submits them
+                                 unless --dry-run; options: `passk slurm --help`
+                                 (--partition, --account, --time, --cpus, --mem, --gpus,
+                                 --max-concurrent, --sbatch-extra FILE, --logs DIR, ...)
+  slurm-test                     tests/slurm_test.sh: a one-node Slurm cluster on this
+                                 machine (installs slurm-wlm and munge with apt-get if
+                                 missing), job arrays of theory and tiny-smoke compared
+                                 with a local run byte for byte, scancel + requeue of a
+                                 task mid-cell, two overlapping submissions; about 2
+                                 minutes; not part of `ci`; fails when Slurm cannot be
+                                 set up (SKIPPED is never a pass)
   report                         regenerate figures/ from results/ only
   verify                         fail on any changed/missing/extra result file or a
                                  figure that differs from a fresh regeneration
@@ -72,6 +87,11 @@ fn main() -> Result<()> {
     sh.change_dir(project_root());
     match args.as_slice() {
         ["reproduce", target] => reproduce(&sh, target, cuda),
+        ["reproduce", target, "--slurm", rest @ ..] => reproduce_slurm(&sh, target, cuda, rest),
+        ["slurm-test"] => {
+            let passk = build_passk(&sh, cuda)?;
+            slurm_test(&passk)
+        }
         ["reproduce"] => bail!(
             "say what to reproduce: `cargo xtask reproduce all` or `cargo xtask reproduce theory`"
         ),
@@ -141,6 +161,55 @@ fn build_passk(sh: &Shell, cuda: bool) -> Result<PathBuf> {
 
 fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
     let passk = build_passk(sh, cuda)?;
+    let files = experiment_files(sh, &passk, target, cuda)?;
+    if cuda {
+        cmd!(sh, "{passk} run {files...} --device cuda").run()?;
+    } else {
+        run_sharded(&passk, &files, &[])?;
+    }
+    cmd!(sh, "{passk} report").run()?;
+    cmd!(sh, "{passk} manifest").run()?;
+    println!(
+        "reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims"
+    );
+    Ok(())
+}
+
+/// `reproduce <target> --slurm [options]`: the same experiment files through `passk slurm`,
+/// whose final job does what `reproduce` does after the cells (manifest, figures).
+fn reproduce_slurm(sh: &Shell, target: &str, cuda: bool, options: &[&str]) -> Result<()> {
+    let passk = build_passk(sh, cuda)?;
+    let files = experiment_files(sh, &passk, target, cuda)?;
+    let device: &[&str] = if cuda && !options.iter().any(|o| *o == "--device" || *o == "--gpus") {
+        &["--device", "cuda"]
+    } else {
+        &[]
+    };
+    cmd!(sh, "{passk} slurm {files...} {device...} {options...}").run()?;
+    Ok(())
+}
+
+/// Runs tests/slurm_test.sh; its exit status 77 means Slurm could not be set up (skipped).
+fn slurm_test(passk: &Path) -> Result<()> {
+    let status = std::process::Command::new("bash")
+        .arg(project_root().join("tests/slurm_test.sh"))
+        .arg(passk)
+        .current_dir(project_root())
+        .status()
+        .context("cannot run bash tests/slurm_test.sh")?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(77) => bail!(
+            "the Slurm test was SKIPPED, not passed: Slurm could not be installed or started \
+             here (reason above)"
+        ),
+        _ => bail!("the Slurm test failed (summary above; its work folder is kept)"),
+    }
+}
+
+/// The experiment files `reproduce <target>` runs: `all` (every `in_all` file, lm files that
+/// cannot run here skipped with a message) or `experiments/<target>.toml`.
+fn experiment_files(sh: &Shell, passk: &Path, target: &str, cuda: bool) -> Result<Vec<String>> {
     let files: Vec<String> = if target == "all" {
         cmd!(sh, "{passk} experiments experiments")
             .read()?
@@ -165,21 +234,10 @@ fn reproduce(sh: &Shell, target: &str, cuda: bool) -> Result<()> {
             Some(why) => bail!("{file} cannot run here: {why}"),
         }
     }
-    let files = runnable;
-    if files.is_empty() {
+    if runnable.is_empty() {
         bail!("every experiment file was skipped (reasons above)");
     }
-    if cuda {
-        cmd!(sh, "{passk} run {files...} --device cuda").run()?;
-    } else {
-        run_sharded(&passk, &files, &[])?;
-    }
-    cmd!(sh, "{passk} report").run()?;
-    cmd!(sh, "{passk} manifest").run()?;
-    println!(
-        "reproduce: done; `cargo xtask verify` checks the result, `cargo xtask check` the claims"
-    );
-    Ok(())
+    Ok(runnable)
 }
 
 /// Why an experiment of the pretrained-LM tier (`tier = "lm"`) cannot run on this machine,

@@ -35,6 +35,20 @@ pub struct Experiment {
 }
 
 impl Experiment {
+    /// The cells named by `hashes` alone, marked as a shard (other processes own the rest).
+    pub fn only(&self, hashes: &[String]) -> Experiment {
+        Experiment {
+            cells: self
+                .cells
+                .iter()
+                .filter(|c| hashes.contains(&c.hash))
+                .cloned()
+                .collect(),
+            sharded: true,
+            ..self.clone()
+        }
+    }
+
     /// Shard `i` (1-based) of `n`: every `n`-th cell in matrix order, starting at cell `i - 1`.
     /// Dealing cells round-robin (rather than in blocks) lets shards start on different seeds,
     /// so they rarely train the same warm start at once, and balances their work.

@@ -313,6 +313,8 @@ fn outputs_text(files: &BTreeSet<String>) -> String {
 /// Puts `staging` in the place of `target` with two renames, keeping the old set until both
 /// are done (the next report restores it when a kill comes between them).
 fn swap(staging: &Path, target: &Path, parent: &Path, name: &str) -> Result<()> {
+    // A stop (SIGTERM) lets both renames finish.
+    let _section = passk_core::interrupt::write_section();
     let old = unique_dir(parent, &format!(".{name}.old"));
     let had_old = std::fs::symlink_metadata(target).is_ok();
     if had_old {

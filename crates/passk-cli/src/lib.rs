@@ -10,6 +10,8 @@ mod lm;
 pub mod readme;
 pub mod record;
 pub mod run;
+pub mod signals;
+pub mod slurm;
 pub mod theory;
 pub mod tiers;
 pub mod tiny;
@@ -41,6 +43,8 @@ struct Args {
     on_corrupt: record::OnCorrupt,
     caches: Vec<PathBuf>,
     shard: Option<(usize, usize)>,
+    cells: Vec<String>,
+    wait: bool,
     curve: Option<Vec<u64>>,
     per_cell: Option<PathBuf>,
     objective: Vec<String>,
@@ -64,6 +68,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
         on_corrupt: record::OnCorrupt::Rerun,
         caches: Vec::new(),
         shard: None,
+        cells: Vec::new(),
+        wait: false,
         curve: None,
         per_cell: None,
         objective: Vec::new(),
@@ -91,6 +97,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
             "--reuse" => args.reuse = Some(value("--reuse")?.into()),
             "--device" => args.device = parse_device(&value("--device")?)?,
             "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
+            "--cell" => args.cells.extend(parse_cells(&value("--cell")?)?),
+            "--wait" => args.wait = true,
             "--per-cell" => args.per_cell = Some(value("--per-cell")?.into()),
             "--curve" => args.curve = Some(parse_steps(&value("--curve")?)?),
             "--quiet" => args.quiet = true,
@@ -116,6 +124,19 @@ fn parse_steps(text: &str) -> Result<Vec<u64>> {
         .map(|s| match s.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
             _ => bail!("--curve {text:?}: expected positive step counts, e.g. --curve 500,600,700"),
+        })
+        .collect()
+}
+
+/// Parses `--cell HASH[,HASH...]`: cell hashes as `passk list` prints them.
+fn parse_cells(text: &str) -> Result<Vec<String>> {
+    text.split(',')
+        .map(|h| {
+            let h = h.trim();
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("--cell {text:?}: expected cell hashes as `passk list` prints them, e.g. --cell 0123abcd4567ef89");
+            }
+            Ok(h.to_ascii_lowercase())
         })
         .collect()
 }
@@ -157,6 +178,9 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         };
         print!("{block}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if command == "slurm" {
+        return slurm::cmd_slurm(&raw[1..]);
     }
     let args = parse_args(&raw[1..])?;
     let takes_files = matches!(
@@ -297,6 +321,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
     if experiments.iter().any(|e| e.tier == "tiny") {
         warm_cache::seed_from_committed(&args.results, &args.cache)?;
     }
+    let experiments = select_cells(experiments, &args.cells)?;
     let mut ran = 0;
     let mut busy = 0;
     for exp in &experiments {
@@ -335,7 +360,12 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
                 );
             }
         }
-        let stats = run::run_experiment(exp, &args.results, &ctx)?;
+        let wait = if args.wait {
+            run::Busy::Wait
+        } else {
+            run::Busy::Skip
+        };
+        let stats = run::run_experiment_with(exp, &args.results, &ctx, wait)?;
         ran += stats.ran;
         busy += stats.busy;
         if stats.quarantined > 0 {
@@ -360,12 +390,22 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             );
         }
     }
-    // Also when a run killed after its last cell but before this line left none.
-    if ran > 0 || !args.results.join("ENVIRONMENT.json").exists() {
-        environment::write(&args.results, &args.device.to_string())?;
+    if !args.cells.is_empty() {
+        // Many `--cell` runs (Slurm array tasks) end at once: the manifest, a walk over every
+        // result file, is left to one later `passk run` or `passk manifest`.
+        if !args.quiet {
+            eprintln!(
+                "run: --cell given: MANIFEST and ENVIRONMENT.json left to a later `passk run`"
+            );
+        }
+    } else {
+        // Also when a run killed after its last cell but before this line left none.
+        if ran > 0 || !args.results.join("ENVIRONMENT.json").exists() {
+            environment::write(&args.results, &args.device.to_string())?;
+        }
+        passk_report::manifest::write_manifest(&args.results)
+            .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
     }
-    passk_report::manifest::write_manifest(&args.results)
-        .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
     if busy > 0 {
         eprintln!(
             "run INCOMPLETE: {busy} cell(s) were skipped because another process is running \
@@ -375,6 +415,33 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(RUN_INCOMPLETE));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `--cell`: the experiments holding the named cells, each cut down to them (as a shard,
+/// so temporaries of its other cells are left alone); an error names a hash no experiment has.
+fn select_cells(
+    experiments: Vec<config::Experiment>,
+    cells: &[String],
+) -> Result<Vec<config::Experiment>> {
+    if cells.is_empty() {
+        return Ok(experiments);
+    }
+    for hash in cells {
+        if !experiments
+            .iter()
+            .any(|e| e.cells.iter().any(|c| &c.hash == hash))
+        {
+            bail!(
+                "--cell {hash}: no cell of the experiment files given has this hash; \
+                 `passk list <experiment.toml>` prints them"
+            );
+        }
+    }
+    Ok(experiments
+        .into_iter()
+        .map(|e| e.only(cells))
+        .filter(|e| !e.cells.is_empty())
+        .collect())
 }
 
 /// The exit status of a `passk run` that skipped cells other processes were running.

@@ -222,3 +222,38 @@ fn each_command_has_its_own_help_and_the_binary_a_version() {
     }
     assert!(cli(&["nonsense", "--help"]).is_err());
 }
+
+#[test]
+fn run_cell_runs_only_the_named_cells_and_leaves_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("t.toml");
+    std::fs::write(&exp, THEORY.replace("k = [2]", "k = [2, 4, 8]")).unwrap();
+    let results = dir.path().join("results");
+    let (exp, res) = (exp.to_str().unwrap(), results.to_str().unwrap());
+    let all = config::load_experiment(Path::new(exp)).unwrap();
+    let hashes: Vec<&str> = all.cells.iter().map(|c| c.hash.as_str()).collect();
+    let picked = format!("{},{}", hashes[0], hashes[2].to_uppercase());
+    let args = ["run", exp, "--results", res, "--quiet", "--wait", "--cell"];
+    let mut with_cell = args.to_vec();
+    with_cell.push(&picked);
+    assert_eq!(cli(&with_cell).unwrap(), ExitCode::SUCCESS);
+    let done = |h: &str| run::is_done(&results, "t", h);
+    assert!(done(hashes[0]) && !done(hashes[1]) && done(hashes[2]));
+    assert!(
+        !results.join("MANIFEST").exists() && !results.join("ENVIRONMENT.json").exists(),
+        "--cell leaves the manifest to a later run"
+    );
+    let mut unknown = args.to_vec();
+    unknown.push("00000000deadbeef");
+    let e = format!("{:#}", cli(&unknown).unwrap_err());
+    assert!(
+        e.contains("00000000deadbeef") && e.contains("passk list"),
+        "{e}"
+    );
+    let mut bad = args.to_vec();
+    bad.push("not-a-hash");
+    assert!(cli(&bad).is_err());
+    // A plain run does the rest and writes the manifest.
+    assert_eq!(cli(&args[..5]).unwrap(), ExitCode::SUCCESS);
+    assert!(done(hashes[1]) && results.join("MANIFEST").is_file());
+}

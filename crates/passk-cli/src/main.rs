@@ -10,6 +10,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // SIGTERM/SIGINT: finish the write in progress, then exit 143/130 (src/signals.rs).
+    passk_cli::signals::install();
     passk_policy::tune_process();
     let raw: Vec<String> = std::env::args().skip(1).collect();
     match passk_cli::run_cli(&raw) {

@@ -13,7 +13,9 @@
 //! Two processes never run one cell at once: a cell runs under an exclusive lock on
 //! `results/<experiment>/.lock-<hash>` (see [`passk_train::lock`]), taken without waiting. A
 //! process that finds it held skips the cell, says which process holds it, and counts it in
-//! [`RunStats::busy`], so its run ends incomplete. The lock file names its holder (pid, host)
+//! [`RunStats::busy`], so its run ends incomplete; with [`Busy::Wait`] (`passk run --wait`) it
+//! waits for the lock instead, then finds the cell done, or resumes the checkpoint of a holder
+//! that died. The lock file names its holder (pid, host)
 //! and is removed, still locked, once the cell is in place; like every hidden name it is never
 //! listed in the manifest nor taken for a cell.
 //!
@@ -74,8 +76,30 @@ fn in_place(results: &Path, experiment: &str, hash: &str) -> bool {
     cell_dir(results, experiment, hash).is_dir()
 }
 
-/// Runs every cell of `exp` that has no results yet.
+/// What a run does with a cell whose lock another process holds (is running it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// Skip it and count it in [`RunStats::busy`] (the run ends incomplete).
+    #[default]
+    Skip,
+    /// Wait for the lock, then find the cell done (or, if its holder died, resume it from the
+    /// holder's checkpoint): `passk run --wait`, what a Slurm array task does.
+    Wait,
+}
+
+/// Runs every cell of `exp` that has no results yet, skipping cells other processes run.
 pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Result<RunStats> {
+    run_experiment_with(exp, results, ctx, Busy::Skip)
+}
+
+/// Runs every cell of `exp` that has no results yet; `busy` says what to do with a cell another
+/// process is running.
+pub fn run_experiment_with(
+    exp: &Experiment,
+    results: &Path,
+    ctx: &RunContext,
+    busy_cells: Busy,
+) -> Result<RunStats> {
     let quiet = ctx.quiet;
     let exp_dir = results.join(&exp.name);
     std::fs::create_dir_all(&exp_dir)
@@ -151,7 +175,18 @@ pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Res
     for cell in todo {
         let started = Instant::now();
         let lock_file = lock_path(results, &exp.name, &cell.hash);
-        let Some(mut lock) = FileLock::try_acquire(&lock_file)? else {
+        let mut taken = FileLock::try_acquire(&lock_file)?;
+        if taken.is_none() && busy_cells == Busy::Wait {
+            let who = holder(&lock_file);
+            bar.suspend(|| {
+                eprintln!(
+                    "{}: cell {} is being run by another process ({who}); waiting for it",
+                    exp.name, cell.hash
+                )
+            });
+            taken = Some(FileLock::acquire(&lock_file)?);
+        }
+        let Some(mut lock) = taken else {
             bar.inc(1);
             if is_done(results, &exp.name, &cell.hash) {
                 // Finished by its holder since the list was made.
@@ -261,7 +296,9 @@ fn run_locked_cell(
     // Hidden temporaries a killed earlier holder left in a resumed temporary stay out of the
     // cell (the record ignores them; this keeps them from being renamed into place).
     remove_dead_temporaries(&tmp, &mut Vec::new())?;
-    // The completion record last: only a directory whose record verifies is complete.
+    // The completion record last: only a directory whose record verifies is complete. A stop
+    // (SIGTERM) lets the record and the rename into place finish.
+    let _section = passk_core::interrupt::write_section();
     crate::record::write(&tmp, &cell.hash, std::slice::from_ref(&ctx.cache_dir))?;
     let dir = cell_dir(results, &exp.name, &cell.hash);
     std::fs::rename(&tmp, &dir)

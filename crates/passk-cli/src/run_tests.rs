@@ -190,3 +190,44 @@ fn lock_files_are_neither_listed_nor_stale() {
     assert_eq!(n, manifest.lines().count());
     assert!(passk_report::manifest::verify_manifest(results).is_empty());
 }
+
+#[test]
+fn a_waiting_run_takes_over_once_the_holder_lets_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().to_path_buf();
+    let exp = experiment();
+    let a = exp.cells[0].hash.clone();
+    std::fs::create_dir_all(results.join("t")).unwrap();
+    // The holder: another open of the lock file (to flock, another process), as a killed
+    // Slurm task's ghost would hold it.
+    let held = FileLock::try_acquire(&lock_path(&results, "t", &a))
+        .unwrap()
+        .unwrap();
+    let (r, e) = (results.clone(), exp.clone());
+    let waiter = std::thread::spawn(move || run_experiment_with(&e, &r, &quiet(), Busy::Wait));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !waiter.is_finished(),
+        "the waiter did not wait for the lock"
+    );
+    assert!(!is_done(&results, "t", &a));
+    drop(held);
+    let stats = waiter.join().unwrap().unwrap();
+    assert_eq!(
+        stats,
+        RunStats {
+            ran: 2,
+            cached: 0,
+            busy: 0,
+            quarantined: 0
+        }
+    );
+    assert!(is_done(&results, "t", &a));
+    // A waiter that finds the cell finished by its holder counts it done and runs nothing.
+    let again = FileLock::try_acquire(&lock_path(&results, "t", &a))
+        .unwrap()
+        .unwrap();
+    drop(again);
+    let stats = run_experiment_with(&exp, &results, &quiet(), Busy::Wait).unwrap();
+    assert_eq!((stats.ran, stats.cached, stats.busy), (0, 2, 0));
+}

@@ -6,7 +6,8 @@ passk: the pass@k interference suite's compute binary
 
 USAGE:  (`passk <command> --help` shows one command; `passk --version`)
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
-            [--shard I/N] [--reuse DIR] [--strict] [--on-corrupt rerun|stop]
+            [--shard I/N] [--cell HASH[,HASH...]] [--wait] [--reuse DIR] [--strict]
+            [--on-corrupt rerun|stop]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
       from their checkpoints), then rewrite the manifest. A cell is done only when its
       completion record (complete.json: sha256 of each file, its config hash, its warm start)
@@ -27,8 +28,32 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       fastest), starting at the I-th, so N processes (say one per core, each with
       RAYON_NUM_THREADS=1) share a matrix; with `seed` the last key they start on different
       warm starts. Run `passk manifest` after the last shard ends.
+      --cell HASH runs only the named cells (hashes as the `list` command prints them; repeat it or
+      separate them by commas) and leaves MANIFEST and ENVIRONMENT.json to a later `passk run`
+      or `passk manifest`: what each task of a Slurm job array runs (`passk slurm`).
+      --wait waits for a cell another process is running instead of skipping it, then finds it
+      done, or resumes it from its last checkpoint if that process died.
+      SIGTERM or SIGINT: the write in progress (a file, a checkpoint, a finished cell's record)
+      is completed, then passk exits with status 143 (130 for SIGINT); the next run resumes
+      the cell from its last checkpoint.
       --device cpu|cuda|auto for the trained tiers (default cpu; cuda needs a build with
       `--features cuda`).
+  passk slurm <experiment.toml>... [--results DIR] [--cache DIR] [--figures DIR] [--device D]
+              [--partition P] [--account A] [--time T] [--cpus N] [--mem M] [--gpus N]
+              [--max-concurrent N] [--cells-per-task N] [--sbatch-extra FILE] [--logs DIR]
+              [--out DIR] [--job-name NAME] [--dry-run]
+      Write a Slurm job array with one task per cell not yet done (--cells-per-task N groups
+      N cells of one experiment), each running `passk run --cell HASH --wait`, and a final
+      job (--dependency=afterok) that checks every cell is done, writes ENVIRONMENT.json and
+      MANIFEST and regenerates the figures; then submit both with sbatch (not with --dry-run).
+      The scripts, tasks.txt, submit.sh and a copy of this binary go to --out (default
+      target/passk-slurm/<job name>-<unix time>/, printed); logs to --logs (default its
+      logs/). Results, cache and that folder must be on a filesystem every node sees.
+      --cpus sets --cpus-per-task and the threads of each task (default 1); --gpus N adds
+      --gres=gpu:N and runs the cells with --device cuda (--device cuda alone asks for one);
+      --max-concurrent N runs at most N tasks at once (--array=...%N); --sbatch-extra FILE
+      adds its #SBATCH lines to both scripts. Tasks are --requeue: one stopped by SIGTERM
+      resumes from its last checkpoint when it runs again.
   passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N] [--curve S1,S2,...]
                     [--strict]
       Train (or load from the cache) the SFT warm starts of tiny experiments and print each

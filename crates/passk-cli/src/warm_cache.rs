@@ -5,7 +5,8 @@
 //! `sft-<hash>.{safetensors,csv}` the cache lacks is copied in, but only when its bytes match
 //! the sha256 that `results/MANIFEST` lists for it: a tampered or unlisted file is left out
 //! (and then trained, as before). A copied warm start still goes through the cache's own load
-//! checks (finite weights; the sidecar where one exists).
+//! checks (finite weights; the sidecar where one exists). Each copy runs under the warm start's
+//! lock (`<cache>/.sft-<hash>.lock`, see `passk_train::lock`).
 
 use std::path::Path;
 
@@ -45,6 +46,13 @@ pub fn seed_from_committed(results: &Path, cache: &Path) -> Result<usize> {
         }
         std::fs::create_dir_all(cache)
             .with_context(|| format!("cannot create {}", cache.display()))?;
+        // Under the warm start's own lock (as its trainer holds it), so processes on several
+        // machines seeding one shared cache never write one file at once.
+        let hash = name["sft-".len()..].split('.').next().unwrap_or_default();
+        let _lock = passk_train::FileLock::acquire(&cache.join(format!(".sft-{hash}.lock")))?;
+        if target.exists() {
+            continue;
+        }
         passk_report::atomic::write_atomic(&target, &bytes)?;
         copied += 1;
     }

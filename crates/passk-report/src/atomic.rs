@@ -1,6 +1,7 @@
 //! Atomic file writes: a temporary file in the same directory, then a rename.
 //!
-//! A reader (or a resumed run) never sees a half-written file under its final name.
+//! A reader (or a resumed run) never sees a half-written file under its final name, and a
+//! stop request (SIGTERM, see [`passk_core::interrupt`]) waits for a write in progress.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +18,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // A stop (SIGTERM) lets this write finish: see passk_core::interrupt.
+    let _section = passk_core::interrupt::write_section();
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

@@ -344,7 +344,8 @@ fn write_tables(
 }
 
 /// Writes `ckpt-<step>/` completely, then points `checkpoint.json` at it (atomic rename), then
-/// removes older checkpoint directories. The logs are also written to the cell directory.
+/// removes older checkpoint directories. The logs are also written to the cell directory. A
+/// stop request (SIGTERM) waits until all of it is done.
 fn write_checkpoint(
     cell_dir: &Path,
     config_hash: &str,
@@ -353,6 +354,8 @@ fn write_checkpoint(
     opt: &Optimizer,
     state: &State,
 ) -> Result<()> {
+    // A stop (SIGTERM) lets the whole checkpoint be written (passk_core::interrupt).
+    let _section = passk_core::interrupt::write_section();
     let name = format!("ckpt-{step:08}");
     let dir = cell_dir.join(&name);
     if dir.exists() {

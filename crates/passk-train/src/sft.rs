@@ -201,6 +201,8 @@ fn save_stage1(
     log: &[SftLogRow],
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    // The three files belong together: a stop (SIGTERM) lets all of them be written.
+    let _section = passk_core::interrupt::write_section();
     let [model_path, opt_path, log_path] = stage1_paths(cfg, dir);
     crate::files::write_csv_atomic(&log_path, log)?;
     let tmp_opt = unique_tmp(&opt_path);
@@ -342,6 +344,8 @@ pub fn warm_start_checked(
             &mut |_, _, _| Ok(()),
         )?;
     let csv_path = path.with_extension("csv");
+    // Log, weights and sidecar belong together: a stop (SIGTERM) lets all of them be written.
+    let _section = passk_core::interrupt::write_section();
     crate::files::write_csv_atomic(&csv_path, &log)?;
     let tmp = unique_tmp(&path);
     model.save(&tmp)?;
