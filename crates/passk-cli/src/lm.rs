@@ -88,6 +88,7 @@ mod tests {
             let cfg = super::spec(&cell.config).unwrap();
             assert_eq!(cfg.device, "cuda");
             assert_eq!(cfg.model.gguf.as_deref(), Some("$PASSK_SMOLLM2_GGUF"));
+            assert!(cfg.mixture.is_none() && cfg.data.is_some());
         }
         let smoke = experiment("lm-smoke.toml");
         assert!(!smoke.in_all);

@@ -422,9 +422,9 @@ fn questions_and_last_number_verdicts() {
 }
 
 #[test]
-fn one_digit_families_hold_the_prompt_counts_of_lm_toml() {
-    // experiments/lm.toml draws 12 distinct eval and 12 probe prompts from each one-digit
-    // family with splits 0.5 / 0.25 / 0.25.
+fn one_digit_families_hold_twelve_distinct_eval_and_probe_prompts() {
+    // A synthetic LM experiment can draw 12 distinct eval and 12 probe prompts from each
+    // one-digit family with splits 0.5 / 0.25 / 0.25 (their operand space is small).
     for family in [Family::Addition, Family::Multiplication] {
         let mut cfg = one_digit_mixture();
         cfg.families.retain(|f| f.family == family);
