@@ -163,5 +163,27 @@ pub fn lm(sh: &Shell, root: &Path, opts: &LmOptions) -> Result<()> {
             fmt(rp)
         );
     }
+    // Training memory: one process per trainable-block count, so each peak is its own.
+    let b = opts.batches[0].to_string();
+    println!();
+    println!(
+        "passk training step (forward + backward of {b} sampled rows, prompt + {} tokens), one \
+         run each:",
+        opts.new
+    );
+    println!("| trainable blocks | step ms | peak RSS MiB (sampling + step) |");
+    println!("|---:|---:|---:|");
+    for blocks in ["2", "4"] {
+        let out = cmd!(
+            sh,
+            "{passk} {gguf} --batch {b} --new {new} --reps 1 --train-blocks {blocks}"
+        )
+        .read()?;
+        let t = parse_times(&out)?;
+        let ms = t.get(&format!("train_b{b}_blocks{blocks}_ms")).copied();
+        let rss = t.get("rss_mib").copied();
+        let fmt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.0}"));
+        println!("| {blocks} | {} | {} |", fmt(ms), fmt(rss));
+    }
     Ok(())
 }

@@ -67,9 +67,11 @@ cargo xtask <command>
              [--python PATH]
                                  SmolLM2-135M sampling tokens/s and peak RSS of passk's
                                  CPU engine beside Hugging Face transformers generate on
-                                 the same GGUF (bench/hf_lm_peer.py), alternating; the
-                                 GGUF defaults to $PASSK_SMOLLM2_GGUF; the peer needs
-                                 torch, transformers, gguf and numpy
+                                 the same GGUF (bench/hf_lm_peer.py), alternating, then
+                                 passk's training-step time and peak RSS with 2 and 4
+                                 trainable blocks; the GGUF defaults to
+                                 $PASSK_SMOLLM2_GGUF; the peer needs torch,
+                                 transformers, gguf and numpy
   help                           this text
 
 Options: --cuda builds passk with CUDA (`--features cuda`; needs nvcc).

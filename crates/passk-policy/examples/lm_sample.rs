@@ -8,12 +8,16 @@
 //! tokens (the same work as `bench/hf_lm_peer.py`). Prints `# ...` comments and one line
 //! `sample_b<batch>_n<new> <generated tokens/s>` (median over reps), then the peak resident
 //! memory `rss_mib <MiB>`.
+//!
+//! With `--train-blocks N` it then also takes one training step's forward and backward pass
+//! (`batch_logprobs` of the sampled rows, last N blocks trainable) and prints
+//! `train_b<batch>_blocks<N>_ms <ms>` before the peak memory, which then covers the step.
 
 use std::time::Instant;
 
 use candle_core::Device;
-use passk_policy::lm::{read_gguf, smollm2_prompt, CausalLm, LmTokenizer};
-use passk_policy::SamplingParams;
+use passk_policy::lm::{read_gguf, smollm2_prompt, CausalLm, LmTokenizer, Trainable};
+use passk_policy::{SamplingParams, SequenceBatch};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     passk_policy::tune_process();
@@ -31,9 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let (batch, new, reps) = (opt("--batch", 64)?, opt("--new", 64)?, opt("--reps", 3)?);
+    let train_blocks = opt("--train-blocks", 0)?;
     let ck = read_gguf(&path)?;
     let tok = LmTokenizer::from_gguf_metadata(&ck.metadata)?;
-    let model = CausalLm::from_tensors(ck.config.clone(), ck.tensors, &Device::Cpu)?;
+    let mut model = CausalLm::from_tensors(ck.config.clone(), ck.tensors, &Device::Cpu)?;
     let prompts: Vec<Vec<u32>> = (0..batch)
         .map(|i| {
             let q = format!(
@@ -54,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         top_p: 1.0,
     };
     let mut rates = Vec::new();
+    let mut last = Vec::new();
     for rep in 0..reps {
         let t = Instant::now();
         let out = model.sample(&prompts, 1, new, &[], params, |p, _| {
@@ -64,9 +70,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if rep == 0 {
             println!("# e.g. {:?}", tok.decode(&out[0], true)?);
         }
+        last = out;
     }
     rates.sort_by(f64::total_cmp);
     println!("sample_b{batch}_n{new} {:.1}", rates[rates.len() / 2]);
+    if train_blocks > 0 {
+        model.set_trainable(Trainable::LastBlocks {
+            blocks: train_blocks,
+            embeddings: false,
+        });
+        let pairs: Vec<(&[u32], &[u32])> = prompts
+            .iter()
+            .zip(&last)
+            .map(|(p, c)| (p.as_slice(), c.as_slice()))
+            .collect();
+        // Every prompt has the same length here, so one batch holds every row.
+        let rows = SequenceBatch::new(&pairs, u32::MAX, 0, &Device::Cpu)?;
+        let t = Instant::now();
+        let grads = model.batch_logprobs(&rows)?.sum_all()?.backward()?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        drop(grads);
+        println!("train_b{batch}_blocks{train_blocks}_ms {ms:.0}");
+    }
     println!("rss_mib {:.0}", peak_rss_mib());
     Ok(())
 }
