@@ -1,5 +1,5 @@
 //! Times the gradient-interference probe against one RL step on the `small` model (untrained
-//! weights of `TinyCellConfig::round2`): the probe of N = 256 probe prompts × n = 8 samples
+//! weights of `TinyCellConfig::reference`): the probe of N = 256 probe prompts × n = 8 samples
 //! (exact mode, 1000 bootstrap resamples) and one RL step of 32 prompts × 16 samples
 //! (rollouts + `policy_loss` + `apply_update`, AdamW).
 //!
@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let n_prompts = args.first().copied().unwrap_or(256);
     let n_samples = args.get(1).copied().unwrap_or(8);
-    let cfg = TinyCellConfig::round2(0.75, "pass1_rloo", 0);
+    let cfg = TinyCellConfig::reference(0.75, "pass1_rloo", 0);
     let model = Gpt::new(cfg.gpt_config()?, 0, &Device::Cpu)?;
     let vocab = Vocab::synthetic();
     let mixture = Mixture::new(cfg.mixture.clone())?;

@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rl_steps = args.get(1).copied().unwrap_or(10) as u64;
     let samples = args.get(2).copied().unwrap_or(8);
 
-    let mut cfg = TinyCellConfig::round2(0.75, "pass1_rloo", 1);
+    let mut cfg = TinyCellConfig::reference(0.75, "pass1_rloo", 1);
     cfg.sft.stage1_steps = sft_steps;
     cfg.sft.stage2_steps = 0;
     cfg.rl.samples_per_prompt = samples;

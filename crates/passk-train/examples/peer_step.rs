@@ -61,7 +61,7 @@ fn synthetic_prompts(n: usize) -> Vec<Vec<u32>> {
 
 /// tiny-core's configuration at q = 0.75 (2-digit operands).
 fn tiny_core() -> TinyCellConfig {
-    let mut cfg = TinyCellConfig::round2(0.75, "pass1_rloo", 0);
+    let mut cfg = TinyCellConfig::reference(0.75, "pass1_rloo", 0);
     for f in &mut cfg.mixture.families {
         f.difficulty = [2, 2];
     }

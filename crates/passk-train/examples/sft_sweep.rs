@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cosine = f(4, 0.0) != 0.0;
     let batch = f(5, 128.0) as usize;
     let q = f(6, 1.0);
-    let mut cfg = TinyCellConfig::round2(q, "pass1_rloo", 0);
+    let mut cfg = TinyCellConfig::reference(q, "pass1_rloo", 0);
     // Optional 8th argument: the share of pairs answered reversed (the families are reweighted
     // to match), e.g. 0.9 makes the reversed (least-significant-digit-first) answer the majority.
     if let Some(share) = a.get(7).map(|s| s.parse::<f64>().unwrap()) {

@@ -392,11 +392,12 @@ impl TinyCellConfig {
         hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
     }
 
-    /// The design of the feasibility study's round 2 on the `small` model: SFT 1750 steps with
-    /// the reliable tag then 750 at q (batch 128, lr 2e-3); RL 200 steps of 32 prompts x 16
-    /// samples, AdamW lr 1e-4, clip 1, temperature 1; evaluation every 25 steps on 400 prompts
-    /// x 16 samples at k = 1, 2, 4, 8, 16; a checkpoint every 25 steps.
-    pub fn round2(q: f64, objective: &str, seed: u64) -> Self {
+    /// The reference tiny design on the `small` model (the benches', examples' and tests' cell;
+    /// docs/feasibility.md derives it): SFT 1750 steps with the reliable tag then 750 at q
+    /// (batch 128, lr 2e-3); RL 200 steps of 32 prompts x 16 samples, AdamW lr 1e-4, clip 1,
+    /// temperature 1; evaluation every 25 steps on 400 prompts x 16 samples at k = 1, 2, 4, 8,
+    /// 16; a checkpoint every 25 steps.
+    pub fn reference(q: f64, objective: &str, seed: u64) -> Self {
         Self {
             model: "small".into(),
             mixture: MixtureConfig::interference(q),
@@ -499,7 +500,7 @@ mod tests {
     fn smoke_config_is_valid_and_round_trips() {
         let cfg = TinyCellConfig::nano_smoke(0.75, "pkpo_loo_minus_one:k=4");
         cfg.validate().unwrap();
-        TinyCellConfig::round2(0.75, "pkpo_loo_minus_one:k=8", 1)
+        TinyCellConfig::reference(0.75, "pkpo_loo_minus_one:k=8", 1)
             .validate()
             .unwrap();
         let json = serde_json::to_string(&cfg).unwrap();

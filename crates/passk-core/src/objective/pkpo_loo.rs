@@ -7,7 +7,7 @@ use crate::CoreError;
 pub const INFO: ObjectiveInfo = ObjectiveInfo {
     name: "pkpo_loo",
     needs_k: true,
-    description: "PKPO s_i minus (k/n) rho(n-1, c_{-i}, k), a baseline from the other samples; unbiased, needs k < n",
+    description: "PKPO s_i minus (k/n) rho(n-1, c_{-i}, k), a baseline from the other samples (this suite's variant, not the published PKPO LOO); unbiased, needs k < n",
 };
 
 /// Builds from a spec `"pkpo_loo:k=K"`.
@@ -22,6 +22,13 @@ pub fn build(params: &mut SpecParams) -> Result<Box<dyn Objective>, CoreError> {
 /// the correct samples other than `i`. The baseline is an unbiased pass@k estimate from the other
 /// `n − 1` samples, independent of `y_i`, so the weights stay unbiased for `∇ pass@k`. Needs
 /// `k < n` (the baseline uses k of the other samples).
+///
+/// This is this suite's own variant, not the published PKPO leave-one-out estimator: the
+/// published one subtracts the mean of the other samples' s-values, `(k/(n−1)) ρ_{−i}` in the
+/// paper's notation, where this one subtracts `(k/n) ρ(n−1, c_{−i}, k)`. Both baselines are
+/// independent of `y_i`, so both keep the weights unbiased; they differ in scale and hence in
+/// variance. No committed experiment trains with `pkpo_loo`; the experiments use
+/// `pkpo_loo_minus_one`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PkpoLoo {
     k: u32,

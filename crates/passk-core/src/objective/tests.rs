@@ -227,6 +227,55 @@ fn unbiasedness_by_exact_enumeration() {
     assert!(biased_checked > 10);
 }
 
+/// The mixture's expected gradient is the mixed target `(1 − λ) dp/dθ + λ d pass@K/dθ`.
+#[test]
+fn the_mixed_objective_is_unbiased_for_its_mixed_target_by_exact_enumeration() {
+    for n in 2..=8usize {
+        for k in 1..n as u32 {
+            for percent in [0u32, 25, 50, 100] {
+                let spec = format!("mix_pass1_passk:k={k},percent={percent}");
+                let o = obj(&spec);
+                assert!(o.unbiased());
+                let lambda = f64::from(percent) / 100.0;
+                for theta in [-2.5, -0.7, 0.0, 0.4, 1.9] {
+                    let p = 1.0 / (1.0 + f64::exp(-theta));
+                    let target = ((1.0 - lambda) + lambda * w_k(p, k)) * p * (1.0 - p);
+                    let got = expected_gradient(o.as_ref(), n, p);
+                    assert!(
+                        close(got, target, 1e-12),
+                        "{spec} n={n} p={p}: {got} vs {target}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every registered objective that claims to be unbiased has its claim checked by one of the
+/// exact enumerations above: adding an objective to the registry without a check fails here.
+#[test]
+fn every_objective_that_claims_unbiasedness_is_enumerated() {
+    let checked: std::collections::HashSet<String> = specs_for(8)
+        .iter()
+        .map(|s| obj(s).name().split(':').next().unwrap().to_string())
+        .chain(["mix_pass1_passk".to_string()])
+        .collect();
+    for e in REGISTRY {
+        let spec = if e.info.needs_k {
+            format!("{}:k=3", e.info.name)
+        } else {
+            e.info.name.to_string()
+        };
+        if obj(&spec).unbiased() {
+            assert!(
+                checked.contains(e.info.name),
+                "{} claims to be unbiased but no exact-enumeration test checks it",
+                e.info.name
+            );
+        }
+    }
+}
+
 #[test]
 fn spec_round_trip_and_registry() {
     let infos = registered_objectives();
