@@ -40,11 +40,8 @@ fn render_all(results: &Path, out: &Path) -> Result<usize> {
                     written += passk_report::probe::render_probe(&probed, &target)?.len();
                 }
             }
-            // The lm tier has no figures yet; its cells are still listed in the manifest.
-            "lm" => eprintln!(
-                "report: {} (tier lm) has no figures in this build; its cells are in results/ only",
-                source.display()
-            ),
+            // The lm tier has tables only (pass@k and sample outcomes per cell).
+            "lm" => written += passk_report::lm::report_lm(&source, &target)?.len(),
             other => bail!(
                 "{}: tier {other:?} has no report in this build",
                 source.display()

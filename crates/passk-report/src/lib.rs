@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod claims;
 pub mod dose;
 pub mod error;
+pub mod lm;
 pub mod load;
 pub mod manifest;
 pub mod plot;
