@@ -386,7 +386,8 @@ fn check(sh: &Shell, cuda: bool) -> Result<()> {
     let passk = build_passk(sh, cuda)?;
     let scratch = gate::scratch_dir();
     gate::recompute(sh, &passk, &scratch)?;
-    let claims = cmd!(sh, "{passk} check --results {scratch}").run();
+    // --strict: every claim must be evaluated (a missing experiment fails, not skips).
+    let claims = cmd!(sh, "{passk} check --results {scratch} --strict").run();
     let verified = cmd!(sh, "{passk} verify").run();
     let stale = stale_committed_cells(&scratch, &project_root().join("results"))?;
     claims.context("a claim failed (table above)")?;

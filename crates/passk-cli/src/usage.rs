@@ -93,10 +93,14 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       and its cell.json hashes to its name, and add the records to MANIFEST. Tiny cells record
       their warm start's sha256 from the first --cache DIR (repeatable; default
       target/passk-cache, then results/warm-starts) that holds it.
-  passk check [--claims FILE] [--results DIR] [--baseline DIR]
-      Evaluate the claims (default experiments/claims.toml) and print a verdict table;
-      exit 1 when any claim fails. Claims marked `baseline = true` read the committed
-      results in --baseline (default results), the others --results.
+  passk check [--claims FILE] [--results DIR] [--baseline DIR] [--strict]
+      Evaluate the claims (default experiments/claims.toml) and print a verdict table (the
+      estimate with its 95% CI, the statistic the threshold tests, the verdict); exit 1 when
+      any claim fails. Claims marked `baseline = true` read the committed results in
+      --baseline (default results), the others --results. A claim whose experiment is not
+      under its directory (on a fresh clone: the smoke claims, which read the gate's fresh
+      cells) is NOT EVALUATED, says how to get its cells, and does not fail the check;
+      --strict makes it fail (`cargo xtask check` passes --strict with the gate's cells).
   passk compare <experiment.toml> --objective SPEC... [--results DIR] [--out DIR] [--cache DIR]
                 [--strict] [--force]
       Run objective SPEC (repeat --objective for several) on the cells of a tiny experiment
