@@ -161,7 +161,7 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
     )?;
     let out = cmd!(
         sh,
-        "{passk} check --claims {claims_file} --results {results}"
+        "{passk} check --claims {claims_file} --results {results} --strict"
     )
     .ignore_status()
     .output()?;
@@ -197,7 +197,8 @@ fn smoke_claims(text: &str) -> String {
 }
 
 /// Whether `passk check`'s table has a row for `claim` whose verdict is FAIL and whose
-/// measured value is a number (not a claim that could not be evaluated).
+/// estimate (the column after the name) is a number (not a claim that could not be
+/// evaluated).
 fn fails_with_a_measurement(table: &str, claim: &str) -> bool {
     table.lines().any(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();

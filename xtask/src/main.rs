@@ -40,11 +40,13 @@ cargo xtask <command>
                                  matrix from the committed warm starts in
                                  results/warm-starts/) into target/passk-check/,
                                  evaluate every claim, then verify the committed results
-  compare --objective SPEC... [--experiment NAME]
+  compare --objective SPEC... [--experiment NAME] [--force]
                                  run objective SPEC (repeatable) on the cells of
                                  experiments/NAME.toml (default tiny-core, reusing
                                  cached warm starts) into target/passk-compare/ and
-                                 print it beside the committed baseline
+                                 print it beside the committed baseline; --force
+                                 reruns cells not made by this build's code (after
+                                 editing an objective under the same name)
   check-broken                   after `check`: rerun the smoke matrix with pass@8
                                  replaced by the deliberately broken objective
                                  sign_flipped:k=8 and fail unless the gate rejects it
@@ -109,8 +111,8 @@ fn main() -> Result<()> {
         }
         ["check"] => check(&sh, cuda),
         ["compare", rest @ ..] => {
-            let (objectives, experiment) = compare_args(rest)?;
-            compare(&sh, &objectives, &experiment, cuda)
+            let (objectives, experiment, force) = compare_args(rest)?;
+            compare(&sh, &objectives, &experiment, force, cuda)
         }
         ["check-broken"] => {
             let passk = build_passk(&sh, cuda)?;
@@ -337,12 +339,17 @@ fn run_sharded(passk: &Path, files: &[String], extra: &[&str]) -> Result<()> {
 }
 
 /// `--objective SPEC` (repeatable) and optional `--experiment NAME` (default tiny-core).
-fn compare_args(rest: &[&str]) -> Result<(Vec<String>, String)> {
+fn compare_args(rest: &[&str]) -> Result<(Vec<String>, String, bool)> {
     let usage = "usage: cargo xtask compare --objective SPEC [--objective SPEC...] \
-                 [--experiment NAME], e.g. --objective pkpo_loo_minus_one:k=4";
+                 [--experiment NAME] [--force], e.g. --objective pkpo_loo_minus_one:k=4";
     let (mut objectives, mut experiment) = (Vec::new(), "tiny-core".to_string());
+    let mut force = false;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
+        if *flag == "--force" {
+            force = true;
+            continue;
+        }
         let value = it
             .next()
             .with_context(|| format!("{flag} needs a value; {usage}"))?;
@@ -355,16 +362,23 @@ fn compare_args(rest: &[&str]) -> Result<(Vec<String>, String)> {
     if objectives.is_empty() {
         bail!("{usage}");
     }
-    Ok((objectives, experiment))
+    Ok((objectives, experiment, force))
 }
 
-fn compare(sh: &Shell, objectives: &[String], experiment: &str, cuda: bool) -> Result<()> {
+fn compare(
+    sh: &Shell,
+    objectives: &[String],
+    experiment: &str,
+    force: bool,
+    cuda: bool,
+) -> Result<()> {
     let passk = build_passk(sh, cuda)?;
     let file = format!("experiments/{experiment}.toml");
     let device = if cuda { "cuda" } else { "cpu" };
     let flags: Vec<&str> = objectives
         .iter()
         .flat_map(|o| ["--objective", o.as_str()])
+        .chain(force.then_some("--force"))
         .collect();
     cmd!(sh, "{passk} compare {file} {flags...} --device {device}").run()?;
     Ok(())
@@ -374,7 +388,8 @@ fn check(sh: &Shell, cuda: bool) -> Result<()> {
     let passk = build_passk(sh, cuda)?;
     let scratch = gate::scratch_dir();
     gate::recompute(sh, &passk, &scratch)?;
-    let claims = cmd!(sh, "{passk} check --results {scratch}").run();
+    // --strict: every claim must be evaluated (a missing experiment fails, not skips).
+    let claims = cmd!(sh, "{passk} check --results {scratch} --strict").run();
     let verified = cmd!(sh, "{passk} verify").run();
     let stale = stale_committed_cells(&scratch, &project_root().join("results"))?;
     claims.context("a claim failed (table above)")?;
@@ -414,7 +429,7 @@ fn stale_committed_cells(fresh: &Path, committed: &Path) -> Result<Vec<String>> 
             let twin = committed.join(rel);
             // Only cells committed under the same hash are comparable.
             if twin.parent().is_some_and(|p| p.is_dir())
-                && std::fs::read(&twin).ok() != Some(std::fs::read(&path)?)
+                && !same_result(&name, std::fs::read(&twin).ok(), &std::fs::read(&path)?)
             {
                 stale.push(format!("results/{}", rel.display()));
             }
@@ -422,6 +437,27 @@ fn stale_committed_cells(fresh: &Path, committed: &Path) -> Result<Vec<String>> 
     }
     stale.sort();
     Ok(stale)
+}
+
+/// Whether a fresh result file equals its committed twin: byte for byte, but for a completion
+/// record's code fingerprint (`"code"`, the build that computed the cell, which a committed
+/// record names differently or, from before fingerprints, not at all).
+fn same_result(name: &str, committed: Option<Vec<u8>>, fresh: &[u8]) -> bool {
+    let Some(committed) = committed else {
+        return false;
+    };
+    if name != "complete.json" {
+        return committed == fresh;
+    }
+    let without_code = |bytes: &[u8]| -> Option<serde_json::Value> {
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        value.as_object_mut()?.remove("code");
+        Some(value)
+    };
+    match (without_code(&committed), without_code(fresh)) {
+        (Some(a), Some(b)) => a == b,
+        _ => committed == fresh,
+    }
 }
 
 /// Runs the fault-injection suite on the theory and tiny-smoke experiments with `passk`.
@@ -453,6 +489,18 @@ fn ci(sh: &Shell) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_compared_without_its_code_fingerprint_other_files_byte_for_byte() {
+        let old = br#"{"schema": 1, "hash": "ab", "files": []}"#.to_vec();
+        let new = br#"{"schema": 1, "hash": "ab", "code": "00ff", "files": []}"#;
+        assert!(same_result("complete.json", Some(old.clone()), new));
+        let other = br#"{"schema": 1, "hash": "cd", "code": "00ff", "files": []}"#;
+        assert!(!same_result("complete.json", Some(old.clone()), other));
+        assert!(!same_result("eval.csv", Some(old.clone()), new));
+        assert!(same_result("eval.csv", Some(old.clone()), &old));
+        assert!(!same_result("complete.json", None, new));
+    }
 
     #[test]
     fn lm_files_are_skipped_without_their_model_or_gpu() {

@@ -102,7 +102,7 @@ pub fn compare(
     let variant_path: PathBuf = out.join(format!("{new_name}.toml"));
     passk_report::atomic::write_atomic(&variant_path, text.as_bytes())?;
     let exp = load_experiment(&variant_path)?;
-    let reused = reuse_cells(&exp, baseline, out)?;
+    let reused = reuse_cells(&exp, baseline, out, ctx.force)?;
     if reused > 0 && !ctx.quiet {
         println!(
             "compare: {reused} of {} cells already committed under {} (same configuration hash); \
@@ -317,16 +317,22 @@ mod tests {
         };
         crate::write::write_json(&done.join("cell.json"), &record).unwrap();
         std::fs::write(done.join("probe/x.csv"), "a").unwrap();
-        crate::record::write(&done, &exp.cells[0].hash, &[]).unwrap();
+        crate::record::write(
+            &done,
+            &exp.cells[0].hash,
+            &[],
+            crate::record::Code::ThisBuild,
+        )
+        .unwrap();
         let half = cell_dir(&baseline, "elsewhere", &exp.cells[1].hash);
         std::fs::create_dir_all(&half).unwrap();
         std::fs::write(half.join("cell.json"), "{}").unwrap();
-        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
+        assert_eq!(reuse_cells(&exp, &baseline, &out, false).unwrap(), 1);
         assert!(is_done(&out, &exp.name, &exp.cells[0].hash));
         assert!(!is_done(&out, &exp.name, &exp.cells[1].hash));
         let copied = cell_dir(&out, &exp.name, &exp.cells[0].hash).join("probe/x.csv");
         assert_eq!(std::fs::read_to_string(copied).unwrap(), "a");
-        assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 0);
+        assert_eq!(reuse_cells(&exp, &baseline, &out, false).unwrap(), 0);
     }
 
     fn load_experiment_text(text: &str) -> Experiment {

@@ -5,14 +5,30 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::json;
 
+use crate::provenance;
 use crate::write::write_json;
 
-/// Records versions, CPU features, thread settings and device beside the manifest.
+/// Records versions, provenance, CPU features, thread settings and device beside the
+/// manifest: `git` (`{"commit", "dirty"}` of the checkout the binary was built from, `dirty`
+/// when tracked files other than results/ and figures/ differ from the commit; `null` when it
+/// is not a git checkout), `rustc` (`rustc -V` at build time), `cargo_lock_sha256` (the
+/// lockfile built with) and `code_fingerprints` (per tier, what each new cell's completion
+/// record holds; see [`crate::provenance`]).
 pub fn write(results: &Path, device: &str) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
     let env_var = |k: &str| std::env::var(k).ok();
+    let git =
+        provenance::git_state().map(|(commit, dirty)| json!({"commit": commit, "dirty": dirty}));
+    let fingerprints: serde_json::Map<String, serde_json::Value> = ["theory", "tiny", "lm"]
+        .into_iter()
+        .filter_map(|t| Some((t.to_string(), provenance::code_fingerprint(t)?.into())))
+        .collect();
     let record = json!({
         "passk_version": env!("CARGO_PKG_VERSION"),
+        "git": git,
+        "rustc": provenance::RUSTC_VERSION,
+        "cargo_lock_sha256": provenance::CARGO_LOCK_SHA256,
+        "code_fingerprints": fingerprints,
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
         "cpu_features": cpu_features(),

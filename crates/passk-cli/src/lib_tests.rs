@@ -257,3 +257,30 @@ fn run_cell_runs_only_the_named_cells_and_leaves_the_manifest() {
     assert_eq!(cli(&args[..5]).unwrap(), ExitCode::SUCCESS);
     assert!(done(hashes[1]) && results.join("MANIFEST").is_file());
 }
+
+#[test]
+fn check_skips_claims_whose_experiment_is_absent_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = dir.path().join("claims.toml");
+    std::fs::write(
+        &claims,
+        "gate = []\n[[claim]]\nname = \"g.gap\"\nexperiment = \"gate_only\"\n\
+         statistic = \"max_identity_gap\"\nop = \"<\"\nthreshold = 1e-9\nwhy = \"w\"\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let base = [
+        "check",
+        "--claims",
+        claims.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    assert_eq!(cli(&base).unwrap(), ExitCode::SUCCESS, "not evaluated");
+    let strict: Vec<&str> = base.iter().copied().chain(["--strict"]).collect();
+    assert_eq!(cli(&strict).unwrap(), ExitCode::from(1), "--strict: fails");
+    // Present but empty: evaluated, and it fails without --strict too.
+    std::fs::create_dir_all(results.join("gate_only")).unwrap();
+    assert_eq!(cli(&base).unwrap(), ExitCode::from(1));
+}

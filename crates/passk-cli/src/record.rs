@@ -10,13 +10,19 @@
 //! - for the tiny tier, the warm start it started from: its SFT config hash and the sha256 of
 //!   the cached `.safetensors` (from the cache's integrity sidecar at the end of the cell; `null`
 //!   when the cache no longer holds it). The lm tier starts from a pretrained model file and
-//!   records none.
+//!   records none;
+//! - the code fingerprint of its tier in the build that ran it (`code`, see
+//!   [`crate::provenance`]); absent in records from before fingerprints and in those `passk
+//!   seal` writes (the code that computed a sealed cell is not known), which read as unknown,
+//!   never as stale.
 //!
 //! A cell counts as done only when [`check`] passes: the record is there and names the
 //! directory, `cell.json`'s configuration hashes to the directory name, and the files are
 //! exactly those recorded, byte for byte. Everything in the record is a function of the cell's
-//! files and configuration (no time, host or path), so a cell computed twice gets the same
-//! record and the CI gate's byte-for-byte comparison covers it.
+//! files, configuration and code fingerprint (no time, host or path), so a cell computed twice
+//! by one build gets the same record; the CI gate's byte-for-byte comparison with committed
+//! cells covers it but for `code` (`cargo xtask check` compares records without it, since a
+//! committed record holds the fingerprint of the build that made it, or none).
 //!
 //! A cell that fails the check is moved aside by [`quarantine`] (renamed to
 //! `results/<experiment>/.quarantine/<hash>-<n>`, never deleted) and rerun, or `passk run
@@ -53,6 +59,11 @@ pub struct CompletionRecord {
     pub tier: String,
     /// [`config_sha256`] of the tier and `cell.json`'s configuration.
     pub config_sha256: String,
+    /// The code fingerprint of its tier in the build that ran it
+    /// ([`crate::provenance::code_fingerprint`]); `None` (omitted) when not known: records
+    /// written before fingerprints existed, and sealed cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The warm start the cell started from (trained tiers with a warm start), else `None`.
     pub warm_start: Option<WarmStartRef>,
     /// Every file of the cell but the record itself, sorted by path.
@@ -183,9 +194,19 @@ pub fn warm_start_of(
     }))
 }
 
+/// Whose code a record names: [`Code::ThisBuild`] for a cell this process computed,
+/// [`Code::Unknown`] for one computed elsewhere (`passk seal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Record this build's fingerprint of the cell's tier.
+    ThisBuild,
+    /// Record none.
+    Unknown,
+}
+
 /// The completion record of the finished cell `hash` in directory `dir` (its place, or its
 /// temporary) as it is now.
-pub fn build(dir: &Path, hash: &str, caches: &[PathBuf]) -> Result<CompletionRecord> {
+pub fn build(dir: &Path, hash: &str, caches: &[PathBuf], code: Code) -> Result<CompletionRecord> {
     let hash = hash.to_string();
     let (cell, config, config_sha256) =
         read_cell_json(dir, &hash).map_err(|why| anyhow::anyhow!("{}: {why}", dir.display()))?;
@@ -193,6 +214,10 @@ pub fn build(dir: &Path, hash: &str, caches: &[PathBuf]) -> Result<CompletionRec
         schema: RECORD_SCHEMA,
         hash,
         warm_start: warm_start_of(&cell.tier, &config, caches)?,
+        code: match code {
+            Code::ThisBuild => crate::provenance::code_fingerprint(&cell.tier).map(String::from),
+            Code::Unknown => None,
+        },
         tier: cell.tier,
         config_sha256,
         files: scan_files(dir)?,
@@ -200,9 +225,9 @@ pub fn build(dir: &Path, hash: &str, caches: &[PathBuf]) -> Result<CompletionRec
 }
 
 /// Writes `dir/complete.json` (atomically) for the finished cell `hash` in directory `dir`;
-/// the last write of a cell.
-pub fn write(dir: &Path, hash: &str, caches: &[PathBuf]) -> Result<CompletionRecord> {
-    let record = build(dir, hash, caches)?;
+/// the last write of a cell. `code` says whether this build computed it.
+pub fn write(dir: &Path, hash: &str, caches: &[PathBuf], code: Code) -> Result<CompletionRecord> {
+    let record = build(dir, hash, caches, code)?;
     write_json(&dir.join(RECORD_FILE), &record)?;
     Ok(record)
 }
@@ -398,7 +423,8 @@ pub fn seal(results: &Path, caches: &[PathBuf]) -> Result<SealReport> {
                 .push(format!("{rel}: another process holds its lock"));
             continue;
         };
-        let record = write(&dir, hash, caches)?;
+        // Sealed cells were computed by code this process cannot name.
+        let record = write(&dir, hash, caches, Code::Unknown)?;
         lock.remove()?;
         if record
             .warm_start

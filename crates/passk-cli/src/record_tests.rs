@@ -69,7 +69,7 @@ fn synthetic_cell(parent: &Path) -> PathBuf {
         &serde_json::json!({"delta": 0.0}),
     )
     .unwrap();
-    let record = write(&dir, &dir_name(&dir), &[]).unwrap();
+    let record = write(&dir, &dir_name(&dir), &[], Code::ThisBuild).unwrap();
     assert_eq!(record.warm_start, None);
     assert_eq!(record.files.len(), 5);
     dir
@@ -217,7 +217,8 @@ fn a_run_moves_a_tampered_cell_aside_and_reruns_it_identically() {
                 ran: 1,
                 cached: 1,
                 busy: 0,
-                quarantined: 1
+                quarantined: 1,
+                ..RunStats::default()
             },
             "{name}"
         );
@@ -238,6 +239,18 @@ fn a_run_moves_a_tampered_cell_aside_and_reruns_it_identically() {
 
 #[test]
 fn verify_names_a_bad_cell_and_seal_reproduces_the_record_a_run_writes() {
+    // A run's record but for its code fingerprint, which a sealed one lacks.
+    let without_code = |bytes: Vec<u8>| {
+        let mut record: CompletionRecord = serde_json::from_slice(&bytes).unwrap();
+        assert!(record.code.is_some());
+        record.code = None;
+        serde_json::to_vec_pretty(&record).unwrap()
+    };
+    let sealed = |bytes: Vec<u8>| {
+        let record: CompletionRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(record.code, None, "a sealed cell's code is not known");
+        serde_json::to_vec_pretty(&record).unwrap()
+    };
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path();
     let exp = experiment();
@@ -247,7 +260,7 @@ fn verify_names_a_bad_cell_and_seal_reproduces_the_record_a_run_writes() {
     let (a, b) = (&exp.cells[0].hash, &exp.cells[1].hash);
     let records: Vec<Vec<u8>> = [a, b]
         .iter()
-        .map(|h| std::fs::read(cell_dir(results, "t", h).join(RECORD_FILE)).unwrap())
+        .map(|h| without_code(std::fs::read(cell_dir(results, "t", h).join(RECORD_FILE)).unwrap()))
         .collect();
 
     // Cells from before records: a manifest without them.
@@ -272,16 +285,16 @@ fn verify_names_a_bad_cell_and_seal_reproduces_the_record_a_run_writes() {
         report.refused
     );
     assert_eq!(
-        std::fs::read(cell_dir(results, "t", a).join(RECORD_FILE)).unwrap(),
+        sealed(std::fs::read(cell_dir(results, "t", a).join(RECORD_FILE)).unwrap()),
         records[0],
-        "a sealed record is byte-identical to the one the run wrote"
+        "a sealed record is the one the run wrote, without the code fingerprint"
     );
     // Restored, it is sealed too; the manifest then lists both records and verifies.
     std::fs::write(&kscan, good).unwrap();
     let report = seal(results, &[]).unwrap();
     assert_eq!((report.sealed.len(), report.already), (1, 1));
     assert_eq!(
-        std::fs::read(cell_dir(results, "t", b).join(RECORD_FILE)).unwrap(),
+        sealed(std::fs::read(cell_dir(results, "t", b).join(RECORD_FILE)).unwrap()),
         records[1]
     );
     assert!(passk_report::manifest::verify_manifest(results).is_empty());

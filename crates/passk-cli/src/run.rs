@@ -36,6 +36,7 @@ use passk_train::FileLock;
 use serde_json::Value;
 
 use crate::config::{describe, Experiment};
+use crate::provenance::{code_state, short, CodeState};
 use crate::record::{CellState, OnCorrupt};
 use crate::tiers::RunContext;
 use crate::write::write_json;
@@ -52,6 +53,14 @@ pub struct RunStats {
     pub busy: usize,
     /// Cells that failed their completion check, moved aside and rerun (counted in `ran`).
     pub quarantined: usize,
+    /// Done cells computed by other code (another code fingerprint), kept (without
+    /// `--force`; counted in `cached`).
+    pub stale_code: usize,
+    /// Done cells whose record names no code (before fingerprints, or sealed), kept (without
+    /// `--force`; counted in `cached`).
+    pub unknown_code: usize,
+    /// Done cells rerun because of `--force` (counted in `ran`).
+    pub forced: usize,
 }
 
 /// The directory of one cell's results.
@@ -135,15 +144,45 @@ pub fn run_experiment_with(
             exp_dir.display()
         );
     }
+    // Done cells not known to be this build's: warned about, or rerun with --force.
+    let codes: Vec<Option<CodeState>> = exp
+        .cells
+        .iter()
+        .zip(&states)
+        .map(|(c, s)| {
+            (*s == CellState::Complete).then(|| code_state(&cell_dir(results, &exp.name, &c.hash)))
+        })
+        .collect();
+    let stale_code = codes
+        .iter()
+        .filter(|c| matches!(c, Some(CodeState::Stale { .. })))
+        .count();
+    let unknown_code = codes
+        .iter()
+        .filter(|c| **c == Some(CodeState::Unknown))
+        .count();
+    let forced: std::collections::BTreeSet<&str> = if ctx.force {
+        exp.cells
+            .iter()
+            .zip(&codes)
+            .filter(|(_, c)| c.as_ref().is_some_and(|c| *c != CodeState::Same))
+            .map(|(c, _)| c.hash.as_str())
+            .collect()
+    } else {
+        Default::default()
+    };
+    warn_code(exp, ctx, stale_code, unknown_code);
     let todo: Vec<_> = exp
         .cells
         .iter()
         .zip(&states)
-        .filter(|(_, s)| **s != CellState::Complete)
+        .filter(|(c, s)| **s != CellState::Complete || forced.contains(c.hash.as_str()))
         .map(|(c, _)| c)
         .collect();
     let mut stats = RunStats {
         cached: exp.cells.len() - todo.len(),
+        stale_code: if ctx.force { 0 } else { stale_code },
+        unknown_code: if ctx.force { 0 } else { unknown_code },
         ..RunStats::default()
     };
     let mut busy = Vec::new();
@@ -205,6 +244,12 @@ pub fn run_experiment_with(
             continue;
         };
         match crate::record::state(results, &exp.name, &cell.hash) {
+            CellState::Complete if forced.contains(cell.hash.as_str()) => {
+                let dir = cell_dir(results, &exp.name, &cell.hash);
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {} to rerun it", dir.display()))?;
+                stats.forced += 1;
+            }
             CellState::Complete => {
                 // Another process finished it between the listing and the lock.
                 lock.remove()?;
@@ -262,6 +307,41 @@ pub fn run_experiment_with(
     Ok(stats)
 }
 
+/// Says (one line each) how many done cells of `exp` were computed by other code and how
+/// many name no code; the first always, the second unless quiet.
+fn warn_code(exp: &Experiment, ctx: &RunContext, stale: usize, unknown: usize) {
+    let now = crate::provenance::code_fingerprint(&exp.tier).map_or("?", short);
+    let file = exp.path.display();
+    if stale > 0 && ctx.force {
+        eprintln!(
+            "{}: --force: rerunning {stale} done cell(s) computed by other code (their code \
+             fingerprint is not this build's {now})",
+            exp.name
+        );
+    } else if stale > 0 {
+        eprintln!(
+            "warning: {}: {stale} done cell(s) were computed by other code (their code \
+             fingerprint is not this build's {now}: the {} tier's sources changed since); they \
+             are KEPT and their numbers may be stale. `passk status {file}` lists them; rerun \
+             them with --force",
+            exp.name, exp.tier
+        );
+    }
+    if unknown > 0 && ctx.force {
+        eprintln!(
+            "{}: --force: rerunning {unknown} done cell(s) that record no code fingerprint",
+            exp.name
+        );
+    } else if unknown > 0 && !ctx.quiet {
+        eprintln!(
+            "note: {}: {unknown} done cell(s) record no code fingerprint (computed before \
+             fingerprints were recorded, or sealed); kept. If you changed the {} tier's code \
+             since they were made, rerun them with --force",
+            exp.name, exp.tier
+        );
+    }
+}
+
 /// Runs one cell whose lock this process holds, in its temporary directory, and renames the
 /// temporary into place.
 fn run_locked_cell(
@@ -299,7 +379,12 @@ fn run_locked_cell(
     // The completion record last: only a directory whose record verifies is complete. A stop
     // (SIGTERM) lets the record and the rename into place finish.
     let _section = passk_core::interrupt::write_section();
-    crate::record::write(&tmp, &cell.hash, std::slice::from_ref(&ctx.cache_dir))?;
+    crate::record::write(
+        &tmp,
+        &cell.hash,
+        std::slice::from_ref(&ctx.cache_dir),
+        crate::record::Code::ThisBuild,
+    )?;
     let dir = cell_dir(results, &exp.name, &cell.hash);
     std::fs::rename(&tmp, &dir)
         .with_context(|| format!("cannot move {} into place", dir.display()))?;
@@ -424,7 +509,10 @@ fn remove_dead_temporaries(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<()>
 /// warning) under the same hash (a cell's hash is its full configuration, not its
 /// experiment's name or the code: the copy is what the build that committed it computed, and
 /// `cargo xtask verify` ties it to the manifest); returns how many.
-pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usize> {
+///
+/// With `force` (`--force`), a source not known to be computed by this build's code (another
+/// code fingerprint, or none) is not copied: the cell runs instead.
+pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path, force: bool) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(baseline) else {
         return Ok(0);
     };
@@ -443,6 +531,7 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path) -> Result<usiz
             .iter()
             .map(|e| e.join(&cell.hash))
             .filter(|d| d.is_dir())
+            .filter(|d| !force || code_state(d) == CodeState::Same)
             .find(|d| match crate::record::check(d) {
                 Ok(()) => true,
                 Err(why) => {

@@ -56,7 +56,8 @@ fn a_cell_another_process_runs_is_skipped_and_counted() {
             ran: 1,
             cached: 0,
             busy: 1,
-            quarantined: 0
+            quarantined: 0,
+            ..RunStats::default()
         }
     );
     assert!(!is_done(results, "t", a) && is_done(results, "t", b));
@@ -74,7 +75,8 @@ fn a_cell_another_process_runs_is_skipped_and_counted() {
             ran: 1,
             cached: 1,
             busy: 0,
-            quarantined: 0
+            quarantined: 0,
+            ..RunStats::default()
         }
     );
     let mut cells = vec![a.clone(), b.clone()];
@@ -93,10 +95,10 @@ fn a_cell_being_run_is_not_copied_by_reuse() {
     let held = FileLock::try_acquire(&lock_path(&out, "t", &exp.cells[0].hash))
         .unwrap()
         .unwrap();
-    assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
+    assert_eq!(reuse_cells(&exp, &baseline, &out, false).unwrap(), 1);
     assert!(!is_done(&out, "t", &exp.cells[0].hash));
     drop(held);
-    assert_eq!(reuse_cells(&exp, &baseline, &out).unwrap(), 1);
+    assert_eq!(reuse_cells(&exp, &baseline, &out, false).unwrap(), 1);
     assert_eq!(names(&out.join("t")).len(), 2, "no lock file is left");
 }
 
@@ -219,7 +221,8 @@ fn a_waiting_run_takes_over_once_the_holder_lets_go() {
             ran: 2,
             cached: 0,
             busy: 0,
-            quarantined: 0
+            quarantined: 0,
+            ..RunStats::default()
         }
     );
     assert!(is_done(&results, "t", &a));
@@ -230,4 +233,63 @@ fn a_waiting_run_takes_over_once_the_holder_lets_go() {
     drop(again);
     let stats = run_experiment_with(&exp, &results, &quiet(), Busy::Wait).unwrap();
     assert_eq!((stats.ran, stats.cached, stats.busy), (0, 2, 0));
+}
+
+/// Rewrites the code fingerprint in the record of the cell directory `dir`, as if another
+/// build (`Some`) or one from before fingerprints (`None`) had computed it.
+fn set_code(dir: &Path, code: Option<&str>) {
+    let path = dir.join(crate::record::RECORD_FILE);
+    let mut record: crate::record::CompletionRecord =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record.code = code.map(String::from);
+    write_json(&path, &record).unwrap();
+}
+
+fn record_code(dir: &Path) -> Option<String> {
+    let path = dir.join(crate::record::RECORD_FILE);
+    let record: crate::record::CompletionRecord =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    record.code
+}
+
+#[test]
+fn cells_of_other_code_are_kept_with_a_warning_and_rerun_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path();
+    let exp = experiment();
+    run_experiment(&exp, results, &quiet()).unwrap();
+    let (a, b) = (
+        cell_dir(results, "t", &exp.cells[0].hash),
+        cell_dir(results, "t", &exp.cells[1].hash),
+    );
+    let now = crate::provenance::code_fingerprint("theory").map(String::from);
+    assert_eq!(record_code(&a), now, "a run records this build's code");
+    let files_b = std::fs::read(b.join("kscan.csv")).unwrap();
+    // "The objective's code was edited": cell a by another build, b from before fingerprints.
+    set_code(&a, Some("00ff"));
+    set_code(&b, None);
+    let kept = run_experiment(&exp, results, &quiet()).unwrap();
+    assert_eq!(
+        (kept.ran, kept.cached, kept.stale_code, kept.unknown_code),
+        (0, 2, 1, 1)
+    );
+    assert_eq!(record_code(&a).as_deref(), Some("00ff"), "kept, not rerun");
+    // The copy `compare` makes: with --force, cells of unverified code are not copied.
+    let out = dir.path().join("out");
+    assert_eq!(reuse_cells(&exp, results, &out, true).unwrap(), 0);
+    assert_eq!(reuse_cells(&exp, results, &out, false).unwrap(), 2);
+    // --force reruns both; the new records name this build, the numbers are the same.
+    let force = RunContext {
+        force: true,
+        ..quiet()
+    };
+    let rerun = run_experiment(&exp, results, &force).unwrap();
+    assert_eq!((rerun.ran, rerun.forced, rerun.cached), (2, 2, 0));
+    assert_eq!(record_code(&a), now);
+    assert_eq!(record_code(&b), now);
+    assert!(is_done(results, "t", &exp.cells[1].hash));
+    assert_eq!(std::fs::read(b.join("kscan.csv")).unwrap(), files_b);
+    // Cells of this build are never rerun, even with --force.
+    let again = run_experiment(&exp, results, &force).unwrap();
+    assert_eq!((again.ran, again.cached), (0, 2));
 }

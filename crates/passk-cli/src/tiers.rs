@@ -19,6 +19,10 @@ pub struct RunContext {
     pub strict: bool,
     /// What `passk run` does with a cell that fails its completion check (`--on-corrupt`).
     pub on_corrupt: crate::record::OnCorrupt,
+    /// Rerun done cells not known to be computed by this build's code (their recorded code
+    /// fingerprint differs, or they record none: `--force`); cells this build computed are
+    /// kept.
+    pub force: bool,
 }
 
 impl Default for RunContext {
@@ -29,6 +33,7 @@ impl Default for RunContext {
             quiet: false,
             strict: false,
             on_corrupt: crate::record::OnCorrupt::Rerun,
+            force: false,
         }
     }
 }

@@ -7,7 +7,7 @@ passk: the pass@k interference suite's compute binary
 USAGE:  (`passk <command> --help` shows one command; `passk --version`)
   passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR] [--device D]
             [--shard I/N] [--cell HASH[,HASH...]] [--wait] [--reuse DIR] [--strict]
-            [--on-corrupt rerun|stop]
+            [--on-corrupt rerun|stop] [--force]
       Run every cell of the experiments whose results are missing (resuming interrupted ones
       from their checkpoints), then rewrite the manifest. A cell is done only when its
       completion record (complete.json: sha256 of each file, its config hash, its warm start)
@@ -17,6 +17,12 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       (it holds results/<experiment>/.lock-<hash>) is skipped; the run then ends with exit
       status 3 (incomplete): rerun once that process has finished.
       --prune deletes cell directories the experiment no longer lists.
+      Each new cell's record names the code that computed it: its tier's code fingerprint, the
+      sha256 of the sources that determine its numbers (crates/passk-cli/build.rs lists them;
+      test files excluded). A done cell with another fingerprint is KEPT with a warning (its
+      numbers may be stale; `passk status` lists it); one with none (made before fingerprints,
+      or sealed) is kept as of unknown code. --force reruns both kinds (cells this build
+      made are never rerun); with --reuse it copies only cells of this build's code.
       --cache DIR holds reusable SFT warm starts (default target/passk-cache). A cached warm
       start is checked (sha256 and config against its sidecar sft-<hash>.json, finite
       weights); one that fails is retrained with a warning, or is an error with --strict.
@@ -63,7 +69,12 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       (reliable tag) of each seed and profiles it after each listed step count instead; the
       cache is not touched.
   passk list <experiment.toml>... [--results DIR]
-      Print each cell's hash, status (done/missing) and matrix coordinates.
+      Print each cell's hash, status (done/missing/corrupt) and matrix coordinates.
+  passk status <experiment.toml>... [--results DIR]
+      Print per experiment its counts, then each cell's hash, status and matrix coordinates:
+      complete (done by this build's code), stale-code (done by other code: the sources of
+      its tier changed since; `passk run --force` reruns it), unknown-code (done, but its
+      record names no code: made before fingerprints, or sealed), missing, corrupt.
   passk experiments [DIR]
       Print the experiment files in DIR (default experiments/) that `reproduce all` runs.
   passk report [--results DIR] [--figures DIR] [--per-cell DIR] [--force]
@@ -82,19 +93,26 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       and its cell.json hashes to its name, and add the records to MANIFEST. Tiny cells record
       their warm start's sha256 from the first --cache DIR (repeatable; default
       target/passk-cache, then results/warm-starts) that holds it.
-  passk check [--claims FILE] [--results DIR] [--baseline DIR]
-      Evaluate the claims (default experiments/claims.toml) and print a verdict table;
-      exit 1 when any claim fails. Claims marked `baseline = true` read the committed
-      results in --baseline (default results), the others --results.
+  passk check [--claims FILE] [--results DIR] [--baseline DIR] [--strict]
+      Evaluate the claims (default experiments/claims.toml) and print a verdict table (the
+      estimate with its 95% CI, the statistic the threshold tests, the verdict); exit 1 when
+      any claim fails. Claims marked `baseline = true` read the committed results in
+      --baseline (default results), the others --results. A claim whose experiment is not
+      under its directory (on a fresh clone: the smoke claims, which read the gate's fresh
+      cells) is NOT EVALUATED, says how to get its cells, and does not fail the check;
+      --strict makes it fail (`cargo xtask check` passes --strict with the gate's cells).
   passk compare <experiment.toml> --objective SPEC... [--results DIR] [--out DIR] [--cache DIR]
-                [--strict]
+                [--strict] [--force]
       Run objective SPEC (repeat --objective for several) on the cells of a tiny experiment
       (its q, seeds and cached warm starts, the cache first seeded from the committed ones in
       --results/warm-starts/ as for run; cells already committed under --results with the
       same configuration are copied, not rerun) into --out (default target/passk-compare),
       then print and write (out/compare.{csv,md,tex}, out/compare_tradeoff.{svg,png}) its
       changes of pass@1 and pass@k and end-of-training probe cosine beside the committed
-      baseline in --results. Add an objective: one file in crates/passk-core/src/objective/
+      baseline in --results. Copied or cached cells computed by other code (another code
+      fingerprint; see `run`) are kept with a warning; --force reruns them and those whose
+      code is unknown, which every committed cell from before fingerprints is: use it after
+      editing an objective's code under the same name. Add an objective: one file in crates/passk-core/src/objective/
       and one line in its `registry!`.
   passk gate [--claims FILE]
       Print the experiment files the CI gate recomputes before checking the claims.

@@ -104,9 +104,14 @@ pub struct ClaimsFile {
 pub struct Verdict {
     /// The claim.
     pub claim: Claim,
-    /// The measured statistic, when it could be computed.
+    /// The statistic the threshold is applied to (a mean, a p-value, a bound of a confidence
+    /// interval, ...), when it could be computed.
     pub measured: Option<f64>,
-    /// A confidence interval, when the statistic has one.
+    /// The point estimate `interval` is about (the mean over seeds of the change, difference
+    /// or slope), or for a claim without an interval the measured value itself; `None` when
+    /// the statistic has no single estimate (probe claims over per-cell intervals).
+    pub estimate: Option<f64>,
+    /// A 95% confidence interval of `estimate`, when the statistic has one.
     pub interval: Option<(f64, f64)>,
     /// Number of cells the statistic used.
     pub cells: usize,
@@ -115,6 +120,11 @@ pub struct Verdict {
     pub passed: bool,
     /// Why it failed to evaluate, if it did.
     pub error: Option<String>,
+    /// It was not evaluated because the experiment it reads is not under the results
+    /// directory (`error` says which and how to get it): the gate's fresh cells, which a plain
+    /// `passk check` on a fresh clone lacks. Not a failure unless every claim is required
+    /// (`passk check --strict`, what `cargo xtask check` runs).
+    pub not_evaluated: bool,
 }
 
 /// Parses a claims file; errors name the file and say what is allowed.
@@ -192,12 +202,27 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
     let failed = |error: String| Verdict {
         claim: claim.clone(),
         measured: None,
+        estimate: None,
         interval: None,
         cells: 0,
         passed: false,
         error: Some(error),
+        not_evaluated: false,
     };
     let dir = results.join(&claim.experiment);
+    if !dir.exists() {
+        return Verdict {
+            not_evaluated: true,
+            ..failed(format!(
+                "{} does not exist: this claim reads the experiment `{}`, which the CI gate \
+                 recomputes (`cargo xtask check`; or `passk run experiments/{}.toml --results \
+                 DIR` then `passk check --results DIR`)",
+                dir.display(),
+                claim.experiment,
+                claim.experiment
+            ))
+        };
+    }
     if claim.statistic.starts_with("tiny_") {
         return match evaluate_tiny(claim, &dir) {
             Ok(v) => v,
@@ -227,14 +252,7 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
             ))
         }
     }) {
-        Ok(value) => Verdict {
-            claim: claim.clone(),
-            measured: Some(value),
-            interval: None,
-            cells: selected.len(),
-            passed: compare(value, &claim.op, claim.threshold),
-            error: None,
-        },
+        Ok(value) => measured(claim, value, Some(value), None, selected.len()),
         Err(e) => failed(e),
     }
 }
@@ -291,14 +309,13 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
         "tiny_delta_pass1_ci_high" => interval.ok_or("a t-interval needs at least 2 seeds")?.1,
         _ => interval.ok_or("a t-interval needs at least 2 seeds")?.0,
     };
-    Ok(Verdict {
-        claim: claim.clone(),
-        measured: Some(value),
+    Ok(measured(
+        claim,
+        value,
+        Some(mean(&deltas)),
         interval,
-        cells: selected.len(),
-        passed: compare(value, &claim.op, claim.threshold),
-        error: None,
-    })
+        selected.len(),
+    ))
 }
 
 /// Difference-in-differences over seeds: the selection must hold one objective and two q.
@@ -337,7 +354,13 @@ fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String
     } else {
         interval.0
     };
-    Ok(measured(claim, value, Some(interval), selected.len()))
+    Ok(measured(
+        claim,
+        value,
+        Some(mean(&diffs)),
+        Some(interval),
+        selected.len(),
+    ))
 }
 
 /// The distinct objectives and the distinct q values (ascending) of `selected`.
@@ -351,15 +374,24 @@ fn objectives_and_qs<'a>(
     (objectives, qs)
 }
 
-/// The verdict of a statistic that could be computed.
-fn measured(claim: &Claim, value: f64, interval: Option<(f64, f64)>, cells: usize) -> Verdict {
+/// The verdict of a statistic `value` that could be computed, with the estimate and interval
+/// it comes from.
+fn measured(
+    claim: &Claim,
+    value: f64,
+    estimate: Option<f64>,
+    interval: Option<(f64, f64)>,
+    cells: usize,
+) -> Verdict {
     Verdict {
         claim: claim.clone(),
         measured: Some(value),
+        estimate,
         interval,
         cells,
         passed: compare(value, &claim.op, claim.threshold),
         error: None,
+        not_evaluated: false,
     }
 }
 
@@ -402,7 +434,13 @@ fn evaluate_trend(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, Stri
         one_sided_t_pvalue(&slopes, 0.0, false)
             .ok_or("a one-sided t-test needs at least 2 seeds that differ")?
     };
-    Ok(measured(claim, value, Some(interval), selected.len()))
+    Ok(measured(
+        claim,
+        value,
+        Some(mean(&slopes)),
+        Some(interval),
+        selected.len(),
+    ))
 }
 
 /// The least-squares slope of y on x through `points` (at least two distinct x).
@@ -446,14 +484,7 @@ fn evaluate_probe(claim: &Claim, dir: &Path, selected: &[&TinyCell]) -> Result<V
         "tiny_probe_rf_ci_low_min" => intervals.iter().map(|i| i.0).fold(f64::MAX, f64::min),
         _ => intervals.iter().filter(|i| i.1 < 0.0).count() as f64 / intervals.len() as f64,
     };
-    Ok(Verdict {
-        claim: claim.clone(),
-        measured: Some(value),
-        interval: None,
-        cells: selected.len(),
-        passed: compare(value, &claim.op, claim.threshold),
-        error: None,
-    })
+    Ok(measured(claim, value, None, None, selected.len()))
 }
 
 fn compare(value: f64, op: &str, threshold: f64) -> bool {
@@ -574,91 +605,8 @@ fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64, String> {
     }
 }
 
-/// A number for the verdict table: fixed point, or scientific when tiny or huge.
-fn number(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
-        format!("{x:.6}")
-    } else {
-        format!("{x:.3e}")
-    }
-}
-
-/// Renders verdicts as an aligned text table.
-pub fn render_table(verdicts: &[Verdict]) -> String {
-    let mut rows = vec![[
-        "claim".to_string(),
-        "measured".to_string(),
-        "CI".to_string(),
-        "threshold".to_string(),
-        "cells".to_string(),
-        "verdict".to_string(),
-    ]];
-    for v in verdicts {
-        rows.push([
-            if v.claim.baseline {
-                format!("{} (committed baseline)", v.claim.name)
-            } else {
-                v.claim.name.clone()
-            },
-            v.measured.map_or("n/a".into(), number),
-            v.interval.map_or("-".into(), |(lo, hi)| {
-                format!("[{}, {}]", number(lo), number(hi))
-            }),
-            format!("{} {}", v.claim.op, number(v.claim.threshold)),
-            v.cells.to_string(),
-            match (v.passed, v.claim.expected_failure && v.error.is_none()) {
-                (true, false) => "PASS".into(),
-                (false, false) => "FAIL".into(),
-                (true, true) => "XFAIL".into(),
-                (false, true) => "XPASS".into(),
-            },
-        ]);
-    }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (n, row) in rows.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-        if n == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 10));
-            out.push('\n');
-        }
-    }
-    for v in verdicts {
-        let measured = v.measured.map_or("n/a".into(), number);
-        let xfail = v.claim.expected_failure && v.error.is_none();
-        let line = match (v.passed, xfail) {
-            (true, false) => continue,
-            (false, false) => format!(
-                "FAILED {}: {}",
-                v.claim.name,
-                v.error.clone().unwrap_or_else(|| format!(
-                    "measured {measured} is not {} {} ({})",
-                    v.claim.op, v.claim.threshold, v.claim.why
-                ))
-            ),
-            (true, true) => format!(
-                "DOES NOT HOLD (expected) {}: measured {measured} is not {} {} ({})",
-                v.claim.name, v.claim.op, v.claim.threshold, v.claim.why
-            ),
-            (false, true) => format!(
-                "FAILED {}: marked expected_failure, but measured {measured} is {} {}: the claim \
-                 now holds; remove `expected_failure` and update its `why`",
-                v.claim.name, v.claim.op, v.claim.threshold
-            ),
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
-}
+mod render;
+pub use render::render_table;
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,17 @@ pub struct Table {
     pub columns: Vec<String>,
     /// Rows of cells; each row has one cell per column.
     pub rows: Vec<Vec<String>>,
+    /// Where each column appears, by index; a column not listed appears everywhere.
+    pub shown: Vec<(usize, Shown)>,
+}
+
+/// Where a column of a [`Table`] appears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Only in the CSV: numbers at full precision for programs (e.g. `ci_low`, `ci_high`).
+    CsvOnly,
+    /// Only in Markdown and LaTeX: the rounded text a reader sees (e.g. `[0.033, 0.140]`).
+    TextOnly,
 }
 
 impl Table {
@@ -26,7 +37,23 @@ impl Table {
             caption: caption.to_string(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
+            shown: Vec::new(),
         }
+    }
+
+    /// The indices of the columns shown in the CSV (`csv`) or in Markdown and LaTeX.
+    fn visible(&self, csv: bool) -> Vec<usize> {
+        let hidden = if csv { Shown::TextOnly } else { Shown::CsvOnly };
+        (0..self.columns.len())
+            .filter(|c| !self.shown.iter().any(|&(i, s)| i == *c && s == hidden))
+            .collect()
+    }
+
+    /// `cells` cut down to the columns `keep`.
+    fn pick(cells: &[String], keep: &[usize]) -> Vec<String> {
+        keep.iter()
+            .map(|&c| cells.get(c).cloned().unwrap_or_default())
+            .collect()
     }
 
     /// Checks that every row has one cell per column.
@@ -51,10 +78,13 @@ impl Table {
         let mut w = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(Vec::new());
+        let keep = self.visible(true);
         // Writing to a Vec cannot fail.
-        w.write_record(&self.columns).expect("csv to memory");
+        w.write_record(Self::pick(&self.columns, &keep))
+            .expect("csv to memory");
         for row in &self.rows {
-            w.write_record(row).expect("csv to memory");
+            w.write_record(Self::pick(row, &keep))
+                .expect("csv to memory");
         }
         let bytes = w.into_inner().expect("csv to memory");
         String::from_utf8(bytes).expect("csv of UTF-8 strings is UTF-8")
@@ -71,9 +101,11 @@ impl Table {
             let cells: Vec<String> = cells.iter().map(|c| escape_markdown(c)).collect();
             format!("| {} |\n", cells.join(" | "))
         };
-        out.push_str(&line(&self.columns));
-        let rule: Vec<&str> = (0..self.columns.len())
-            .map(|c| {
+        let keep = self.visible(false);
+        out.push_str(&line(&Self::pick(&self.columns, &keep)));
+        let rule: Vec<&str> = keep
+            .iter()
+            .map(|&c| {
                 if self.numeric_column(c) {
                     "---:"
                 } else {
@@ -83,7 +115,7 @@ impl Table {
             .collect();
         out.push_str(&format!("| {} |\n", rule.join(" | ")));
         for row in &self.rows {
-            out.push_str(&line(row));
+            out.push_str(&line(&Self::pick(row, &keep)));
         }
         out
     }
@@ -91,8 +123,10 @@ impl Table {
     /// The table as a LaTeX `table` float with a booktabs `tabular`, caption and
     /// `\label{tab:<name>}`; every cell is escaped. Needs `\usepackage{booktabs}`.
     pub fn to_latex(&self) -> String {
-        let spec: String = (0..self.columns.len())
-            .map(|c| if self.numeric_column(c) { 'r' } else { 'l' })
+        let keep = self.visible(false);
+        let spec: String = keep
+            .iter()
+            .map(|&c| if self.numeric_column(c) { 'r' } else { 'l' })
             .collect();
         let line = |cells: &[String]| {
             let cells: Vec<String> = cells.iter().map(|c| escape_latex(c)).collect();
@@ -103,10 +137,10 @@ impl Table {
         out.push_str(&format!("\\caption{{{}}}\n", escape_latex(&self.caption)));
         out.push_str(&format!("\\label{{tab:{}}}\n", escape_latex(&self.name)));
         out.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
-        out.push_str(&line(&self.columns));
+        out.push_str(&line(&Self::pick(&self.columns, &keep)));
         out.push_str("\\midrule\n");
         for row in &self.rows {
-            out.push_str(&line(row));
+            out.push_str(&line(&Self::pick(row, &keep)));
         }
         out.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
         out
@@ -358,5 +392,31 @@ mod tests {
         bad.rows.push(vec!["only one".into()]);
         let err = bad.write_all(dir.path()).unwrap_err().to_string();
         assert!(err.contains("row 2 has 1 cells"), "{err}");
+    }
+
+    #[test]
+    fn csv_only_and_text_only_columns_go_where_they_belong() {
+        let mut t = Table::new("ci", "CIs.", &["x", "95% CI", "ci_low", "ci_high"]);
+        t.rows.push(vec![
+            "0.1".into(),
+            "[0.033, 0.140]".into(),
+            "0.03323912".into(),
+            "0.14040688".into(),
+        ]);
+        t.shown = vec![
+            (1, Shown::TextOnly),
+            (2, Shown::CsvOnly),
+            (3, Shown::CsvOnly),
+        ];
+        assert_eq!(t.to_csv(), "x,ci_low,ci_high\n0.1,0.03323912,0.14040688\n");
+        let md = t.to_markdown();
+        assert!(md.contains("| x | 95% CI |"), "{md}");
+        assert!(
+            !md.contains("ci\\_low") && !md.contains("0.0332391"),
+            "{md}"
+        );
+        let tex = t.to_latex();
+        assert!(tex.contains("\\begin{tabular}{rl}"), "{tex}");
+        assert!(!tex.contains("0.0332391"), "{tex}");
     }
 }

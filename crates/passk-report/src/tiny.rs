@@ -10,7 +10,7 @@ use crate::error::ReportError;
 use crate::load::{read_csv, read_json, CELL_FILE};
 use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
 use crate::schema::{tiny_files, CellRecord, TinyEvalRow, TinyFormatRow};
-use crate::tables::{fmt_f, Table};
+use crate::tables::{fmt_f, Shown, Table};
 use crate::theory::write_sidecar;
 
 /// One tiny-tier cell as read from `results/<experiment>/<hash>/`.
@@ -270,11 +270,27 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
     let mut table = Table::new(
         "deltas",
         "Change from the warm start of held-out pass@1 and pass@k (k of the objective; 1 for pass@1 objectives), all prompts: mean over seeds with a 95% Student-t interval (n/a with one seed).",
-        &["q", "objective", "seeds", "warm-start pass@1", "Δ pass@1", "Δ pass@1 95% CI", "k", "Δ pass@k", "Δ pass@k 95% CI"],
+        &["q", "objective", "seeds", "warm-start pass@1", "Δ pass@1", "Δ pass@1 95% CI", "k", "Δ pass@k", "Δ pass@k 95% CI", "Δ pass@1 ci_low", "Δ pass@1 ci_high", "Δ pass@k ci_low", "Δ pass@k ci_high"],
     );
+    // The CSV holds the bounds as numbers at full precision; Markdown and LaTeX the rounded
+    // `[low, high]` a reader sees.
+    table.shown = vec![
+        (5, Shown::TextOnly),
+        (8, Shown::TextOnly),
+        (9, Shown::CsvOnly),
+        (10, Shown::CsvOnly),
+        (11, Shown::CsvOnly),
+        (12, Shown::CsvOnly),
+    ];
     let ci = |v: &[f64]| {
         t_interval(v, 0.95).map_or("n/a".to_string(), |i| {
             format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3))
+        })
+    };
+    // One bound at full precision (shortest round-trip form), empty with one seed.
+    let bound = |v: &[f64], high: bool| {
+        t_interval(v, 0.95).map_or(String::new(), |i| {
+            format!("{}", if high { i.hi } else { i.lo })
         })
     };
     for &q in &qs {
@@ -312,6 +328,10 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
                 k.to_string(),
                 fmt_f(mean(&dk), 3),
                 ci(&dk),
+                bound(&d1, false),
+                bound(&d1, true),
+                bound(&dk, false),
+                bound(&dk, true),
             ]);
         }
     }
