@@ -24,7 +24,7 @@ pub use config::{LmCellConfig, LmModelSource, LmPromptConfig, ResolvedSource, SM
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use passk_core::objective::objective_from_spec;
 use passk_core::rng::seeded;
 use passk_policy::lm::{hf_cache_snapshot, read_gguf, CausalLm, LmTokenizer, Trainable};
@@ -112,11 +112,21 @@ pub struct LmOutcome {
     pub eval: Vec<EvalRow>,
 }
 
-/// Loads the model and tokenizer of `source` onto `device`, every parameter trainable.
+/// Loads the model and tokenizer of `source` onto `device`, every parameter trainable. On a
+/// GPU the model computes in bf16 with f32 norms, softmaxes and log-probabilities (see
+/// [`CausalLm::set_compute_dtype`]); on the CPU in f32.
 ///
 /// # Errors
 /// Unreadable or inconsistent files, or a tokenizer that cannot be built.
 pub fn load_lm(source: &ResolvedSource, device: &Device) -> Result<(CausalLm, LmTokenizer)> {
+    let (mut model, tok) = load_lm_f32(source, device)?;
+    if !device.is_cpu() {
+        model.set_compute_dtype(DType::BF16)?;
+    }
+    Ok((model, tok))
+}
+
+fn load_lm_f32(source: &ResolvedSource, device: &Device) -> Result<(CausalLm, LmTokenizer)> {
     let from_dir = |dir: &Path| -> Result<(CausalLm, LmTokenizer)> {
         let model = CausalLm::from_dir(dir, device)?;
         let tok = LmTokenizer::from_file(dir.join("tokenizer.json"))?;
@@ -187,10 +197,11 @@ pub fn run_lm_cell(
     let sketch_bytes = cfg.probe.storage_bytes(cfg.probe.n_prompts, n_trainable) as u64;
     let gradient_bytes = 2 * 4 * n_trainable as u64;
     note(&format!(
-        "model: {n_params} weights, {n_trainable} trainable (last {} blocks), loaded in \
-         {load_seconds:.1} s; probe memory: {} prompts x sketch dim x 2 halves x 8 B = {:.2} MB \
+        "model: {n_params} weights, {n_trainable} trainable (last {} blocks), computing in \
+         {:?}, loaded in {load_seconds:.1} s; probe memory: {} prompts x sketch dim x 2 halves x 8 B = {:.2} MB \
          of sketches + {:.1} MB for one prompt's two dense f32 gradients",
         cfg.trainable_blocks,
+        model.compute_dtype(),
         cfg.probe.n_prompts,
         sketch_bytes as f64 / 1e6,
         gradient_bytes as f64 / 1e6,
