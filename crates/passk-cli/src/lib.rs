@@ -7,6 +7,7 @@ pub mod config;
 mod environment;
 pub mod figures;
 mod lm;
+mod lm_tools;
 pub mod readme;
 pub mod record;
 pub mod run;
@@ -156,6 +157,9 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
             bail!("unknown command {command:?}; `passk --help` lists them");
         };
         print!("{block}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if lm_tools::dispatch(command, &raw[1..])?.is_some() {
         return Ok(ExitCode::SUCCESS);
     }
     let args = parse_args(&raw[1..])?;
