@@ -169,7 +169,7 @@ fn install_wheels(sh: &Shell, dir: &Path) -> Result<()> {
     let wheels = WHEELS;
     cmd!(
         sh,
-        "{python} -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target {tmp} {wheels...}"
+        "{python} -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore --target {tmp} {wheels...}"
     )
     .run()
     .context(

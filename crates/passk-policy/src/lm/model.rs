@@ -265,53 +265,55 @@ impl CausalLm {
 
     /// The model's tensors; frozen ones (or all, with `detach_all`) are detached views that
     /// share storage with the `Var`s but build no graph.
-    pub(crate) fn weights(&self, detach_all: bool) -> LmWeights {
+    pub(crate) fn weights(&self, detach_all: bool) -> Result<LmWeights> {
         // A cast has a backward pass (gradients come back as f32); in f32 it is a no-op.
-        let t = |n: &str| {
+        let t = |n: &str| -> Result<Tensor> {
             let v = self.vars[n].as_tensor();
             let v = if detach_all || !self.trainable.contains(n) {
                 v.detach()
             } else {
                 v.clone()
             };
-            v.to_dtype(self.dtype)
-                .expect("casting between float dtypes cannot fail")
+            Ok(v.to_dtype(self.dtype)?)
         };
-        let embed = t("model.embed_tokens.weight");
+        let embed = t("model.embed_tokens.weight")?;
         let head = if self.cfg.tie_word_embeddings {
             embed.clone()
         } else {
-            t("lm_head.weight")
+            t("lm_head.weight")?
         };
         let blocks = (0..self.cfg.num_hidden_layers)
             .map(|i| {
                 let b = |s: &str| t(&format!("model.layers.{i}.{s}"));
-                BlockW {
-                    in_norm: b("input_layernorm.weight"),
-                    q_w: b("self_attn.q_proj.weight"),
-                    k_w: b("self_attn.k_proj.weight"),
-                    v_w: b("self_attn.v_proj.weight"),
-                    qkv_b: self.cfg.qkv_bias().then(|| {
-                        (
-                            b("self_attn.q_proj.bias"),
-                            b("self_attn.k_proj.bias"),
-                            b("self_attn.v_proj.bias"),
-                        )
-                    }),
-                    o_w: b("self_attn.o_proj.weight"),
-                    post_norm: b("post_attention_layernorm.weight"),
-                    gate_w: b("mlp.gate_proj.weight"),
-                    up_w: b("mlp.up_proj.weight"),
-                    down_w: b("mlp.down_proj.weight"),
-                }
+                let qkv_b = if self.cfg.qkv_bias() {
+                    Some((
+                        b("self_attn.q_proj.bias")?,
+                        b("self_attn.k_proj.bias")?,
+                        b("self_attn.v_proj.bias")?,
+                    ))
+                } else {
+                    None
+                };
+                Ok(BlockW {
+                    in_norm: b("input_layernorm.weight")?,
+                    q_w: b("self_attn.q_proj.weight")?,
+                    k_w: b("self_attn.k_proj.weight")?,
+                    v_w: b("self_attn.v_proj.weight")?,
+                    qkv_b,
+                    o_w: b("self_attn.o_proj.weight")?,
+                    post_norm: b("post_attention_layernorm.weight")?,
+                    gate_w: b("mlp.gate_proj.weight")?,
+                    up_w: b("mlp.up_proj.weight")?,
+                    down_w: b("mlp.down_proj.weight")?,
+                })
             })
-            .collect();
-        LmWeights {
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LmWeights {
             embed,
             blocks,
-            norm: t("model.norm.weight"),
+            norm: t("model.norm.weight")?,
             head,
-        }
+        })
     }
 
     /// Checks a `[B, T]` u32 token tensor placed after `offset` cached positions.
@@ -485,7 +487,7 @@ impl CausalLm {
     /// Next-token logits `[B, T, V]` for a `[B, T]` u32 batch (differentiable in the
     /// trainable parameters).
     pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
-        let w = self.weights(false);
+        let w = self.weights(false)?;
         let h = self.hidden(&w, tokens, None)?;
         head(&h, &w.head)
     }
@@ -513,7 +515,7 @@ impl CausalLm {
                 mask.dims()
             )));
         }
-        let w = self.weights(false);
+        let w = self.weights(false)?;
         let h = self.completion_hidden(&w, tokens, prompt_len)?;
         let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
         let targets = tokens.narrow(1, prompt_len, l)?.contiguous()?;
@@ -579,7 +581,7 @@ impl CausalLm {
     /// Logits `[B, T, V]` of `tokens` placed after the cached positions, from detached weights
     /// (no graph); extends `cache`.
     pub fn forward_cached(&self, cache: &mut LmCache, tokens: &Tensor) -> Result<Tensor> {
-        let w = self.weights(true);
+        let w = self.weights(true)?;
         let h = self.hidden(&w, tokens, Some(cache))?;
         head(&h, &w.head)
     }

@@ -52,7 +52,7 @@ impl CausalLm {
         for (i, p) in prompts.iter().enumerate() {
             groups.entry(p.len()).or_default().push(i);
         }
-        let weights = self.weights(true);
+        let weights = self.weights(true)?;
         let pad = stop.first().copied().unwrap_or(0);
         for (len, members) in groups {
             let rows: Vec<(usize, usize)> = members
