@@ -7,7 +7,9 @@ use xshell::{cmd, Shell};
 
 mod bench;
 mod bench_lm;
+mod cuda;
 mod gate;
+mod gpu_bundle;
 
 const USAGE: &str = "\
 cargo xtask <command>
@@ -74,9 +76,19 @@ cargo xtask <command>
                                  trainable blocks; the GGUF defaults to
                                  $PASSK_SMOLLM2_GGUF; the peer needs torch,
                                  transformers, gguf and numpy
+  build-cuda                     the CUDA build without a GPU: install CUDA 13.0's nvcc
+                                 from PyPI wheels into target/cuda-toolkit (once), build
+                                 passk --features cuda into target/cuda, clippy it
+  gpu-bundle [DIR] [--test]      build passk and passk-policy's tests with CUDA, then
+                                 gather them, scripts/gpu-check.sh and the files the check
+                                 needs into DIR (default target/gpu-bundle; < 64 MiB; needs
+                                 $PASSK_SMOLLM2_GGUF for SmolLM2's shape) to copy to a GPU
+                                 machine and run there as `bash gpu-check.sh`; --test then
+                                 runs `gpu-check.sh --cpu` here (no GPU needed, ~3 min)
   help                           this text
 
-Options: --cuda builds passk with CUDA (`--features cuda`; needs nvcc).
+Options: --cuda builds passk with CUDA (as build-cuda, into target/cuda) and runs the
+         cells on the GPU.
 ";
 
 fn main() -> Result<()> {
@@ -123,6 +135,16 @@ fn main() -> Result<()> {
             fault(&sh, &passk)
         }
         ["ci"] => ci(&sh),
+        ["build-cuda"] => cuda::build_cuda(&sh, &project_root()),
+        ["gpu-bundle", rest @ ..] => {
+            let test = rest.contains(&"--test");
+            let dirs: Vec<&&str> = rest.iter().filter(|a| **a != "--test").collect();
+            match dirs.as_slice() {
+                [] => gpu_bundle::bundle(&project_root(), None, test),
+                [dir] => gpu_bundle::bundle(&project_root(), Some(Path::new(dir)), test),
+                _ => bail!("gpu-bundle takes at most one folder and --test"),
+            }
+        }
         ["bench"] => {
             cmd!(sh, "cargo bench -p passk-tasks -p passk-policy").run()?;
             Ok(())
@@ -148,15 +170,16 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the `passk` binary in release and returns its path.
+/// Builds the `passk` binary in release (with `cuda`, the CUDA build in target/cuda) and
+/// returns its path.
 fn build_passk(sh: &Shell, cuda: bool) -> Result<PathBuf> {
-    let features: &[&str] = if cuda { &["--features", "cuda"] } else { &[] };
-    cmd!(
-        sh,
-        "cargo build --release --quiet -p passk-cli --bin passk {features...}"
-    )
-    .run()
-    .context("building passk failed")?;
+    if cuda {
+        // A shell of its own: the CUDA environment must not leak into later commands.
+        return cuda::build_passk(&Shell::new()?, &project_root());
+    }
+    cmd!(sh, "cargo build --release --quiet -p passk-cli --bin passk")
+        .run()
+        .context("building passk failed")?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"));

@@ -7,6 +7,7 @@ pub mod config;
 mod environment;
 pub mod figures;
 mod lm;
+mod lm_tools;
 pub mod provenance;
 pub mod readme;
 pub mod record;
@@ -183,6 +184,9 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
     }
     if command == "slurm" {
         return slurm::cmd_slurm(&raw[1..]);
+    }
+    if lm_tools::dispatch(command, &raw[1..])?.is_some() {
+        return Ok(ExitCode::SUCCESS);
     }
     let args = parse_args(&raw[1..])?;
     let takes_files = matches!(

@@ -116,6 +116,18 @@ USAGE:  (`passk <command> --help` shows one command; `passk --version`)
       and one line in its `registry!`.
   passk gate [--claims FILE]
       Print the experiment files the CI gate recomputes before checking the claims.
+  passk lm-shape <model.gguf> <DIR>
+      Write the GGUF model's config.json and tokenizer.json (no weights) into DIR: with
+      `lm-random`, a model of the same shape where the weights cannot be copied.
+  passk lm-random <DIR> [SEED]
+      Write DIR/model.safetensors: seeded random f32 weights (default seed 0) of the shape in
+      DIR/config.json. DIR is then a model folder (`model = { dir = ... }` in an lm cell).
+  passk lm-bench <DIR> [--device cpu|cuda] [--dtype f32,bf16] [--shape P,S,T] [--reps N]
+      Time the model in DIR: batched sampling of S samples for each of P prompts, T new tokens
+      each (default 16,16,24, as one RL step of experiments/lm.toml), and the log-probability
+      forward + backward of that batch with the last 4 blocks trainable; prints tokens/s and
+      seconds (median of N runs, default 3, after one warm-up) for each dtype (default f32 on
+      the CPU, f32 and bf16 on CUDA).
 
 Defaults: --results results, --figures figures.
 ";

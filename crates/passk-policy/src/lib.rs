@@ -43,5 +43,7 @@ pub use policy::Policy;
 pub use process::tune_process;
 pub use sample::{choose_token, SamplingParams};
 
+#[cfg(all(test, feature = "cuda"))]
+mod cuda_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,9 @@
 //! - [`CausalLm`] holds the weights as `Var`s named as in Hugging Face checkpoints, computes
 //!   differentiable logits and sequence log-probabilities from ops that all have a backward
 //!   pass, trains all parameters or only the last blocks ([`Trainable`]), and samples with a
-//!   KV cache on detached weights ([`CausalLm::sample`]).
+//!   KV cache on detached weights ([`CausalLm::sample`]). It computes in f32 by default, or in
+//!   bf16/f16 with f32 norms, softmaxes and log-probabilities
+//!   ([`CausalLm::set_compute_dtype`]; the LM tier uses bf16 on CUDA).
 //!
 //! RoPE is applied in the Hugging Face rotate-half layout everywhere; weights read from a
 //! llama.cpp GGUF file have llama.cpp's Q/K row permutation undone when they are loaded.
@@ -17,6 +19,7 @@ mod chat;
 mod config;
 mod decode;
 mod gguf;
+mod init;
 mod load;
 mod model;
 mod ops;
@@ -26,11 +29,14 @@ mod tokenizer;
 pub use chat::{chatml, smollm2_prompt, ChatMessage, SMOLLM2_SYSTEM};
 pub use config::{LmConfig, TokenIds};
 pub use gguf::{gguf_name, hf_name, permute_rope_rows, read_gguf, write_gguf, GgufCheckpoint};
+pub use init::param_shapes;
 pub use load::{hf_cache_snapshot, safetensors_files};
-pub use model::{param_shapes, CausalLm, LmCache, Trainable};
+pub use model::{CausalLm, LmCache, Trainable};
 pub use sample::SAMPLE_MAX_ROWS;
 pub use tokenizer::LmTokenizer;
 
+#[cfg(test)]
+mod dtype_tests;
 #[cfg(test)]
 mod file_tests;
 #[cfg(test)]

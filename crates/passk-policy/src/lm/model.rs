@@ -8,14 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use candle_core::{DType, Device, Tensor, Var};
-use rand_distr::{Distribution, StandardNormal};
 
 use super::config::LmConfig;
+use super::init::param_shapes;
 use super::ops::{causal_mask, head, log_softmax_last, rms_norm, softmax_last};
 use crate::error::{PolicyError, Result};
 use crate::fused;
 use crate::model::SequenceBatch;
-use crate::rng::{hash_str, seeded};
 
 /// Which parameters receive gradients; the others are used as constants (detached).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,75 +97,13 @@ impl LmCache {
 pub struct CausalLm {
     cfg: LmConfig,
     device: Device,
+    /// The dtype of the forward pass (see [`CausalLm::set_compute_dtype`]).
+    dtype: DType,
     vars: BTreeMap<String, Var>,
     trainable: BTreeSet<String>,
 }
 
-/// The Hugging Face names and shapes of every parameter of a model of shape `cfg`.
-pub fn param_shapes(cfg: &LmConfig) -> Vec<(String, Vec<usize>)> {
-    let (d, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-    let (q, kv) = (
-        cfg.num_attention_heads * cfg.head_dim(),
-        cfg.kv_heads() * cfg.head_dim(),
-    );
-    let mut out = vec![
-        ("model.embed_tokens.weight".to_string(), vec![v, d]),
-        ("model.norm.weight".to_string(), vec![d]),
-    ];
-    if !cfg.tie_word_embeddings {
-        out.push(("lm_head.weight".to_string(), vec![v, d]));
-    }
-    for i in 0..cfg.num_hidden_layers {
-        let p = |s: &str| format!("model.layers.{i}.{s}");
-        out.extend([
-            (p("input_layernorm.weight"), vec![d]),
-            (p("post_attention_layernorm.weight"), vec![d]),
-            (p("self_attn.q_proj.weight"), vec![q, d]),
-            (p("self_attn.k_proj.weight"), vec![kv, d]),
-            (p("self_attn.v_proj.weight"), vec![kv, d]),
-            (p("self_attn.o_proj.weight"), vec![d, q]),
-            (p("mlp.gate_proj.weight"), vec![f, d]),
-            (p("mlp.up_proj.weight"), vec![f, d]),
-            (p("mlp.down_proj.weight"), vec![d, f]),
-        ]);
-        if cfg.qkv_bias() {
-            out.extend([
-                (p("self_attn.q_proj.bias"), vec![q]),
-                (p("self_attn.k_proj.bias"), vec![kv]),
-                (p("self_attn.v_proj.bias"), vec![kv]),
-            ]);
-        }
-    }
-    out.sort();
-    out
-}
-
 impl CausalLm {
-    /// A model of shape `cfg` with seeded random weights: matrices N(0, 0.02), biases
-    /// N(0, 0.02), norm gains 1 + N(0, 0.1) (not exactly 1, so tests see every gradient term).
-    /// Each parameter draws from its own stream keyed by `seed` and its name.
-    pub fn random(cfg: LmConfig, seed: u64, device: &Device) -> Result<Self> {
-        cfg.validate()?;
-        let mut tensors = HashMap::new();
-        for (name, shape) in param_shapes(&cfg) {
-            let n: usize = shape.iter().product();
-            let mut rng = seeded(seed, &[hash_str(&name)]);
-            let norm = name.ends_with("norm.weight");
-            let data: Vec<f32> = (0..n)
-                .map(|_| {
-                    let z: f64 = StandardNormal.sample(&mut rng);
-                    if norm {
-                        (1.0 + 0.1 * z) as f32
-                    } else {
-                        (0.02 * z) as f32
-                    }
-                })
-                .collect();
-            tensors.insert(name, Tensor::from_vec(data, shape, device)?);
-        }
-        Self::from_tensors(cfg, tensors, device)
-    }
-
     /// A model of shape `cfg` from named tensors in Hugging Face layout (any float dtype; kept
     /// as f32 on `device`). With tied embeddings a stored `lm_head.weight` is ignored. Every
     /// parameter trains ([`Trainable::All`]).
@@ -222,6 +159,7 @@ impl CausalLm {
         Ok(Self {
             cfg,
             device: device.clone(),
+            dtype: DType::F32,
             vars,
             trainable,
         })
@@ -252,6 +190,30 @@ impl CausalLm {
             })
             .cloned()
             .collect();
+    }
+
+    /// Runs the forward pass in `dtype` (f32, bf16 or f16; the default is f32): the weights
+    /// stay f32 `Var`s (so optimiser updates and gradients are f32) and are cast for each pass.
+    /// In bf16/f16 the norms, the attention softmax and the log-softmax of the logits are
+    /// computed in f32 (matmuls accumulate in f32 on CUDA), so log-probabilities, the policy
+    /// loss and the probe's gradients are summed in f32. In f32 nothing is cast: results are
+    /// identical to a model that never called this.
+    ///
+    /// # Errors
+    /// Any other dtype.
+    pub fn set_compute_dtype(&mut self, dtype: DType) -> Result<()> {
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(PolicyError::Input(format!(
+                "compute dtype {dtype:?} is not supported; use f32, bf16 or f16"
+            )));
+        }
+        self.dtype = dtype;
+        Ok(())
+    }
+
+    /// The dtype of the forward pass (see [`CausalLm::set_compute_dtype`]).
+    pub fn compute_dtype(&self) -> DType {
+        self.dtype
     }
 
     /// The model's shape.
@@ -303,50 +265,55 @@ impl CausalLm {
 
     /// The model's tensors; frozen ones (or all, with `detach_all`) are detached views that
     /// share storage with the `Var`s but build no graph.
-    pub(crate) fn weights(&self, detach_all: bool) -> LmWeights {
-        let t = |n: &str| {
+    pub(crate) fn weights(&self, detach_all: bool) -> Result<LmWeights> {
+        // A cast has a backward pass (gradients come back as f32); in f32 it is a no-op.
+        let t = |n: &str| -> Result<Tensor> {
             let v = self.vars[n].as_tensor();
-            if detach_all || !self.trainable.contains(n) {
+            let v = if detach_all || !self.trainable.contains(n) {
                 v.detach()
             } else {
                 v.clone()
-            }
+            };
+            Ok(v.to_dtype(self.dtype)?)
         };
-        let embed = t("model.embed_tokens.weight");
+        let embed = t("model.embed_tokens.weight")?;
         let head = if self.cfg.tie_word_embeddings {
             embed.clone()
         } else {
-            t("lm_head.weight")
+            t("lm_head.weight")?
         };
         let blocks = (0..self.cfg.num_hidden_layers)
             .map(|i| {
                 let b = |s: &str| t(&format!("model.layers.{i}.{s}"));
-                BlockW {
-                    in_norm: b("input_layernorm.weight"),
-                    q_w: b("self_attn.q_proj.weight"),
-                    k_w: b("self_attn.k_proj.weight"),
-                    v_w: b("self_attn.v_proj.weight"),
-                    qkv_b: self.cfg.qkv_bias().then(|| {
-                        (
-                            b("self_attn.q_proj.bias"),
-                            b("self_attn.k_proj.bias"),
-                            b("self_attn.v_proj.bias"),
-                        )
-                    }),
-                    o_w: b("self_attn.o_proj.weight"),
-                    post_norm: b("post_attention_layernorm.weight"),
-                    gate_w: b("mlp.gate_proj.weight"),
-                    up_w: b("mlp.up_proj.weight"),
-                    down_w: b("mlp.down_proj.weight"),
-                }
+                let qkv_b = if self.cfg.qkv_bias() {
+                    Some((
+                        b("self_attn.q_proj.bias")?,
+                        b("self_attn.k_proj.bias")?,
+                        b("self_attn.v_proj.bias")?,
+                    ))
+                } else {
+                    None
+                };
+                Ok(BlockW {
+                    in_norm: b("input_layernorm.weight")?,
+                    q_w: b("self_attn.q_proj.weight")?,
+                    k_w: b("self_attn.k_proj.weight")?,
+                    v_w: b("self_attn.v_proj.weight")?,
+                    qkv_b,
+                    o_w: b("self_attn.o_proj.weight")?,
+                    post_norm: b("post_attention_layernorm.weight")?,
+                    gate_w: b("mlp.gate_proj.weight")?,
+                    up_w: b("mlp.up_proj.weight")?,
+                    down_w: b("mlp.down_proj.weight")?,
+                })
             })
-            .collect();
-        LmWeights {
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LmWeights {
             embed,
             blocks,
-            norm: t("model.norm.weight"),
+            norm: t("model.norm.weight")?,
             head,
-        }
+        })
     }
 
     /// Checks a `[B, T]` u32 token tensor placed after `offset` cached positions.
@@ -423,8 +390,9 @@ impl CausalLm {
         }
         let n = b * t;
         let eps = self.cfg.rms_norm_eps;
-        let ones = Tensor::ones((n, 1), DType::F32, &self.device)?;
+        let ones = Tensor::ones((n, 1), self.dtype, &self.device)?;
         let (cos, sin) = self.rope_tables(offset, t)?;
+        let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
         let mask = causal_mask(t, offset, &self.device)?;
         let mut x = w.embed.index_select(&tokens.flatten_all()?, 0)?;
         for (i, blk) in w.blocks.iter().enumerate() {
@@ -498,7 +466,8 @@ impl CausalLm {
         // into the time axis so keys and values are shared without copies.
         let q = q.reshape((b, nkv, rep * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let mut att = (q.matmul(&k.t()?)? * scale)?;
+        // Scores, mask and softmax in f32 (a no-op cast in f32).
+        let mut att = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
         if let Some(mask) = mask {
             att = att
                 .reshape((b, nkv, rep, t, s))?
@@ -506,6 +475,7 @@ impl CausalLm {
                 .reshape((b, nkv, rep * t, s))?;
         }
         let y = softmax_last(&att)?
+            .to_dtype(self.dtype)?
             .matmul(&v)?
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
@@ -517,7 +487,7 @@ impl CausalLm {
     /// Next-token logits `[B, T, V]` for a `[B, T]` u32 batch (differentiable in the
     /// trainable parameters).
     pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
-        let w = self.weights(false);
+        let w = self.weights(false)?;
         let h = self.hidden(&w, tokens, None)?;
         head(&h, &w.head)
     }
@@ -545,7 +515,7 @@ impl CausalLm {
                 mask.dims()
             )));
         }
-        let w = self.weights(false);
+        let w = self.weights(false)?;
         let h = self.completion_hidden(&w, tokens, prompt_len)?;
         let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
         let targets = tokens.narrow(1, prompt_len, l)?.contiguous()?;
@@ -611,7 +581,7 @@ impl CausalLm {
     /// Logits `[B, T, V]` of `tokens` placed after the cached positions, from detached weights
     /// (no graph); extends `cache`.
     pub fn forward_cached(&self, cache: &mut LmCache, tokens: &Tensor) -> Result<Tensor> {
-        let w = self.weights(true);
+        let w = self.weights(true)?;
         let h = self.hidden(&w, tokens, Some(cache))?;
         head(&h, &w.head)
     }

@@ -27,8 +27,9 @@ impl CausalLm {
     /// (which it includes). The output is prompt-major: index `p * n_per_prompt + s`.
     ///
     /// On the CPU this runs the inference engine of `decode.rs` (continuous batching of at
-    /// most [`SAMPLE_MAX_ROWS`] samples, finished samples leave the batch at once); on other
-    /// devices it runs the differentiable model's ops on detached weights.
+    /// most [`SAMPLE_MAX_ROWS`] samples, finished samples leave the batch at once), always in
+    /// f32; on other devices it runs the differentiable model's ops on detached weights, in the
+    /// model's compute dtype.
     pub fn sample(
         &self,
         prompts: &[Vec<u32>],
@@ -104,7 +105,7 @@ impl CausalLm {
         for (i, p) in prompts.iter().enumerate() {
             groups.entry(p.len()).or_default().push(i);
         }
-        let weights = self.weights(true);
+        let weights = self.weights(true)?;
         let pad = stop.first().copied().unwrap_or(0);
         for (len, members) in groups {
             let rows: Vec<(usize, usize)> = members

@@ -28,7 +28,7 @@ pub use data::{LmData, LmDataConfig};
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use passk_core::objective::objective_from_spec;
 use passk_core::rng::seeded;
 use passk_policy::lm::{hf_cache_snapshot, read_gguf, CausalLm, LmTokenizer, Trainable};
@@ -121,11 +121,21 @@ pub struct LmOutcome {
     pub eval: Vec<EvalRow>,
 }
 
-/// Loads the model and tokenizer of `source` onto `device`, every parameter trainable.
+/// Loads the model and tokenizer of `source` onto `device`, every parameter trainable. On a
+/// GPU the model computes in bf16 with f32 norms, softmaxes and log-probabilities (see
+/// [`CausalLm::set_compute_dtype`]); on the CPU in f32.
 ///
 /// # Errors
 /// Unreadable or inconsistent files, or a tokenizer that cannot be built.
 pub fn load_lm(source: &ResolvedSource, device: &Device) -> Result<(CausalLm, LmTokenizer)> {
+    let (mut model, tok) = load_lm_f32(source, device)?;
+    if !device.is_cpu() {
+        model.set_compute_dtype(DType::BF16)?;
+    }
+    Ok((model, tok))
+}
+
+fn load_lm_f32(source: &ResolvedSource, device: &Device) -> Result<(CausalLm, LmTokenizer)> {
     let from_dir = |dir: &Path| -> Result<(CausalLm, LmTokenizer)> {
         let model = CausalLm::from_dir(dir, device)?;
         let tok = LmTokenizer::from_file(dir.join("tokenizer.json"))?;
@@ -211,9 +221,10 @@ pub fn run_lm_cell(
         None => "no probe (evaluation only)".to_string(),
     };
     note(&format!(
-        "model: {n_params} weights, {n_trainable} trainable (last {} blocks), loaded in \
-         {load_seconds:.1} s; {probe_note}",
+        "model: {n_params} weights, {n_trainable} trainable (last {} blocks), computing in \
+         {:?}, loaded in {load_seconds:.1} s; {probe_note}",
         cfg.trainable_blocks,
+        model.compute_dtype(),
     ));
 
     let objective = objective_from_spec(&cfg.rl.objective)?;
