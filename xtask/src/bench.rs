@@ -73,7 +73,8 @@ pub(crate) fn find_python(
             .collect(),
     };
     for python in &candidates {
-        let probe = cmd!(sh, "{python} -c 'import {modules}'")
+        let code = format!("import {modules}");
+        let probe = cmd!(sh, "{python} -c {code}")
             .quiet()
             .ignore_stderr()
             .run();
