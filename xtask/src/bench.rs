@@ -74,10 +74,7 @@ pub(crate) fn find_python(
     };
     for python in &candidates {
         let code = format!("import {modules}");
-        let probe = cmd!(sh, "{python} -c {code}")
-            .quiet()
-            .ignore_stderr()
-            .run();
+        let probe = cmd!(sh, "{python} -c {code}").quiet().ignore_stderr().run();
         if probe.is_ok() {
             return Ok(python.clone());
         }
