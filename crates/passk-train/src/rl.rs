@@ -54,8 +54,8 @@ pub struct Group {
 }
 
 /// Samples and verifies the rollouts of RL step `step`: `prompts_per_step` prompts drawn from
-/// `source` with the stream `(seed, RL_PROMPTS, step)`, `samples_per_prompt` samples each, sample `s`
-/// of prompt `p` from the stream `(seed, RL_SAMPLES, step, p, s)`.
+/// `source` with the stream `(seed, RL_PROMPTS, step)`, `samples_per_prompt` samples each,
+/// sample `s` of prompt `p` from the stream `(seed, RL_SAMPLES, step, p, s)`.
 pub fn rollouts<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     model: &P,
     vocab: &C,
