@@ -69,6 +69,15 @@ pub struct LmProbeRow {
     pub cosine: f64,
 }
 
+/// Everything the evaluations and probes of a cell produced, in step order.
+#[derive(Default)]
+struct Measured {
+    eval: Vec<EvalRow>,
+    format: Vec<FormatRow>,
+    prompts: Vec<PromptOutcomeRow>,
+    probe: Vec<LmProbeRow>,
+}
+
 /// `summary.json` of an LM cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LmSummary {
@@ -277,18 +286,12 @@ pub fn run_lm_cell(
     let mut opt = Optimizer::new(cfg.rl.optimizer, cfg.rl.lr, &model.params())?;
     let steps = cfg.rl.steps;
     let (mut eval_seconds, mut probe_seconds, mut rl_seconds) = (0.0, 0.0, 0.0);
-    let mut eval_rows = Vec::new();
-    let mut format_rows = Vec::new();
-    let mut prompt_rows = Vec::new();
-    let mut probe_rows = Vec::new();
+    let mut m = Measured::default();
     let mut train_log: Vec<TrainLogRow> = Vec::new();
     let mut measure = |step: u64,
                        progress: &mut dyn FnMut(Progress),
                        model: &CausalLm,
-                       eval_rows: &mut Vec<EvalRow>,
-                       format_rows: &mut Vec<FormatRow>,
-                       prompt_rows: &mut Vec<PromptOutcomeRow>,
-                       probe_rows: &mut Vec<LmProbeRow>|
+                       m: &mut Measured|
      -> Result<()> {
         progress(Progress {
             phase: Phase::Eval,
@@ -298,9 +301,9 @@ pub fn run_lm_cell(
         let t = Instant::now();
         let e = evaluate(model, &codec, &eval_prompts, &spec, step)?;
         eval_seconds += secs(t);
-        eval_rows.extend(e.rows);
-        format_rows.extend(e.format);
-        prompt_rows.extend(e.prompts);
+        m.eval.extend(e.rows);
+        m.format.extend(e.format);
+        m.prompts.extend(e.prompts);
         let (Some(probe_set), Some(probe_cfg)) = (&probe_set, &cfg.probe) else {
             return Ok(());
         };
@@ -315,7 +318,7 @@ pub fn run_lm_cell(
         write_probe(&probe_dir(cell_dir, step), &r)?;
         for &k in &r.ks {
             if let Some(row) = r.row(k, PROBE_BLOCK_GLOBAL) {
-                probe_rows.push(LmProbeRow {
+                m.probe.push(LmProbeRow {
                     step,
                     k,
                     inner: row.inner,
@@ -327,15 +330,7 @@ pub fn run_lm_cell(
         }
         Ok(())
     };
-    measure(
-        0,
-        progress,
-        &model,
-        &mut eval_rows,
-        &mut format_rows,
-        &mut prompt_rows,
-        &mut probe_rows,
-    )?;
+    measure(0, progress, &model, &mut m)?;
     for step in 0..steps {
         progress(Progress {
             phase: Phase::Rl,
@@ -363,16 +358,14 @@ pub fn run_lm_cell(
         total: steps,
     });
     if steps > 0 {
-        measure(
-            steps,
-            progress,
-            &model,
-            &mut eval_rows,
-            &mut format_rows,
-            &mut prompt_rows,
-            &mut probe_rows,
-        )?;
+        measure(steps, progress, &model, &mut m)?;
     }
+    let Measured {
+        eval: eval_rows,
+        format: format_rows,
+        prompts: prompt_rows,
+        probe: probe_rows,
+    } = m;
     let at =
         |s: u64| -> Vec<EvalRow> { eval_rows.iter().filter(|r| r.step == s).cloned().collect() };
     let fmt_at = |s: u64| -> Vec<FormatRow> {
