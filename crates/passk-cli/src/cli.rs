@@ -559,3 +559,7 @@ where
         .filter(|n| *n > T::default())
         .ok_or_else(|| "expected a positive whole number, e.g. 2".to_string())
 }
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;
