@@ -36,20 +36,29 @@ impl Scratch {
         path
     }
 
-    /// Runs `passk` in-process with `--results`/`--figures` pointing into the scratch project.
+    /// Runs `passk` in-process with `--results`, `--figures` and `--cache` pointing into the
+    /// scratch project, and `--quiet`: those of them the command takes.
     pub fn passk(&self, args: &[&str]) -> anyhow::Result<ExitCode> {
         let mut raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let takes_dirs = !matches!(args.first(), Some(&"experiments") | Some(&"gate"));
-        if takes_dirs {
-            raw.extend([
-                "--results".to_string(),
-                self.path("results").display().to_string(),
-                "--figures".to_string(),
-                self.path("figures").display().to_string(),
-                "--cache".to_string(),
-                self.path("cache").display().to_string(),
-                "--quiet".to_string(),
-            ]);
+        let takes: &[&str] = match args.first() {
+            Some(&"run") | Some(&"compare") => &["--results", "--cache", "--quiet"],
+            Some(&"warm-starts") => &["--cache", "--quiet"],
+            Some(&"report") => &["--results", "--figures", "--quiet"],
+            Some(&"verify") => &["--results", "--figures"],
+            Some(&"slurm") => &["--results", "--figures", "--cache"],
+            Some(&"manifest") => &["--results", "--quiet"],
+            Some(&"seal") => &["--results", "--cache"],
+            Some(&"list") | Some(&"status") | Some(&"check") => &["--results"],
+            _ => &[],
+        };
+        for flag in takes {
+            raw.push(flag.to_string());
+            match *flag {
+                "--results" => raw.push(self.path("results").display().to_string()),
+                "--figures" => raw.push(self.path("figures").display().to_string()),
+                "--cache" => raw.push(self.path("cache").display().to_string()),
+                _ => {}
+            }
         }
         passk_cli::run_cli(&raw)
     }

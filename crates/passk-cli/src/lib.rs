@@ -2,6 +2,7 @@
 //! results, and checks the claims. `cargo xtask` drives it through the `passk` binary; the
 //! end-to-end tests call [`run_cli`] in-process.
 
+pub mod cli;
 pub mod compare;
 pub mod config;
 mod environment;
@@ -18,273 +19,137 @@ pub mod status;
 pub mod theory;
 pub mod tiers;
 pub mod tiny;
-mod usage;
 mod warm_cache;
 mod warm_starts;
 pub mod write;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 
-use crate::usage::{usage_of, USAGE};
+use crate::cli::{
+    CheckArgs, Cli, Command, CompareArgs, ExperimentsArgs, ListArgs, ManifestArgs, ReportArgs,
+    RunArgs, SealArgs, VerifyArgs, WarmStartsArgs,
+};
 
-struct Args {
-    positional: Vec<String>,
-    results: PathBuf,
-    figures: PathBuf,
-    claims: PathBuf,
-    baseline: PathBuf,
-    quiet: bool,
-    prune: bool,
-    strict: bool,
-    cache: PathBuf,
-    reuse: Option<PathBuf>,
-    device: passk_policy::DeviceChoice,
-    force: bool,
-    on_corrupt: record::OnCorrupt,
-    caches: Vec<PathBuf>,
-    shard: Option<(usize, usize)>,
-    cells: Vec<String>,
-    wait: bool,
-    curve: Option<Vec<u64>>,
-    per_cell: Option<PathBuf>,
-    objective: Vec<String>,
-    out: PathBuf,
-}
-
-fn parse_args(raw: &[String]) -> Result<Args> {
-    let mut args = Args {
-        positional: Vec::new(),
-        results: PathBuf::from("results"),
-        figures: PathBuf::from("figures"),
-        claims: PathBuf::from("experiments/claims.toml"),
-        baseline: PathBuf::from("results"),
-        quiet: std::env::var_os("CI").is_some(),
-        prune: false,
-        strict: false,
-        cache: PathBuf::from("target/passk-cache"),
-        reuse: None,
-        device: passk_policy::DeviceChoice::Cpu,
-        force: false,
-        on_corrupt: record::OnCorrupt::Rerun,
-        caches: Vec::new(),
-        shard: None,
-        cells: Vec::new(),
-        wait: false,
-        curve: None,
-        per_cell: None,
-        objective: Vec::new(),
-        out: PathBuf::from("target/passk-compare"),
-    };
-    let mut it = raw.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{flag} needs a value; see `passk --help`"))
-        };
-        match arg.as_str() {
-            "--results" => args.results = value("--results")?.into(),
-            "--figures" => args.figures = value("--figures")?.into(),
-            "--claims" => args.claims = value("--claims")?.into(),
-            "--baseline" => args.baseline = value("--baseline")?.into(),
-            "--objective" => args.objective.push(value("--objective")?),
-            "--out" => args.out = value("--out")?.into(),
-            "--cache" => {
-                args.cache = value("--cache")?.into();
-                args.caches.push(args.cache.clone());
-            }
-            "--on-corrupt" => args.on_corrupt = value("--on-corrupt")?.parse()?,
-            "--reuse" => args.reuse = Some(value("--reuse")?.into()),
-            "--device" => args.device = parse_device(&value("--device")?)?,
-            "--shard" => args.shard = Some(parse_shard(&value("--shard")?)?),
-            "--cell" => args.cells.extend(parse_cells(&value("--cell")?)?),
-            "--wait" => args.wait = true,
-            "--per-cell" => args.per_cell = Some(value("--per-cell")?.into()),
-            "--curve" => args.curve = Some(parse_steps(&value("--curve")?)?),
-            "--quiet" => args.quiet = true,
-            "--prune" => args.prune = true,
-            "--strict" => args.strict = true,
-            "--force" => args.force = true,
-            flag if flag.starts_with("--") => bail!("unknown option {flag}; see `passk --help`"),
-            other => args.positional.push(other.to_string()),
-        }
-    }
-    Ok(args)
-}
-
-/// Parses `--device` before anything runs: an unknown device is an error, never recorded.
-fn parse_device(text: &str) -> Result<passk_policy::DeviceChoice> {
-    text.parse()
-        .map_err(|_| anyhow::anyhow!("--device {text:?}: unknown device; expected cpu|cuda|auto"))
-}
-
-/// Parses a comma-separated list of positive step counts.
-fn parse_steps(text: &str) -> Result<Vec<u64>> {
-    text.split(',')
-        .map(|s| match s.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => bail!("--curve {text:?}: expected positive step counts, e.g. --curve 500,600,700"),
-        })
-        .collect()
-}
-
-/// Parses `--cell HASH[,HASH...]`: cell hashes as `passk list` prints them.
-fn parse_cells(text: &str) -> Result<Vec<String>> {
-    text.split(',')
-        .map(|h| {
-            let h = h.trim();
-            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("--cell {text:?}: expected cell hashes as `passk list` prints them, e.g. --cell 0123abcd4567ef89");
-            }
-            Ok(h.to_ascii_lowercase())
-        })
-        .collect()
-}
-
-/// Parses `I/N` (1-based shard I of N).
-fn parse_shard(text: &str) -> Result<(usize, usize)> {
-    let parsed = text.split_once('/').and_then(|(i, n)| {
-        Some((
-            i.trim().parse::<usize>().ok()?,
-            n.trim().parse::<usize>().ok()?,
-        ))
-    });
-    match parsed {
-        Some((i, n)) if n >= 1 && (1..=n).contains(&i) => Ok((i, n)),
-        _ => bail!("--shard {text:?}: expected I/N with 1 <= I <= N, e.g. --shard 1/2"),
-    }
-}
-
-/// Runs the command line `raw` (without the program name); errors are usage or input errors.
+/// Runs the command line `raw` (without the program name). `--help` and `--version` print to
+/// stdout and succeed; a usage error is a [`clap::Error`] (the binary prints it and exits with
+/// its status, 2), other errors are input errors.
 pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
-    let Some(command) = raw.first() else {
-        print!("{USAGE}");
-        return Ok(ExitCode::from(2));
+    let argv = std::iter::once("passk".to_string()).chain(raw.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) if e.exit_code() == 0 => {
+            print!("{}", e.render());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
     };
-    if command == "--help" || command == "-h" || command == "help" {
-        match raw.get(1).and_then(|c| usage_of(c)) {
-            Some(block) => print!("{block}"),
-            None => print!("{USAGE}"),
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if command == "--version" || command == "-V" {
-        println!("passk {}", env!("CARGO_PKG_VERSION"));
-        return Ok(ExitCode::SUCCESS);
-    }
-    if raw[1..].iter().any(|a| a == "--help" || a == "-h") {
-        let Some(block) = usage_of(command) else {
-            bail!("unknown command {command:?}; `passk --help` lists them");
-        };
-        print!("{block}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if command == "slurm" {
-        return slurm::cmd_slurm(&raw[1..]);
-    }
-    if lm_tools::dispatch(command, &raw[1..])?.is_some() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let args = parse_args(&raw[1..])?;
-    let takes_files = matches!(
-        command.as_str(),
-        "run" | "list" | "status" | "experiments" | "compare" | "warm-starts"
-    );
-    if !takes_files && !args.positional.is_empty() {
-        bail!(
-            "`passk {command}` takes no file arguments (got {:?}); use the options shown by \
-             `passk --help`, e.g. --claims FILE or --results DIR",
-            args.positional
-        );
-    }
-    match command.as_str() {
-        "run" => cmd_run(&args),
-        "compare" => cmd_compare(&args),
-        "list" => cmd_list(&args),
-        "status" => {
-            let experiments = load_all(&args.positional)?;
-            print!("{}", status::render(&experiments, &args.results).0);
+    match cli.command {
+        Command::Run(args) => cmd_run(&args),
+        Command::Slurm(options) => slurm::cmd_slurm(&options),
+        Command::Compare(args) => cmd_compare(&args),
+        Command::List(args) => cmd_list(&args),
+        Command::Status(args) => {
+            let experiments = load_all(&args.experiments)?;
+            print!("{}", status::render(&experiments, &args.results.results).0);
             Ok(ExitCode::SUCCESS)
         }
-        "warm-starts" => {
-            let experiments = load_all(&args.positional)?;
-            match &args.curve {
-                Some(steps) => warm_starts::curve(&experiments, steps, args.shard, args.quiet)?,
-                None => warm_starts::profile(
-                    &experiments,
-                    &args.cache,
-                    args.shard,
-                    args.quiet,
-                    args.strict,
-                )?,
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        "experiments" => cmd_experiments(&args),
-        "report" => {
-            let written = figures::regenerate(&args.results, &args.figures, args.force)?;
-            let readme = readme::sync(&args.figures)?;
-            if let Some(dir) = &args.per_cell {
-                let n = figures::render_cell_figures(&args.results, dir)?;
-                eprintln!(
-                    "report: wrote {n} per-cell probe files under {}",
-                    dir.display()
-                );
-            }
-            if !args.quiet {
-                eprintln!(
-                    "report: wrote {written} files under {}{}",
-                    args.figures.display(),
-                    if readme {
-                        format!(
-                            " and refreshed {}",
-                            readme::readme_of(&args.figures).display()
-                        )
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        "manifest" => {
-            let n = passk_report::manifest::write_manifest(&args.results).with_context(|| {
-                format!("cannot write the manifest of {}", args.results.display())
-            })?;
-            if !args.quiet {
-                eprintln!(
-                    "manifest: {n} files listed in {}/MANIFEST",
-                    args.results.display()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        "verify" => cmd_verify(&args),
-        "seal" => cmd_seal(&args),
-        "check" => cmd_check(&args),
-        "gate" => {
-            let text = std::fs::read_to_string(&args.claims)
-                .with_context(|| format!("cannot read {}", args.claims.display()))?;
-            for file in passk_report::claims::parse_claims(&text, &args.claims)?.gate {
+        Command::WarmStarts(args) => cmd_warm_starts(&args),
+        Command::Experiments(args) => cmd_experiments(&args),
+        Command::Report(args) => cmd_report(&args),
+        Command::Manifest(args) => cmd_manifest(&args),
+        Command::Verify(args) => cmd_verify(&args),
+        Command::Seal(args) => cmd_seal(&args),
+        Command::Check(args) => cmd_check(&args),
+        Command::Gate(args) => {
+            let claims = &args.claims.claims;
+            let text = std::fs::read_to_string(claims)
+                .with_context(|| format!("cannot read {}", claims.display()))?;
+            for file in passk_report::claims::parse_claims(&text, claims)?.gate {
                 println!("{file}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        other => bail!("unknown command {other:?}; see `passk --help`"),
+        Command::LmShape(args) => {
+            lm_tools::shape(&args.gguf, &args.dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LmRandom(args) => {
+            lm_tools::random(&args.dir, args.seed)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LmBench(args) => {
+            lm_tools::cmd_bench(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-fn load_all(paths: &[String]) -> Result<Vec<config::Experiment>> {
+fn cmd_warm_starts(args: &WarmStartsArgs) -> Result<ExitCode> {
+    let experiments = load_all(&args.experiments)?;
+    let quiet = args.quiet.get();
+    match &args.curve {
+        Some(steps) => warm_starts::curve(&experiments, steps, args.shard, quiet)?,
+        None => warm_starts::profile(
+            &experiments,
+            &args.cache.cache,
+            args.shard,
+            quiet,
+            args.strict,
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_report(args: &ReportArgs) -> Result<ExitCode> {
+    let (results, figures) = (&args.results.results, &args.figures.figures);
+    let written = figures::regenerate(results, figures, args.force)?;
+    let readme = readme::sync(figures)?;
+    if let Some(dir) = &args.per_cell {
+        let n = figures::render_cell_figures(results, dir)?;
+        eprintln!(
+            "report: wrote {n} per-cell probe files under {}",
+            dir.display()
+        );
+    }
+    if !args.quiet.get() {
+        eprintln!(
+            "report: wrote {written} files under {}{}",
+            figures.display(),
+            if readme {
+                format!(" and refreshed {}", readme::readme_of(figures).display())
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_manifest(args: &ManifestArgs) -> Result<ExitCode> {
+    let results = &args.results.results;
+    let n = passk_report::manifest::write_manifest(results)
+        .with_context(|| format!("cannot write the manifest of {}", results.display()))?;
+    if !args.quiet.get() {
+        eprintln!(
+            "manifest: {n} files listed in {}/MANIFEST",
+            results.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_all(paths: &[PathBuf]) -> Result<Vec<config::Experiment>> {
     if paths.is_empty() {
         bail!("name at least one experiment file, e.g. experiments/theory.toml");
     }
     // Validate every file before running anything: a bad file writes nothing.
     let experiments = paths
         .iter()
-        .map(|p| config::load_experiment(Path::new(p)))
+        .map(|p| config::load_experiment(p))
         .collect::<Result<Vec<_>>>()?;
     let mut names = std::collections::BTreeSet::new();
     for exp in &experiments {
@@ -298,25 +163,19 @@ fn load_all(paths: &[String]) -> Result<Vec<config::Experiment>> {
     Ok(experiments)
 }
 
-fn cmd_compare(args: &Args) -> Result<ExitCode> {
-    let [exp] = args.positional.as_slice() else {
-        bail!("compare takes one experiment file, e.g. `passk compare experiments/tiny-core.toml --objective pkpo_loo_minus_one:k=4`");
-    };
-    if args.objective.is_empty() {
-        bail!("compare needs --objective SPEC (repeat it for several; see crates/passk-core/src/objective/)");
-    }
+fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
     let ctx = tiers::RunContext {
-        cache_dir: args.cache.clone(),
-        device: args.device.to_string(),
-        quiet: args.quiet,
+        cache_dir: args.cache.cache.clone(),
+        device: args.device.device.to_string(),
+        quiet: args.quiet.get(),
         strict: args.strict,
-        on_corrupt: args.on_corrupt,
+        on_corrupt: args.on_corrupt.on_corrupt,
         force: args.force,
     };
     let table = compare::compare(
-        Path::new(exp),
-        &args.objective,
-        &args.results,
+        &args.experiment,
+        &args.objectives,
+        &args.results.results,
         &args.out,
         &ctx,
     )?;
@@ -328,16 +187,18 @@ fn cmd_compare(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_run(args: &Args) -> Result<ExitCode> {
-    let experiments = load_all(&args.positional)?;
+fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
+    let experiments = load_all(&args.experiments)?;
+    let (results, cache) = (&args.results.results, &args.cache.cache);
+    let (quiet, device) = (args.quiet.get(), args.device.device.to_string());
     if experiments.iter().any(|e| e.tier == "tiny") {
-        warm_cache::seed_from_committed(&args.results, &args.cache)?;
+        warm_cache::seed_from_committed(results, cache)?;
     }
     let experiments = select_cells(experiments, &args.cells)?;
     let mut ran = 0;
     let mut busy = 0;
     for exp in &experiments {
-        let stale = run::stale_cells(exp, &args.results)?;
+        let stale = run::stale_cells(exp, results)?;
         for dir in &stale {
             if args.prune {
                 std::fs::remove_dir_all(dir)?;
@@ -352,11 +213,11 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             }
         }
         let ctx = tiers::RunContext {
-            cache_dir: args.cache.clone(),
-            device: args.device.to_string(),
-            quiet: args.quiet,
+            cache_dir: cache.clone(),
+            device: device.clone(),
+            quiet,
             strict: args.strict,
-            on_corrupt: args.on_corrupt,
+            on_corrupt: args.on_corrupt.on_corrupt,
             force: args.force,
         };
         let exp = &match args.shard {
@@ -364,8 +225,8 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
             None => exp.clone(),
         };
         if let Some(from) = &args.reuse {
-            let copied = run::reuse_cells(exp, from, &args.results, args.force)?;
-            if copied > 0 && !args.quiet {
+            let copied = run::reuse_cells(exp, from, results, args.force)?;
+            if copied > 0 && !quiet {
                 println!(
                     "{}: {copied} cells copied from {}",
                     exp.name,
@@ -378,7 +239,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
         } else {
             run::Busy::Skip
         };
-        let stats = run::run_experiment_with(exp, &args.results, &ctx, wait)?;
+        let stats = run::run_experiment_with(exp, results, &ctx, wait)?;
         ran += stats.ran;
         busy += stats.busy;
         if stats.quarantined > 0 {
@@ -386,7 +247,7 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
                 "{}: {} corrupt cell(s) were moved aside to {}/{}/{} and rerun (messages above)",
                 exp.name,
                 stats.quarantined,
-                args.results.display(),
+                results.display(),
                 exp.name,
                 record::QUARANTINE
             );
@@ -406,18 +267,18 @@ fn cmd_run(args: &Args) -> Result<ExitCode> {
     if !args.cells.is_empty() {
         // Many `--cell` runs (Slurm array tasks) end at once: the manifest, a walk over every
         // result file, is left to one later `passk run` or `passk manifest`.
-        if !args.quiet {
+        if !quiet {
             eprintln!(
                 "run: --cell given: MANIFEST and ENVIRONMENT.json left to a later `passk run`"
             );
         }
     } else {
         // Also when a run killed after its last cell but before this line left none.
-        if ran > 0 || !args.results.join("ENVIRONMENT.json").exists() {
-            environment::write(&args.results, &args.device.to_string())?;
+        if ran > 0 || !results.join("ENVIRONMENT.json").exists() {
+            environment::write(results, &device)?;
         }
-        passk_report::manifest::write_manifest(&args.results)
-            .with_context(|| format!("cannot write the manifest of {}", args.results.display()))?;
+        passk_report::manifest::write_manifest(results)
+            .with_context(|| format!("cannot write the manifest of {}", results.display()))?;
     }
     if busy > 0 {
         eprintln!(
@@ -460,8 +321,8 @@ fn select_cells(
 /// The exit status of a `passk run` that skipped cells other processes were running.
 pub const RUN_INCOMPLETE: u8 = 3;
 
-fn cmd_list(args: &Args) -> Result<ExitCode> {
-    for exp in load_all(&args.positional)? {
+fn cmd_list(args: &ListArgs) -> Result<ExitCode> {
+    for exp in load_all(&args.experiments)? {
         println!(
             "{} ({}, tier {}): {} cells",
             exp.name,
@@ -470,7 +331,7 @@ fn cmd_list(args: &Args) -> Result<ExitCode> {
             exp.cells.len()
         );
         for cell in &exp.cells {
-            let status = match record::state(&args.results, &exp.name, &cell.hash) {
+            let status = match record::state(&args.results.results, &exp.name, &cell.hash) {
                 record::CellState::Complete => "done",
                 record::CellState::Missing => "missing",
                 record::CellState::Corrupt(_) => "corrupt",
@@ -486,12 +347,9 @@ fn cmd_list(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_experiments(args: &Args) -> Result<ExitCode> {
-    let dir = args
-        .positional
-        .first()
-        .map_or_else(|| PathBuf::from("experiments"), PathBuf::from);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+fn cmd_experiments(args: &ExperimentsArgs) -> Result<ExitCode> {
+    let dir = &args.dir;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -513,26 +371,27 @@ fn cmd_experiments(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_verify(args: &Args) -> Result<ExitCode> {
-    let mut problems: Vec<String> = passk_report::manifest::verify_manifest(&args.results)
+fn cmd_verify(args: &VerifyArgs) -> Result<ExitCode> {
+    let (results, figures) = (&args.results.results, &args.figures.figures);
+    let mut problems: Vec<String> = passk_report::manifest::verify_manifest(results)
         .iter()
         .map(|p| format!("results/{p}"))
         .collect();
-    if args.results.is_dir() {
+    if results.is_dir() {
         problems.extend(
-            record::verify_all(&args.results)?
+            record::verify_all(results)?
                 .into_iter()
                 .map(|p| format!("results/{p}")),
         );
     }
-    problems.extend(figures::verify(&args.results, &args.figures)?);
-    problems.extend(readme::verify(&args.figures)?);
+    problems.extend(figures::verify(results, figures)?);
+    problems.extend(readme::verify(figures)?);
     if problems.is_empty() {
         println!(
             "verify: every result file matches {}/MANIFEST, every cell its completion record, \
              and {} matches a fresh regeneration",
-            args.results.display(),
-            args.figures.display()
+            results.display(),
+            figures.display()
         );
         Ok(ExitCode::SUCCESS)
     } else {
@@ -544,13 +403,17 @@ fn cmd_verify(args: &Args) -> Result<ExitCode> {
     }
 }
 
-fn cmd_seal(args: &Args) -> Result<ExitCode> {
+fn cmd_seal(args: &SealArgs) -> Result<ExitCode> {
+    let results = &args.results.results;
     let caches = if args.caches.is_empty() {
-        vec![args.cache.clone(), args.results.join("warm-starts")]
+        vec![
+            PathBuf::from("target/passk-cache"),
+            results.join("warm-starts"),
+        ]
     } else {
         args.caches.clone()
     };
-    let report = record::seal(&args.results, &caches)?;
+    let report = record::seal(results, &caches)?;
     for why in &report.refused {
         eprintln!("seal: not sealed: results/{why}");
     }
@@ -575,11 +438,12 @@ fn cmd_seal(args: &Args) -> Result<ExitCode> {
     })
 }
 
-fn cmd_check(args: &Args) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.claims)
-        .with_context(|| format!("cannot read {}", args.claims.display()))?;
-    let claims = passk_report::claims::parse_claims(&text, &args.claims)?;
-    let verdicts = passk_report::claims::evaluate(&claims.claim, &args.results, &args.baseline);
+fn cmd_check(args: &CheckArgs) -> Result<ExitCode> {
+    let (claims_file, results) = (&args.claims.claims, &args.results.results);
+    let text = std::fs::read_to_string(claims_file)
+        .with_context(|| format!("cannot read {}", claims_file.display()))?;
+    let claims = passk_report::claims::parse_claims(&text, claims_file)?;
+    let verdicts = passk_report::claims::evaluate(&claims.claim, results, &args.baseline);
     print!("{}", passk_report::claims::render_table(&verdicts));
     let skipped = verdicts.iter().filter(|v| v.not_evaluated).count();
     let failed = verdicts
@@ -595,7 +459,7 @@ fn cmd_check(args: &Args) -> Result<ExitCode> {
             "check: all {evaluated} evaluated claims hold; {skipped} NOT EVALUATED (their \
              experiments are not under {}: the gate's fresh cells, see above). `cargo xtask \
              check` recomputes and requires them; --strict makes a claim not evaluated fail",
-            args.results.display()
+            results.display()
         );
         Ok(ExitCode::SUCCESS)
     } else {

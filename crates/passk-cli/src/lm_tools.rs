@@ -6,7 +6,7 @@
 //! The SmolLM2 GGUF (98 MB) does not fit the 64 MiB that can be copied to a GPU machine at
 //! once, but its shape and tokenizer (about 2 MB) do: the weights are made there from a seed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -61,7 +61,7 @@ impl BenchShape {
             .ok()
             .filter(|v: &Vec<usize>| v.len() == 3 && v.iter().all(|&n| n > 0))
             .with_context(|| {
-                format!("--shape {text:?}: expected prompts,samples,new_tokens, e.g. 16,16,24")
+                format!("{text:?}: expected prompts,samples,new_tokens, e.g. 16,16,24")
             })?;
         Ok(Self {
             prompts: parts[0],
@@ -176,7 +176,7 @@ pub fn parse_dtype(text: &str) -> Result<DType> {
         "f32" => Ok(DType::F32),
         "bf16" => Ok(DType::BF16),
         "f16" => Ok(DType::F16),
-        other => bail!("--dtype {other:?}: expected f32, bf16 or f16"),
+        other => bail!("{other:?}: expected f32, bf16 or f16"),
     }
 }
 
@@ -197,89 +197,64 @@ pub fn render(r: &BenchResult, device: &Device, shape: BenchShape) -> String {
     )
 }
 
-/// Runs `passk lm-shape|lm-random|lm-bench` with `args` (after the command), or returns
-/// `None` for any other command.
-pub fn dispatch(command: &str, args: &[String]) -> Result<Option<()>> {
-    if !matches!(command, "lm-shape" | "lm-random" | "lm-bench") {
-        return Ok(None);
-    }
-    let mut positional = Vec::new();
-    let (mut device, mut dtypes, mut shape, mut reps) = ("cpu".to_string(), None, None, 3);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{a} needs a value; see `passk {command} --help`"))
-        };
-        match a.as_str() {
-            "--device" => device = value()?,
-            "--dtype" => dtypes = Some(value()?),
-            "--shape" => shape = Some(BenchShape::parse(&value()?)?),
-            "--reps" => {
-                reps = value()?
-                    .parse()
-                    .ok()
-                    .filter(|&r: &usize| r > 0)
-                    .context("--reps needs a positive count")?
-            }
-            flag if flag.starts_with("--") => {
-                bail!("unknown option {flag}; see `passk {command} --help`")
-            }
-            other => positional.push(other.to_string()),
-        }
-    }
-    let arity = |positional: &[String], n: usize, what: &str| -> Result<()> {
-        if positional.len() != n {
-            bail!("`passk {command}` takes {what} (got {positional:?})");
-        }
-        Ok(())
-    };
-    match command {
-        "lm-shape" => {
-            arity(&positional, 2, "a GGUF file and a folder")?;
-            shape_cmd(&positional)?;
-        }
-        "lm-random" => {
-            if positional.len() == 1 {
-                positional.push("0".to_string());
-            }
-            arity(&positional, 2, "a folder and an optional seed")?;
-            let seed = positional[1]
-                .parse()
-                .with_context(|| format!("seed {:?} is not a number", positional[1]))?;
-            random(Path::new(&positional[0]), seed)?;
-        }
-        "lm-bench" => {
-            arity(&positional, 1, "a model folder")?;
-            let dev = device
-                .parse::<passk_policy::DeviceChoice>()?
-                .device()
-                .context("opening the --device")?;
-            let default = if dev.is_cpu() { "f32" } else { "f32,bf16" };
-            let shape = shape.unwrap_or(BenchShape {
-                prompts: 16,
-                samples: 16,
-                new_tokens: 24,
-            });
-            for d in dtypes.as_deref().unwrap_or(default).split(',') {
-                let r = bench(
-                    Path::new(&positional[0]),
-                    &dev,
-                    parse_dtype(d)?,
-                    shape,
-                    reps,
-                )?;
-                println!("{}", render(&r, &dev, shape));
-            }
-        }
-        _ => unreachable!("checked above"),
-    }
-    Ok(Some(()))
+/// The arguments of `passk lm-shape`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LmShapeArgs {
+    /// The GGUF model file
+    #[arg(value_name = "model.gguf")]
+    pub gguf: PathBuf,
+    /// The folder to write config.json and tokenizer.json into
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
-fn shape_cmd(positional: &[String]) -> Result<()> {
-    shape(Path::new(&positional[0]), Path::new(&positional[1]))
+/// The arguments of `passk lm-random`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LmRandomArgs {
+    /// The model folder holding config.json
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The seed of the weights
+    #[arg(value_name = "SEED", default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// The options of `passk lm-bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LmBenchArgs {
+    /// The model folder (config.json, model.safetensors)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The device to time on
+    #[arg(long, value_name = "cpu|cuda", default_value = "cpu", value_parser = crate::cli::parse_device)]
+    pub device: passk_policy::DeviceChoice,
+    /// The dtypes of the forward pass, each timed in turn (f32, bf16 or f16) [default: f32 on
+    /// the CPU, f32,bf16 on CUDA]
+    #[arg(long, value_name = "f32,bf16", value_delimiter = ',', value_parser = parse_dtype)]
+    pub dtype: Option<Vec<DType>>,
+    /// Prompts, samples per prompt and new tokens per sample (one RL step of
+    /// experiments/lm.toml)
+    #[arg(long, value_name = "P,S,T", default_value = "16,16,24", value_parser = BenchShape::parse)]
+    pub shape: BenchShape,
+    /// Timed runs of each part (the median is printed), after one warm-up
+    #[arg(long, value_name = "N", default_value = "3", value_parser = crate::cli::positive::<usize>)]
+    pub reps: usize,
+}
+
+/// Runs `passk lm-bench`: times each dtype (default f32 on the CPU, f32 and bf16 on CUDA) and
+/// prints one line for each.
+pub fn cmd_bench(args: &LmBenchArgs) -> Result<()> {
+    let dev = args.device.device().context("opening the --device")?;
+    let default = if dev.is_cpu() {
+        vec![DType::F32]
+    } else {
+        vec![DType::F32, DType::BF16]
+    };
+    for &dtype in args.dtype.as_ref().unwrap_or(&default) {
+        let r = bench(&args.dir, &dev, dtype, args.shape, args.reps)?;
+        println!("{}", render(&r, &dev, args.shape));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -300,9 +275,9 @@ mod tests {
     #[test]
     fn random_weights_are_seeded_and_bench_runs_in_f32_and_bf16() {
         let dir = tiny_model_dir();
-        let arg = |s: &str| s.to_string();
         let d = dir.path().to_str().unwrap();
-        dispatch("lm-random", &[arg(d), arg("5")]).unwrap().unwrap();
+        let code = crate::run_cli(&["lm-random".to_string(), d.to_string(), "5".to_string()]);
+        assert_eq!(code.unwrap(), std::process::ExitCode::SUCCESS);
         let first = std::fs::read(dir.path().join("model.safetensors")).unwrap();
         random(dir.path(), 5).unwrap();
         let again = std::fs::read(dir.path().join("model.safetensors")).unwrap();
@@ -320,17 +295,24 @@ mod tests {
 
     #[test]
     fn lm_commands_say_what_they_need() {
-        let e = dispatch("lm-random", &[]).unwrap_err().to_string();
-        assert!(e.contains("a folder"), "{e}");
+        let cli = |args: &[&str]| {
+            let raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            format!("{:#}", crate::run_cli(&raw).unwrap_err())
+        };
+        let e = cli(&["lm-random"]);
+        assert!(e.contains("<DIR>"), "{e}");
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap().to_string();
-        let e = format!("{:#}", dispatch("lm-random", &[d]).unwrap_err());
+        let d = dir.path().to_str().unwrap();
+        let e = cli(&["lm-random", d]);
         assert!(e.contains("lm-shape"), "{e}");
-        let other = ["--results".to_string(), "x".to_string()];
-        assert!(
-            dispatch("run", &other).unwrap().is_none(),
-            "other commands pass through"
-        );
+        let e = cli(&["lm-bench", d, "--shape", "1,2"]);
+        assert!(e.contains("prompts,samples,new_tokens"), "{e}");
+        let e = cli(&["lm-bench", d, "--dtype", "f32,f64"]);
+        assert!(e.contains("f64") && e.contains("bf16"), "{e}");
+        let e = cli(&["lm-bench", d, "--reps", "0"]);
+        assert!(e.contains("positive"), "{e}");
+        let e = cli(&["lm-shape", d, d, "--results", "x"]);
+        assert!(e.contains("--results"), "{e}");
     }
 
     #[test]

@@ -16,9 +16,16 @@ fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     match passk_cli::run_cli(&raw) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        // A usage error: clap's message (with the usage line), exit status 2.
+        Err(e) => match e.downcast_ref::<clap::Error>() {
+            Some(usage) => {
+                eprint!("{}", usage.render());
+                ExitCode::from(u8::try_from(usage.exit_code()).unwrap_or(2))
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

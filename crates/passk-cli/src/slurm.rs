@@ -28,47 +28,68 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cli::positive;
 use crate::config::{load_experiment, Experiment};
 use crate::record::{self, CellState};
 
-/// The options of `passk slurm`.
-#[derive(Debug, Clone, PartialEq)]
+/// The options of `passk slurm` (its command line, declared with clap; see `passk slurm --help`).
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SlurmOptions {
-    /// The experiment files, as given.
+    /// The experiment files
+    #[arg(value_name = "experiment.toml", required = true)]
     pub experiments: Vec<PathBuf>,
-    /// `--results` (default `results`).
+    /// The results folder (on a filesystem every node sees)
+    #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
-    /// `--cache` (default `target/passk-cache`).
+    /// The warm-start cache of the cells (on a filesystem every node sees)
+    #[arg(long, value_name = "DIR", default_value = "target/passk-cache")]
     pub cache: PathBuf,
-    /// `--figures` (default `figures`).
+    /// Where the final job writes the figures
+    #[arg(long, value_name = "DIR", default_value = "figures")]
     pub figures: PathBuf,
-    /// `--device` for the cells (default `cpu`, or `cuda` with `--gpus`).
+    /// The cells' device: cpu|cuda|auto [default: cpu, or cuda with --gpus]; --device cuda
+    /// alone asks for one GPU per task
+    #[arg(long, value_name = "D", value_parser = device_word)]
     pub device: Option<String>,
-    /// `--partition`.
+    /// #SBATCH --partition
+    #[arg(long, value_name = "P", value_parser = word)]
     pub partition: Option<String>,
-    /// `--account`.
+    /// #SBATCH --account
+    #[arg(long, value_name = "A", value_parser = word)]
     pub account: Option<String>,
-    /// `--time` (per task).
+    /// #SBATCH --time, per task
+    #[arg(long, value_name = "T", value_parser = word)]
     pub time: Option<String>,
-    /// `--cpus` per task (default 1; also the task's thread count).
+    /// --cpus-per-task and the threads of each task
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive::<u32>)]
     pub cpus: u32,
-    /// `--mem` per task.
+    /// #SBATCH --mem, per task
+    #[arg(long, value_name = "M", value_parser = word)]
     pub mem: Option<String>,
-    /// `--gpus` per task (`--gres=gpu:N`).
+    /// GPUs per task (--gres=gpu:N); the cells then run with --device cuda
+    #[arg(long, value_name = "N", value_parser = positive::<u32>)]
     pub gpus: Option<u32>,
-    /// `--max-concurrent`: at most this many tasks at once (`--array=...%N`).
+    /// Run at most N tasks at once (--array=...%N)
+    #[arg(long, value_name = "N", value_parser = positive::<u32>)]
     pub max_concurrent: Option<u32>,
-    /// `--cells-per-task` (default 1).
+    /// Group N cells of one experiment into each array task
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive::<usize>)]
     pub cells_per_task: usize,
-    /// `--sbatch-extra FILE`: more `#SBATCH` lines for both scripts.
+    /// A file whose #SBATCH lines are added to both scripts
+    #[arg(long, value_name = "FILE")]
     pub sbatch_extra: Option<PathBuf>,
-    /// `--logs` (default `<out>/logs`).
+    /// The folder of the jobs' logs [default: <out>/logs]
+    #[arg(long, value_name = "DIR")]
     pub logs: Option<PathBuf>,
-    /// `--out`: the folder to write (default `target/passk-slurm/<job name>-<unix time>`).
+    /// The folder to write: scripts, tasks.txt, submit.sh and a copy of this binary [default:
+    /// target/passk-slurm/<job name>-<unix time>/, printed]
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// `--job-name` (default `passk-<first experiment>`).
+    /// The job name [default: passk-<first experiment's name>]
+    #[arg(long, value_name = "NAME", value_parser = word)]
     pub job_name: Option<String>,
-    /// `--dry-run`: write and print, do not submit.
+    /// Write and print the scripts, do not submit them (`bash <out>/submit.sh` does)
+    #[arg(long)]
     pub dry_run: bool,
 }
 
@@ -98,56 +119,25 @@ impl Default for SlurmOptions {
 }
 
 impl SlurmOptions {
-    /// Parses the arguments after `passk slurm`.
+    /// Parses the arguments after `passk slurm` (as the command line does), then [`Self::check`]s
+    /// them.
     pub fn parse(raw: &[String]) -> Result<SlurmOptions> {
-        let mut o = SlurmOptions::default();
-        let mut it = raw.iter();
-        while let Some(arg) = it.next() {
-            let mut value = |flag: &str| {
-                it.next()
-                    .cloned()
-                    .with_context(|| format!("{flag} needs a value; see `passk slurm --help`"))
-            };
-            let count = |flag: &str, v: String| -> Result<u32> {
-                v.parse::<u32>().ok().filter(|&n| n >= 1).with_context(|| {
-                    format!("{flag} {v:?}: expected a positive whole number, e.g. {flag} 2")
-                })
-            };
-            match arg.as_str() {
-                "--results" => o.results = value(arg)?.into(),
-                "--cache" => o.cache = value(arg)?.into(),
-                "--figures" => o.figures = value(arg)?.into(),
-                "--device" => {
-                    let d = value(arg)?;
-                    crate::parse_device(&d)?;
-                    o.device = Some(d.to_ascii_lowercase());
-                }
-                "--partition" => o.partition = Some(word(arg, value(arg)?)?),
-                "--account" => o.account = Some(word(arg, value(arg)?)?),
-                "--time" => o.time = Some(word(arg, value(arg)?)?),
-                "--mem" => o.mem = Some(word(arg, value(arg)?)?),
-                "--job-name" => o.job_name = Some(word(arg, value(arg)?)?),
-                "--cpus" => o.cpus = count(arg, value(arg)?)?,
-                "--gpus" => o.gpus = Some(count(arg, value(arg)?)?),
-                "--max-concurrent" => o.max_concurrent = Some(count(arg, value(arg)?)?),
-                "--cells-per-task" => o.cells_per_task = count(arg, value(arg)?)? as usize,
-                "--sbatch-extra" => o.sbatch_extra = Some(value(arg)?.into()),
-                "--logs" => o.logs = Some(value(arg)?.into()),
-                "--out" => o.out = Some(value(arg)?.into()),
-                "--dry-run" => o.dry_run = true,
-                flag if flag.starts_with("--") => {
-                    bail!("unknown option {flag}; see `passk slurm --help`")
-                }
-                file => o.experiments.push(file.into()),
-            }
-        }
-        if o.experiments.is_empty() {
-            bail!("name at least one experiment file, e.g. `passk slurm experiments/theory.toml --dry-run`");
-        }
-        if o.gpus.is_some() && o.device.as_deref().is_some_and(|d| d == "cpu") {
+        let argv = ["passk", "slurm"].into_iter().map(String::from);
+        let cli =
+            <crate::cli::Cli as clap::Parser>::try_parse_from(argv.chain(raw.iter().cloned()))?;
+        let crate::cli::Command::Slurm(o) = cli.command else {
+            unreachable!("parsed as `passk slurm`")
+        };
+        o.check()?;
+        Ok(o)
+    }
+
+    /// What clap cannot check: --gpus with --device cpu.
+    pub fn check(&self) -> Result<()> {
+        if self.gpus.is_some() && self.device.as_deref().is_some_and(|d| d == "cpu") {
             bail!("--gpus with --device cpu: the cells would not use the GPUs; drop one of them");
         }
-        Ok(o)
+        Ok(())
     }
 
     /// The device the cells run on: `--device`, else `cuda` with `--gpus`, else `cpu`.
@@ -166,15 +156,21 @@ impl SlurmOptions {
 }
 
 /// A value that goes into an `#SBATCH` line: one word, no quotes.
-fn word(flag: &str, v: String) -> Result<String> {
+fn word(v: &str) -> Result<String> {
     if v.is_empty()
         || !v
             .chars()
             .all(|c| c.is_ascii_graphic() && !"'\"\\`$".contains(c))
     {
-        bail!("{flag} {v:?}: expected one word without spaces or quotes, e.g. {flag} gpu");
+        bail!("expected one word without spaces or quotes, e.g. gpu");
     }
-    Ok(v)
+    Ok(v.to_string())
+}
+
+/// `--device`: checked as `passk run` checks it, kept as written (lower-cased).
+fn device_word(v: &str) -> Result<String> {
+    crate::cli::parse_device(v)?;
+    Ok(v.to_ascii_lowercase())
 }
 
 /// One array task: an experiment file and the cells it runs.
@@ -463,8 +459,8 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// `passk slurm`: writes the scripts and, unless `--dry-run`, submits them.
-pub fn cmd_slurm(raw: &[String]) -> Result<ExitCode> {
-    let o = SlurmOptions::parse(raw)?;
+pub fn cmd_slurm(o: &SlurmOptions) -> Result<ExitCode> {
+    o.check()?;
     let mut experiments = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for file in &o.experiments {
@@ -531,12 +527,9 @@ pub fn cmd_slurm(raw: &[String]) -> Result<ExitCode> {
         ("tasks.txt", tasks_text(&tasks)),
         (
             "array.sbatch",
-            array_script(&o, &lay, &name, tasks.len(), &extra),
+            array_script(o, &lay, &name, tasks.len(), &extra),
         ),
-        (
-            "final.sbatch",
-            final_script(&o, &lay, &name, &files, &extra),
-        ),
+        ("final.sbatch", final_script(o, &lay, &name, &files, &extra)),
         ("submit.sh", submit_script(&lay, tasks.len())),
         ("requeue.sh", requeue_script(&lay, tasks.len())),
     ] {

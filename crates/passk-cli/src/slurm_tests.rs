@@ -42,14 +42,14 @@ fn options_parse_and_refuse_what_would_break_the_script() {
     let cpu = SlurmOptions::parse(&args(&["e.toml"])).unwrap();
     assert_eq!((cpu.device(), cpu.gpus(), cpu.cpus), ("cpu", None, 1));
     for (bad, says) in [
-        (&["--dry-run"][..], "experiment file"),
+        (&["--dry-run"][..], "<experiment.toml>"),
         (&["e.toml", "--partition", "a b"], "one word"),
         (&["e.toml", "--account", "x'; rm"], "one word"),
         (&["e.toml", "--cpus", "0"], "positive"),
         (&["e.toml", "--gpus", "1", "--device", "cpu"], "--gpus"),
         (&["e.toml", "--device", "tpu"], "cpu|cuda|auto"),
-        (&["e.toml", "--nodes", "2"], "unknown option"),
-        (&["e.toml", "--time"], "needs a value"),
+        (&["e.toml", "--nodes", "2"], "unexpected argument '--nodes'"),
+        (&["e.toml", "--time"], "a value is required"),
     ] {
         let e = format!("{:#}", SlurmOptions::parse(&args(bad)).unwrap_err());
         assert!(e.contains(says), "{bad:?}: {e}");
@@ -190,14 +190,17 @@ fn a_dry_run_writes_the_folder_and_submits_nothing() {
     std::fs::write(&exp, THEORY).unwrap();
     let out = dir.path().join("job");
     let results = dir.path().join("results");
-    let code = cmd_slurm(&args(&[
-        exp.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--dry-run",
-    ]))
+    let code = cmd_slurm(
+        &SlurmOptions::parse(&args(&[
+            exp.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--dry-run",
+        ]))
+        .unwrap(),
+    )
     .unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
     for f in [
@@ -220,10 +223,13 @@ fn a_dry_run_writes_the_folder_and_submits_nothing() {
     );
     assert!(!results.exists(), "a dry run runs nothing");
     // The folder is not overwritten.
-    let again = cmd_slurm(&args(&[
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let again = cmd_slurm(
+        &SlurmOptions::parse(&args(&[
+            exp.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap(),
+    );
     assert!(format!("{:#}", again.unwrap_err()).contains("exists"));
 }
