@@ -8,6 +8,7 @@ mod environment;
 pub mod figures;
 mod lm;
 mod lm_tools;
+mod page;
 pub mod provenance;
 pub mod readme;
 pub mod record;
@@ -225,7 +226,8 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         }
         "experiments" => cmd_experiments(&args),
         "report" => {
-            let written = figures::regenerate(&args.results, &args.figures, args.force)?;
+            let written =
+                figures::regenerate(&args.results, &args.figures, &args.claims, args.force)?;
             let readme = readme::sync(&args.figures)?;
             if let Some(dir) = &args.per_cell {
                 let n = figures::render_cell_figures(&args.results, dir)?;
@@ -525,7 +527,7 @@ fn cmd_verify(args: &Args) -> Result<ExitCode> {
                 .map(|p| format!("results/{p}")),
         );
     }
-    problems.extend(figures::verify(&args.results, &args.figures)?);
+    problems.extend(figures::verify(&args.results, &args.figures, &args.claims)?);
     problems.extend(readme::verify(&args.figures)?);
     if problems.is_empty() {
         println!(
