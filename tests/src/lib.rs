@@ -1,5 +1,7 @@
 //! Fixtures for the end-to-end tests: a scratch project with small experiment files.
 
+pub mod external;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

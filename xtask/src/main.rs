@@ -8,6 +8,7 @@ use xshell::{cmd, Shell};
 mod bench;
 mod bench_lm;
 mod cuda;
+mod external;
 mod gate;
 mod gpu_bundle;
 
@@ -34,7 +35,14 @@ cargo xtask <command>
                                  task mid-cell, two overlapping submissions; about 2
                                  minutes; not part of `ci`; fails when Slurm cannot be
                                  set up (SKIPPED is never a pass)
-  report                         regenerate figures/ from results/ only
+  report                         regenerate figures/ (figures, tables, index.html) from
+                                 results/ (and experiments/ for the page)
+  browser-test                   headless Chromium loads figures/index.html: screenshot
+                                 (path printed, under target/), no broken image, no
+                                 console error; installs chromium with apt-get if missing
+  latex-test                     every figures/**/*.tex table compiles under pdflatex
+                                 -halt-on-error; installs texlive-latex-base and
+                                 texlive-latex-recommended with apt-get if missing
   verify                         fail on any changed/missing/extra result file or a
                                  figure that differs from a fresh regeneration
   check                          the CI gate: recompute the gate experiments named in
@@ -116,6 +124,8 @@ fn main() -> Result<()> {
             cmd!(sh, "{passk} report").run()?;
             Ok(())
         }
+        ["browser-test"] => external::browser_test(&sh),
+        ["latex-test"] => external::latex_test(&sh),
         ["verify"] => {
             let passk = build_passk(&sh, cuda)?;
             cmd!(sh, "{passk} verify").run()?;

@@ -145,8 +145,10 @@ pub enum Command {
     Experiments(ExperimentsArgs),
     /// Regenerate every figure and table under figures/ from results/ only
     ///
-    /// Regenerate every figure and table under figures/ from results/ only, and refill the
-    /// generated blocks (`<!-- generated: PATH -->`) of the README.md beside figures/.
+    /// Regenerate every figure and table under figures/ from results/ only, write the report
+    /// page figures/index.html (experiments, cell counts, claim verdicts, every figure and
+    /// table, provenance), and refill the generated blocks (`<!-- generated: PATH -->`) of the
+    /// README.md beside figures/.
     #[command(
         args_override_self = true,
         override_usage = REPORT_USAGE
@@ -413,6 +415,10 @@ pub struct ReportArgs {
     /// Replace a --figures folder holding files report did not write (refused otherwise)
     #[arg(long)]
     pub force: bool,
+    /// The claims file the report page (index.html) evaluates; the experiment files are read
+    /// from its folder
+    #[command(flatten)]
+    pub claims: ClaimsArg,
     #[command(flatten)]
     pub quiet: QuietArg,
 }
@@ -433,6 +439,8 @@ pub struct VerifyArgs {
     pub results: ResultsArg,
     #[command(flatten)]
     pub figures: FiguresArg,
+    #[command(flatten)]
+    pub claims: ClaimsArg,
 }
 
 /// The options of `passk seal`.

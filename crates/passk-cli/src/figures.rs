@@ -8,6 +8,8 @@
 //! (figures to `.<figures>.old-<pid>-<n>`, staging to figures; the old set is deleted only after
 //! both), so a killed report leaves the old set or the new one. The next report removes a dead
 //! run's staging and old folders, and puts back a figures folder lost between the two renames.
+//! Beside the experiments' folders the set holds `index.html`, the page over all of them
+//! ([`crate::page`]), which also reads the experiment files beside the claims file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -18,8 +20,9 @@ use passk_report::schema::CellRecord;
 /// The list of the files the report generated, inside the figures folder.
 pub const OUTPUTS: &str = ".passk-outputs";
 
-/// Renders every experiment under `results` into `out/<experiment>/`; returns files written.
-fn render_all(results: &Path, out: &Path) -> Result<usize> {
+/// Renders every experiment under `results` into `out/<experiment>/`, then `out/index.html`
+/// (with the claims of `claims`); returns files written.
+fn render_all(results: &Path, out: &Path, claims: &Path) -> Result<usize> {
     let mut written = 0;
     for (experiment, tier) in experiments(results)? {
         let target = out.join(&experiment);
@@ -48,11 +51,13 @@ fn render_all(results: &Path, out: &Path) -> Result<usize> {
             ),
         }
     }
-    Ok(written)
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    crate::page::write(results, out, claims)?;
+    Ok(written + 1)
 }
 
 /// Experiments under `results` (sorted) with the tier named by their first cell.
-fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
+pub(crate) fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     if !results.is_dir() {
         bail!(
@@ -106,7 +111,8 @@ pub fn render_cell_figures(results: &Path, out: &Path) -> Result<usize> {
 
 /// Replaces the figure set in `figures` with a fresh rendering of `results` (see the module
 /// documentation for what it refuses and how a kill is survived); returns the files written.
-pub fn regenerate(results: &Path, figures: &Path, force: bool) -> Result<usize> {
+/// The page reads the claims file `claims` and the experiment files beside it.
+pub fn regenerate(results: &Path, figures: &Path, claims: &Path, force: bool) -> Result<usize> {
     let target = absolute(figures)?;
     refuse_overlap(results, &target, "--figures")?;
     let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
@@ -125,21 +131,25 @@ pub fn regenerate(results: &Path, figures: &Path, force: bool) -> Result<usize> 
     let listed = read_outputs(&target)?;
     if !force {
         // Refuse before rendering when a file cannot be passk's: one outside the list, or
-        // without a list outside every experiment's folder (the report writes only there).
+        // without a list outside every experiment's folder and not the page (the report
+        // writes only there).
         let names: BTreeSet<String> = match &listed {
             Some(_) => BTreeSet::new(),
             None => experiments(results)?.into_iter().map(|(n, _)| n).collect(),
         };
         refuse_foreign(&target, listed.is_some(), |rel| match &listed {
             Some(list) => list.contains(rel),
-            None => names.contains(rel.split('/').next().unwrap_or(rel)),
+            None => {
+                rel == passk_report::html::INDEX
+                    || names.contains(rel.split('/').next().unwrap_or(rel))
+            }
         })?;
     }
     let staging = unique_dir(parent, &format!(".{name}.staging"));
     std::fs::create_dir(&staging)
         .with_context(|| format!("cannot create {}", staging.display()))?;
     let result = (|| {
-        let written = render_all(results, &staging)?;
+        let written = render_all(results, &staging, claims)?;
         let fresh: BTreeSet<String> = present_files(&staging)?.into_iter().collect();
         if !force {
             refuse_foreign(&target, listed.is_some(), |rel| match &listed {
@@ -410,14 +420,15 @@ fn dead(suffix: &str) -> bool {
     !(proc.join("self").exists() && proc.join(pid.to_string()).exists())
 }
 
-/// Differences between `figures` and a fresh rendering of `results`, one message per file.
-pub fn verify(results: &Path, figures: &Path) -> Result<Vec<String>> {
+/// Differences between `figures` and a fresh rendering of `results` (the page with the claims
+/// of `claims`), one message per file.
+pub fn verify(results: &Path, figures: &Path, claims: &Path) -> Result<Vec<String>> {
     let fresh = unique_dir(&std::env::temp_dir(), "passk-verify");
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh)?;
     }
     std::fs::create_dir_all(&fresh)?;
-    if let Err(e) = render_all(results, &fresh) {
+    if let Err(e) = render_all(results, &fresh, claims) {
         let _ = std::fs::remove_dir_all(&fresh);
         return Ok(vec![format!(
             "figures/ cannot be regenerated from results/: {e:#}"
@@ -515,6 +526,11 @@ mod tests {
         crate::run::run_experiment(&exp, results, &ctx).unwrap();
     }
 
+    /// A claims file that does not exist: the page says so.
+    fn claims() -> PathBuf {
+        PathBuf::from("no-such-folder/claims.toml")
+    }
+
     /// Every entry name directly under `dir`, sorted.
     fn names(dir: &Path) -> Vec<String> {
         let mut out: Vec<String> = std::fs::read_dir(dir)
@@ -542,19 +558,27 @@ mod tests {
         let (results, figures) = (dir.path().join("results"), dir.path().join("figures"));
         theory_results(&results, "alpha");
         theory_results(&results, "beta");
-        regenerate(&results, &figures, false).unwrap();
+        regenerate(&results, &figures, &claims(), false).unwrap();
         let listed = read_outputs(&figures).unwrap().unwrap();
         let present: BTreeSet<String> = present_files(&figures).unwrap().into_iter().collect();
         assert_eq!(listed, present);
         assert!(listed.iter().any(|f| f.starts_with("alpha/")));
         assert!(listed.iter().any(|f| f.starts_with("beta/")));
-        assert!(verify(&results, &figures).unwrap().is_empty());
+        // The page is one of the owned files; it links both experiments' figures.
+        assert!(listed.contains("index.html"), "{listed:?}");
+        let page = std::fs::read_to_string(figures.join("index.html")).unwrap();
+        for name in ["alpha", "beta"] {
+            let img = format!("<img src=\"{name}/ascent.png\"");
+            assert!(page.contains(&img), "{img}");
+        }
+        assert!(page.contains("cannot read no-such-folder/claims.toml"));
+        assert!(verify(&results, &figures, &claims()).unwrap().is_empty());
         assert_eq!(names(dir.path()), ["figures", "results"], "no staging left");
 
         // A folder from before the list (what earlier builds wrote) is accepted and listed.
         let generated = contents(&figures);
         std::fs::remove_file(figures.join(OUTPUTS)).unwrap();
-        regenerate(&results, &figures, false).unwrap();
+        regenerate(&results, &figures, &claims(), false).unwrap();
         assert_eq!(read_outputs(&figures).unwrap().unwrap(), listed);
         assert_eq!(contents(&figures), generated);
 
@@ -565,43 +589,53 @@ mod tests {
         text.push_str("alpha/retired.svg\n");
         std::fs::write(figures.join(OUTPUTS), text).unwrap();
         std::fs::remove_dir_all(results.join("beta")).unwrap();
-        regenerate(&results, &figures, false).unwrap();
+        regenerate(&results, &figures, &claims(), false).unwrap();
         assert!(!figures.join("alpha/retired.svg").exists());
         assert!(!figures.join("beta").exists());
         let now = contents(&figures);
-        assert!(now.keys().all(|f| f.starts_with("alpha/")), "{now:?}");
+        assert!(
+            now.keys()
+                .all(|f| f.starts_with("alpha/") || f == "index.html"),
+            "{now:?}"
+        );
         assert_eq!(
             read_outputs(&figures).unwrap().unwrap(),
             now.keys().cloned().collect::<BTreeSet<_>>()
         );
-        assert!(verify(&results, &figures).unwrap().is_empty());
+        assert!(verify(&results, &figures, &claims()).unwrap().is_empty());
 
         // A file passk did not write stops the report, and everything stays as it was.
         std::fs::write(figures.join("notes.txt"), "mine").unwrap();
         std::fs::write(figures.join("alpha/mine.txt"), "mine too").unwrap();
         let before = contents(&figures);
-        let e = format!("{:#}", regenerate(&results, &figures, false).unwrap_err());
+        let e = format!(
+            "{:#}",
+            regenerate(&results, &figures, &claims(), false).unwrap_err()
+        );
         assert!(e.contains("--force") && e.contains("notes.txt"), "{e}");
         assert!(e.contains("alpha/mine.txt"), "{e}");
         assert_eq!(contents(&figures), before);
         assert_eq!(names(dir.path()), ["figures", "results"], "no staging left");
         // Without a list, the same holds (they are not files a fresh regeneration writes).
         std::fs::remove_file(figures.join(OUTPUTS)).unwrap();
-        let e = format!("{:#}", regenerate(&results, &figures, false).unwrap_err());
+        let e = format!(
+            "{:#}",
+            regenerate(&results, &figures, &claims(), false).unwrap_err()
+        );
         assert!(e.contains("--force") && e.contains("notes.txt"), "{e}");
         assert!(figures.join("notes.txt").is_file());
         // The outputs list itself is checked by verify, not reported as a stray figure.
         std::fs::remove_file(figures.join("notes.txt")).unwrap();
         std::fs::remove_file(figures.join("alpha/mine.txt")).unwrap();
         std::fs::write(figures.join(OUTPUTS), "alpha/other.svg\n").unwrap();
-        let problems = verify(&results, &figures).unwrap();
+        let problems = verify(&results, &figures, &claims()).unwrap();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains(OUTPUTS), "{problems:?}");
         // --force takes the folder over.
         std::fs::write(figures.join("notes.txt"), "mine").unwrap();
-        regenerate(&results, &figures, true).unwrap();
+        regenerate(&results, &figures, &claims(), true).unwrap();
         assert!(!figures.join("notes.txt").exists());
-        assert!(verify(&results, &figures).unwrap().is_empty());
+        assert!(verify(&results, &figures, &claims()).unwrap().is_empty());
     }
 
     #[test]
@@ -621,7 +655,10 @@ mod tests {
             (results.join("exp/../../results"), "it is the results"),
         ] {
             for force in [false, true] {
-                let e = format!("{:#}", regenerate(&results, &figures, force).unwrap_err());
+                let e = format!(
+                    "{:#}",
+                    regenerate(&results, &figures, &claims(), force).unwrap_err()
+                );
                 assert!(e.contains(relation) && e.contains("--force"), "{e}");
             }
             let e = format!("{:#}", render_cell_figures(&results, &figures).unwrap_err());
@@ -655,9 +692,13 @@ mod tests {
             write(rel);
         }
         std::fs::write(figures.join(OUTPUTS), "a.txt\n").unwrap();
-        regenerate(&results, &figures, false).unwrap();
+        regenerate(&results, &figures, &claims(), false).unwrap();
         assert_eq!(names(dir.path()), [live.as_str(), "figures", "results"]);
-        assert_eq!(names(&figures), [OUTPUTS], "a.txt is no longer generated");
+        assert_eq!(
+            names(&figures),
+            [OUTPUTS, "index.html"],
+            "a.txt is no longer generated"
+        );
 
         // Killed between the two renames: no figures/, the old set aside. It is put back.
         std::fs::remove_dir_all(dir.path().join(&live)).unwrap();
@@ -665,7 +706,7 @@ mod tests {
         write(".figures.staging-4194999-4/half.svg");
         recover(dir.path(), "figures").unwrap();
         assert_eq!(names(dir.path()), ["figures", "results"]);
-        assert_eq!(names(&figures), [OUTPUTS]);
+        assert_eq!(names(&figures), [OUTPUTS, "index.html"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod environment;
 pub mod figures;
 mod lm;
 mod lm_tools;
+mod page;
 pub mod provenance;
 pub mod readme;
 pub mod record;
@@ -106,7 +107,7 @@ fn cmd_warm_starts(args: &WarmStartsArgs) -> Result<ExitCode> {
 
 fn cmd_report(args: &ReportArgs) -> Result<ExitCode> {
     let (results, figures) = (&args.results.results, &args.figures.figures);
-    let written = figures::regenerate(results, figures, args.force)?;
+    let written = figures::regenerate(results, figures, &args.claims.claims, args.force)?;
     let readme = readme::sync(figures)?;
     if let Some(dir) = &args.per_cell {
         let n = figures::render_cell_figures(results, dir)?;
@@ -384,7 +385,7 @@ fn cmd_verify(args: &VerifyArgs) -> Result<ExitCode> {
                 .map(|p| format!("results/{p}")),
         );
     }
-    problems.extend(figures::verify(results, figures)?);
+    problems.extend(figures::verify(results, figures, &args.claims.claims)?);
     problems.extend(readme::verify(figures)?);
     if problems.is_empty() {
         println!(

@@ -607,6 +607,7 @@ fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64, String> {
 
 mod render;
 pub use render::render_table;
+pub(crate) use render::{number, tested_label, verdict_word};
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,14 @@
 //! Results schema, manifest hashing, tables, figures and claim evaluation.
 //!
 //! Everything here is a pure function of the files under `results/`: the same results give
-//! byte-identical tables and figures.
+//! byte-identical tables and figures. The report page ([`html`]) also shows what its caller
+//! passes from the experiment files and the claims file, and nothing else (no timestamp).
 
 pub mod atomic;
 pub mod claims;
 pub mod dose;
 pub mod error;
+pub mod html;
 pub mod lm;
 pub mod load;
 pub mod manifest;

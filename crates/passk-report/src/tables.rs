@@ -121,7 +121,8 @@ impl Table {
     }
 
     /// The table as a LaTeX `table` float with a booktabs `tabular`, caption and
-    /// `\label{tab:<name>}`; every cell is escaped. Needs `\usepackage{booktabs}`.
+    /// `\label{tab:<name>}`; every cell is escaped, and the symbols pdflatex's text fonts lack
+    /// are set in math. Needs `\usepackage{booktabs}` only (tests/latex.rs compiles them).
     pub fn to_latex(&self) -> String {
         let keep = self.visible(false);
         let spec: String = keep
@@ -129,13 +130,30 @@ impl Table {
             .map(|&c| if self.numeric_column(c) { 'r' } else { 'l' })
             .collect();
         let line = |cells: &[String]| {
-            let cells: Vec<String> = cells.iter().map(|c| escape_latex(c)).collect();
+            let mut cells: Vec<String> = cells.iter().map(|c| escape_latex(c)).collect();
+            // After `\midrule` or `\\`, a `[` would open their optional argument.
+            if let Some(first) = cells.first_mut().filter(|c| c.starts_with('[')) {
+                first.insert_str(0, "{}");
+            }
             format!("{} \\\\\n", cells.join(" & "))
         };
         let mut out = String::new();
         out.push_str("\\begin{table}[htbp]\n\\centering\n");
         out.push_str(&format!("\\caption{{{}}}\n", escape_latex(&self.caption)));
-        out.push_str(&format!("\\label{{tab:{}}}\n", escape_latex(&self.name)));
+        // A label is read as a control-sequence name, where `\_` is an error: it gets the
+        // name itself, other characters than letters, digits, `-`, `_`, `.` made `-`.
+        let label: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        out.push_str(&format!("\\label{{tab:{label}}}\n"));
         out.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
         out.push_str(&line(&Self::pick(&self.columns, &keep)));
         out.push_str("\\midrule\n");
@@ -273,10 +291,43 @@ pub fn escape_latex(s: &str) -> String {
             '<' => out.push_str("\\textless{}"),
             '>' => out.push_str("\\textgreater{}"),
             '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
+            _ => match math_symbol(c) {
+                Some(command) => {
+                    out.push_str("\\ensuremath{");
+                    out.push_str(command);
+                    out.push('}');
+                }
+                None => out.push(c),
+            },
         }
     }
     out
+}
+
+/// The math-mode command of a symbol the tables use that pdflatex's text fonts lack (with
+/// `inputenc`'s default UTF-8 such a character is an error, not a glyph).
+fn math_symbol(c: char) -> Option<&'static str> {
+    Some(match c {
+        'Δ' => "\\Delta",
+        '∇' => "\\nabla",
+        '−' => "-",
+        '≥' => "\\geq",
+        '≤' => "\\leq",
+        '⟨' => "\\langle",
+        '⟩' => "\\rangle",
+        '×' => "\\times",
+        '±' => "\\pm",
+        '≈' => "\\approx",
+        '≠' => "\\neq",
+        '→' => "\\to",
+        '·' => "\\cdot",
+        'κ' => "\\kappa",
+        'δ' => "\\delta",
+        'θ' => "\\theta",
+        'η' => "\\eta",
+        '∞' => "\\infty",
+        _ => return None,
+    })
 }
 
 /// `s` made safe for one Markdown table cell: pipes and emphasis characters escaped,
@@ -366,11 +417,20 @@ mod tests {
             tex.contains("\\caption{J\\_1 \\& J\\_k at 50\\% | k}"),
             "{tex}"
         );
-        assert!(tex.contains("\\label{tab:demo\\_1}"));
+        assert!(tex.contains("\\label{tab:demo_1}"), "{tex}");
         assert!(tex
             .contains("\\begin{tabular}{lrr}\n\\toprule\nname & value & range \\\\\n\\midrule\n"));
         assert!(tex.contains("a\\_b & 1.500 & 1.0 [0.5, 2.0] \\\\\n"));
         assert!(tex.ends_with("\\bottomrule\n\\end{tabular}\n\\end{table}\n"));
+        assert_eq!(
+            escape_latex("Δ pass@1 ≥ −0.1, ⟨∇J_k, ∇J_1⟩"),
+            "\\ensuremath{\\Delta} pass@1 \\ensuremath{\\geq} \\ensuremath{-}0.1, \\ensuremath{\\langle}\\ensuremath{\\nabla}J\\_k, \\ensuremath{\\nabla}J\\_1\\ensuremath{\\rangle}"
+        );
+        let mut t = Table::new("b", "c", &["ci", "x"]);
+        t.rows.push(vec!["[0.1, 0.2]".into(), "1".into()]);
+        // After `\midrule` (or `\\`), a `[` would open an optional argument.
+        let tex = t.to_latex();
+        assert!(tex.contains("\\midrule\n{}[0.1, 0.2] & 1 \\\\\n"), "{tex}");
         assert_eq!(
             escape_latex("\\ # $ ~ ^ {x} <>"),
             "\\textbackslash{} \\# \\$ \\textasciitilde{} \\textasciicircum{} \\{x\\} \\textless{}\\textgreater{}"

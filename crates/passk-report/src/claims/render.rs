@@ -3,7 +3,7 @@
 use super::Verdict;
 
 /// A number for the verdict table: fixed point, or scientific when tiny or huge.
-fn number(x: f64) -> String {
+pub(crate) fn number(x: f64) -> String {
     if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
         format!("{x:.6}")
     } else {
@@ -13,7 +13,7 @@ fn number(x: f64) -> String {
 
 /// What the statistic `name` tests, when it is not the estimate itself (`None`): a p-value
 /// or a bound of the interval.
-fn tested_label(name: &str) -> Option<&'static str> {
+pub(crate) fn tested_label(name: &str) -> Option<&'static str> {
     if name.contains("_p_") || name.ends_with("_p") {
         Some("p-value")
     } else if name.ends_with("_ci_high") {
@@ -26,7 +26,7 @@ fn tested_label(name: &str) -> Option<&'static str> {
 }
 
 /// The verdict word of `v`.
-fn verdict_word(v: &Verdict) -> &'static str {
+pub(crate) fn verdict_word(v: &Verdict) -> &'static str {
     if v.not_evaluated {
         return "NOT EVALUATED";
     }
