@@ -31,9 +31,9 @@ const LIST_USAGE: &str = "passk list <experiment.toml>... [--results DIR]";
 const STATUS_USAGE: &str = "passk status <experiment.toml>... [--results DIR]";
 const EXPERIMENTS_USAGE: &str = "passk experiments [DIR]";
 const REPORT_USAGE: &str = "\
-passk report [--results DIR] [--figures DIR] [--per-cell DIR] [--force] [--quiet]";
+passk report [--results DIR] [--figures DIR] [--claims FILE] [--per-cell DIR] [--force] [--quiet]";
 const MANIFEST_USAGE: &str = "passk manifest [--results DIR] [--quiet]";
-const VERIFY_USAGE: &str = "passk verify [--results DIR] [--figures DIR]";
+const VERIFY_USAGE: &str = "passk verify [--results DIR] [--figures DIR] [--claims FILE]";
 const SEAL_USAGE: &str = "passk seal [--results DIR] [--cache DIR]...";
 const CHECK_USAGE: &str = "passk check [--claims FILE] [--results DIR] [--baseline DIR] [--strict]";
 const COMPARE_USAGE: &str = "\

@@ -1,5 +1,8 @@
 //! Tables of the pretrained-LM tier: held-out pass@k of every cell at each evaluation, and how
-//! its samples ended (correct, wrong, no answer found, unparseable, cut off by the budget).
+//! its samples ended (correct, wrong, no answer found, unparseable, cut off by the budget); for
+//! experiments that train, what RL changed ([`training`]).
+
+mod training;
 
 use std::path::{Path, PathBuf};
 
@@ -32,11 +35,48 @@ struct PromptCsvRow {
     cut_off: u32,
 }
 
-/// One LM cell's label and evaluations.
+/// The probe's global statistic of one k at one step, from `summary.json`.
+#[derive(Debug, Clone, Deserialize)]
+struct ProbeSummary {
+    step: u64,
+    k: u32,
+    inner: f64,
+    cosine: f64,
+}
+
+/// The part of `summary.json` the report reads.
+#[derive(Debug, Clone, Deserialize)]
+struct SummaryFile {
+    #[serde(default)]
+    probe: Vec<ProbeSummary>,
+}
+
+/// One LM cell's label, config facts and evaluations.
 struct LmCell {
     label: String,
+    hash: String,
+    objective: String,
+    seed: u64,
+    /// RL steps in the config (0: evaluation only).
+    steps: u64,
     eval: Vec<EvalCsvRow>,
     prompts: Vec<PromptCsvRow>,
+    probe: Vec<ProbeSummary>,
+}
+
+impl LmCell {
+    /// Held-out pass@k of `family` at RL step `step`.
+    fn at(&self, step: u64, family: &str, k: u32) -> Option<f64> {
+        self.eval
+            .iter()
+            .find(|r| r.step == step && r.family == family && r.k == k)
+            .map(|r| r.pass_at_k)
+    }
+
+    /// Held-out pass@k of `family` at the end of RL minus at its start.
+    fn delta(&self, family: &str, k: u32) -> Option<f64> {
+        Some(self.at(self.steps, family, k)? - self.at(0, family, k)?)
+    }
 }
 
 /// What a cell is, from its config: the dataset (or synthetic mixture), objective and seed,
@@ -85,10 +125,32 @@ fn load_cells(experiment_dir: &Path) -> Result<Vec<LmCell>, ReportError> {
             std::fs::read_to_string(&record_path).map_err(|e| ReportError::io(&record_path, e))?;
         let record: CellRecord = serde_json::from_str(&text)
             .map_err(|e| ReportError::invalid(&record_path, e.to_string()))?;
+        let config = &record.config;
+        let summary_path = dir.join("summary.json");
+        let summary: SummaryFile = match std::fs::read_to_string(&summary_path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| ReportError::invalid(&summary_path, e.to_string()))?,
+            Err(e) => return Err(ReportError::io(&summary_path, e)),
+        };
         cells.push(LmCell {
-            label: label(&record.config),
+            label: label(config),
+            hash: record.hash.clone(),
+            objective: config
+                .pointer("/rl/objective")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_string(),
+            seed: config
+                .pointer("/seed")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            steps: config
+                .pointer("/rl/steps")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
             eval: read_csv(&dir.join("eval.csv"))?,
             prompts: read_csv(&dir.join("eval_prompts.csv"))?,
+            probe: summary.probe,
         });
     }
     cells.sort_by(|a, b| a.label.cmp(&b.label));
@@ -96,7 +158,8 @@ fn load_cells(experiment_dir: &Path) -> Result<Vec<LmCell>, ReportError> {
 }
 
 /// Renders `pass_at_k` and `outcomes` (CSV, Markdown, LaTeX) for the LM experiment in
-/// `experiment_dir` into `out_dir`; returns the files written.
+/// `experiment_dir` into `out_dir`, and for cells that trained the tables `deltas`, `paired`
+/// and `probe` and the figure `pass_at_k_vs_k`; returns the files written.
 pub fn report_lm(experiment_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let cells = load_cells(experiment_dir)?;
     std::fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
@@ -184,6 +247,7 @@ pub fn report_lm(experiment_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, 
     }
     let mut written = pass.write_all(out_dir)?;
     written.extend(outcomes.write_all(out_dir)?);
+    written.extend(training::report_training(&cells, out_dir)?);
     Ok(written)
 }
 
@@ -209,6 +273,7 @@ mod tests {
             &cell.join("eval.csv"),
             "step,family,k,pass_at_k,n_prompts\n0,all,1,0.25,2\n0,all,2,0.5,2\n0,svamp,1,0.25,2\n",
         );
+        write(&cell.join("summary.json"), r#"{"probe":[]}"#);
         write(
             &cell.join("eval_prompts.csv"),
             "step,prompt,family,n_samples,correct,wrong,no_answer,unparseable,cut_off\n\
@@ -226,6 +291,116 @@ mod tests {
         assert!(
             outcomes.ends_with("0,4,50.0,25.0,0.0,0.0,25.0,1 of 2,1 of 2\n"),
             "{outcomes}"
+        );
+    }
+
+    /// An RL cell of `objective` and `seed` whose pass@1 and pass@2 move from `start` to
+    /// `end` (all and one family `f`), with one probe row.
+    fn rl_cell(root: &Path, hash: &str, objective: &str, seed: u64, start: f64, end: f64) {
+        let cell = root.join("exp").join(hash);
+        write(
+            &cell.join("cell.json"),
+            &format!(
+                r#"{{"schema":1,"experiment":"exp","tier":"lm","hash":"{hash}",
+                   "config":{{"mixture":{{"name":"arith"}},"rl":{{"steps":5,"objective":"{objective}"}},"seed":{seed}}}}}"#
+            ),
+        );
+        let mut eval = String::from("step,family,k,pass_at_k,n_prompts\n");
+        for (step, p) in [(0, start), (5, end)] {
+            for family in ["all", "f"] {
+                eval.push_str(&format!(
+                    "{step},{family},1,{p},4\n{step},{family},2,{},4\n",
+                    p + 0.1
+                ));
+            }
+        }
+        write(&cell.join("eval.csv"), &eval);
+        write(
+            &cell.join("eval_prompts.csv"),
+            "step,prompt,family,n_samples,correct,wrong,no_answer,unparseable,cut_off\n\
+             0,a,f,2,1,1,0,0,0\n5,a,f,2,2,0,0,0,0\n",
+        );
+        write(
+            &cell.join("summary.json"),
+            r#"{"probe":[{"step":0,"k":2,"inner":0.5,"ci_low":0.1,"ci_high":0.9,"cosine":0.8}]}"#,
+        );
+    }
+
+    #[test]
+    fn training_tables_pair_objectives_by_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        // pass@1 training gains 0.2 and 0.4 over seeds; pass@2 training gains 0.1 and 0.2, so
+        // paired by seed it trails by 0.1 and 0.2.
+        rl_cell(dir.path(), "a000000000000000", "pass1_rloo", 0, 0.1, 0.3);
+        rl_cell(dir.path(), "a100000000000000", "pass1_rloo", 1, 0.2, 0.6);
+        rl_cell(
+            dir.path(),
+            "b000000000000000",
+            "pkpo_loo_minus_one:k=2",
+            0,
+            0.1,
+            0.2,
+        );
+        rl_cell(
+            dir.path(),
+            "b100000000000000",
+            "pkpo_loo_minus_one:k=2",
+            1,
+            0.2,
+            0.4,
+        );
+        let out = dir.path().join("fig");
+        let files = report_lm(&dir.path().join("exp"), &out).unwrap();
+        for name in [
+            "deltas.csv",
+            "paired.csv",
+            "probe.csv",
+            "pass_at_k_vs_k.svg",
+            "pass_at_k_vs_k.png",
+        ] {
+            assert!(files.contains(&out.join(name)), "{name} in {files:?}");
+        }
+        let deltas = std::fs::read_to_string(out.join("deltas.csv")).unwrap();
+        let row = deltas
+            .lines()
+            .find(|l| l.starts_with("pass@1 (RLOO),all,"))
+            .unwrap();
+        assert!(row.starts_with("pass@1 (RLOO),all,2,0.150,0.300,"), "{row}");
+        let paired = std::fs::read_to_string(out.join("paired.csv")).unwrap();
+        let row = paired
+            .lines()
+            .find(|l| l.starts_with("pass@2 (PKPO),all,"))
+            .unwrap();
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(
+            &cols[..5],
+            ["pass@2 (PKPO)", "all", "2", "-0.150", "2"],
+            "{row}"
+        );
+        // The interval of the paired differences -0.1 and -0.2 holds their mean.
+        let (lo, hi): (f64, f64) = (cols[6].parse().unwrap(), cols[7].parse().unwrap());
+        assert!(lo < -0.15 && -0.15 < hi, "{row}");
+        let probe = std::fs::read_to_string(out.join("probe.csv")).unwrap();
+        assert!(probe.contains("pass@1 (RLOO),0,2,2,"), "{probe}");
+        let svg = std::fs::read_to_string(out.join("pass_at_k_vs_k.svg")).unwrap();
+        assert!(svg.contains("before RL"), "legend drawn");
+    }
+
+    #[test]
+    fn evaluation_only_cells_get_no_training_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        rl_cell(dir.path(), "a000000000000000", "pass1_rloo", 0, 0.1, 0.3);
+        let cell = dir.path().join("exp/a000000000000000/cell.json");
+        let text = std::fs::read_to_string(&cell)
+            .unwrap()
+            .replace(r#""steps":5"#, r#""steps":0"#);
+        write(&cell, &text);
+        let files = report_lm(&dir.path().join("exp"), &dir.path().join("fig")).unwrap();
+        assert!(
+            files
+                .iter()
+                .all(|f| !f.to_string_lossy().contains("deltas")),
+            "{files:?}"
         );
     }
 }

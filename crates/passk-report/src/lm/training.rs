@@ -1,0 +1,372 @@
+//! What RL did in an LM experiment: the change of held-out pass@k from the start to the end of
+//! training per objective and family (mean over seeds, 95% Student-t intervals), the same
+//! change paired by seed against the pass@1 objective, the gradient probe's global statistic,
+//! and a figure of pass@k against k before and after.
+//!
+//! Cells of one seed start from the same model and evaluate the same prompts, so their
+//! difference is a paired comparison: the seed-to-seed spread of the starting point cancels.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use passk_core::stats::{mean, t_interval};
+
+use super::LmCell;
+use crate::dose::{display_name, mean_ci};
+use crate::error::ReportError;
+use crate::plot::{Chart, Figure, Legend, Mark, Series, XScale};
+use crate::tables::{fmt_f, Shown, Table};
+use crate::theory::{render_with_sidecar, write_sidecar};
+use crate::tiny::objective_k;
+
+/// The objective the others are paired against.
+const BASELINE: &str = "pass1_rloo";
+
+/// Cells that trained (`rl.steps > 0`) grouped by objective, objectives sorted by k.
+fn by_objective<'a>(cells: &[&'a LmCell]) -> Vec<(String, Vec<&'a LmCell>)> {
+    let mut groups: BTreeMap<(u32, String), Vec<&LmCell>> = BTreeMap::new();
+    for c in cells {
+        groups
+            .entry((objective_k(&c.objective), c.objective.clone()))
+            .or_default()
+            .push(c);
+    }
+    groups.into_iter().map(|((_, o), v)| (o, v)).collect()
+}
+
+fn ci_text(v: &[f64]) -> String {
+    t_interval(v, 0.95).map_or("n/a".to_string(), |i| {
+        format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3))
+    })
+}
+
+fn bound(v: &[f64], high: bool) -> String {
+    t_interval(v, 0.95).map_or(String::new(), |i| {
+        format!("{}", if high { i.hi } else { i.lo })
+    })
+}
+
+/// Δ pass@k of every cell in `group` (cells lacking either evaluation are an error).
+fn deltas(group: &[&LmCell], family: &str, k: u32, dir: &Path) -> Result<Vec<f64>, ReportError> {
+    group
+        .iter()
+        .map(|c| {
+            c.delta(family, k).ok_or_else(|| {
+                ReportError::invalid(
+                    dir,
+                    format!(
+                        "cell `{}` lacks the start or final evaluation of {family} pass@{k}; \
+                         rerun it",
+                        c.label
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Renders `deltas`, `paired` and `probe` tables and the `pass_at_k_vs_k` figure for the
+/// training cells among `cells`; nothing when no cell trained.
+pub(crate) fn report_training(
+    cells: &[LmCell],
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let trained: Vec<&LmCell> = cells.iter().filter(|c| c.steps > 0).collect();
+    if trained.is_empty() {
+        return Ok(Vec::new());
+    }
+    let groups = by_objective(&trained);
+    let hashes: BTreeSet<String> = trained.iter().map(|c| c.hash.clone()).collect();
+    let mut families: Vec<String> = trained
+        .iter()
+        .flat_map(|c| c.eval.iter().map(|r| r.family.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|f| f != "all")
+        .collect();
+    families.insert(0, "all".to_string());
+    let k_max = groups
+        .iter()
+        .map(|(o, _)| objective_k(o))
+        .max()
+        .unwrap_or(1);
+    let mut paths = Vec::new();
+    let mut table = Table::new(
+        "deltas",
+        &format!(
+            "Change of held-out pass@1 and pass@{k_max} from the start to the end of RL, per \
+             objective and family: mean over seeds with a 95% Student-t interval (n/a with one \
+             seed). Start: pass@1 before training."
+        ),
+        &[
+            "objective",
+            "family",
+            "seeds",
+            "start pass@1",
+            "Δ pass@1",
+            "Δ pass@1 95% CI",
+            "k",
+            "Δ pass@k",
+            "Δ pass@k 95% CI",
+            "Δ pass@1 ci_low",
+            "Δ pass@1 ci_high",
+            "Δ pass@k ci_low",
+            "Δ pass@k ci_high",
+        ],
+    );
+    table.shown = vec![
+        (5, Shown::TextOnly),
+        (8, Shown::TextOnly),
+        (9, Shown::CsvOnly),
+        (10, Shown::CsvOnly),
+        (11, Shown::CsvOnly),
+        (12, Shown::CsvOnly),
+    ];
+    for (objective, group) in &groups {
+        for family in &families {
+            let d1 = deltas(group, family, 1, out_dir)?;
+            let dk = deltas(group, family, k_max, out_dir)?;
+            let start: Vec<f64> = group.iter().filter_map(|c| c.at(0, family, 1)).collect();
+            table.rows.push(vec![
+                display_name(objective),
+                family.clone(),
+                group.len().to_string(),
+                fmt_f(mean(&start), 3),
+                fmt_f(mean(&d1), 3),
+                ci_text(&d1),
+                k_max.to_string(),
+                fmt_f(mean(&dk), 3),
+                ci_text(&dk),
+                bound(&d1, false),
+                bound(&d1, true),
+                bound(&dk, false),
+                bound(&dk, true),
+            ]);
+        }
+    }
+    paths.extend(sidecar(table, out_dir, &hashes)?);
+    paths.extend(paired_table(&groups, &families, k_max, out_dir, &hashes)?);
+    paths.extend(probe_table(&groups, out_dir, &hashes)?);
+    paths.extend(figure(&groups, out_dir, &hashes)?);
+    Ok(paths)
+}
+
+fn sidecar(
+    table: Table,
+    out_dir: &Path,
+    hashes: &BTreeSet<String>,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let files = table.write_all(out_dir)?;
+    write_sidecar(
+        out_dir,
+        &table.name,
+        "table",
+        &table.caption,
+        &files,
+        hashes.clone(),
+    )
+}
+
+/// Per seed, an objective's Δ minus the pass@1 objective's Δ of the same seed.
+fn paired_table(
+    groups: &[(String, Vec<&LmCell>)],
+    families: &[String],
+    k_max: u32,
+    out_dir: &Path,
+    hashes: &BTreeSet<String>,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let Some((_, base)) = groups.iter().find(|(o, _)| o == BASELINE) else {
+        return Ok(Vec::new());
+    };
+    let mut table = Table::new(
+        "paired",
+        &format!(
+            "Each objective against pass@1 training, paired by seed (same start, same prompts): \
+             its Δ held-out pass@1 and Δ pass@{k_max} minus those of the pass@1 objective, mean \
+             over the seeds both have with a 95% Student-t interval. Below zero: lower than under \
+             pass@1 training."
+        ),
+        &[
+            "objective",
+            "family",
+            "seeds",
+            "Δ pass@1 − pass@1 training",
+            "95% CI",
+            "k",
+            "Δ pass@k − pass@1 training",
+            "95% CI (k)",
+            "pass@1 ci_low",
+            "pass@1 ci_high",
+            "pass@k ci_low",
+            "pass@k ci_high",
+        ],
+    );
+    table.shown = vec![
+        (4, Shown::TextOnly),
+        (7, Shown::TextOnly),
+        (8, Shown::CsvOnly),
+        (9, Shown::CsvOnly),
+        (10, Shown::CsvOnly),
+        (11, Shown::CsvOnly),
+    ];
+    for (objective, group) in groups.iter().filter(|(o, _)| o != BASELINE) {
+        for family in families {
+            let (mut d1, mut dk) = (Vec::new(), Vec::new());
+            for c in group {
+                let Some(b) = base.iter().find(|b| b.seed == c.seed) else {
+                    continue;
+                };
+                if let (Some(x), Some(y)) = (c.delta(family, 1), b.delta(family, 1)) {
+                    d1.push(x - y);
+                }
+                if let (Some(x), Some(y)) = (c.delta(family, k_max), b.delta(family, k_max)) {
+                    dk.push(x - y);
+                }
+            }
+            table.rows.push(vec![
+                display_name(objective),
+                family.clone(),
+                d1.len().to_string(),
+                fmt_f(mean(&d1), 3),
+                ci_text(&d1),
+                k_max.to_string(),
+                fmt_f(mean(&dk), 3),
+                ci_text(&dk),
+                bound(&d1, false),
+                bound(&d1, true),
+                bound(&dk, false),
+                bound(&dk, true),
+            ]);
+        }
+    }
+    sidecar(table, out_dir, hashes)
+}
+
+/// The probe's global `⟨∇J_k, ∇J_1⟩` and cosine at the first and last probe, mean over seeds.
+fn probe_table(
+    groups: &[(String, Vec<&LmCell>)],
+    out_dir: &Path,
+    hashes: &BTreeSet<String>,
+) -> Result<Vec<PathBuf>, ReportError> {
+    if groups
+        .iter()
+        .all(|(_, g)| g.iter().all(|c| c.probe.is_empty()))
+    {
+        return Ok(Vec::new());
+    }
+    let mut table = Table::new(
+        "probe",
+        "The sketched gradient probe on held-out probe prompts at the start (RL step 0) and the \
+         end of training: ⟨∇J_k, ∇J_1⟩ (global) and the cosine of ∇J_k with ∇J_1, mean over \
+         seeds; the inner product's 95% Student-t interval over seeds. A positive inner product \
+         means a small pass@k step also raises pass@1.",
+        &[
+            "objective",
+            "RL step",
+            "k",
+            "seeds",
+            "⟨∇J_k, ∇J_1⟩",
+            "95% CI",
+            "cosine",
+        ],
+    );
+    for (objective, group) in groups {
+        let mut keys: BTreeSet<(u64, u32)> = BTreeSet::new();
+        for c in group {
+            keys.extend(c.probe.iter().map(|p| (p.step, p.k)));
+        }
+        for (step, k) in keys {
+            let rows: Vec<_> = group
+                .iter()
+                .filter_map(|c| c.probe.iter().find(|p| p.step == step && p.k == k))
+                .collect();
+            let inner: Vec<f64> = rows.iter().map(|p| p.inner).collect();
+            let cosine: Vec<f64> = rows.iter().map(|p| p.cosine).collect();
+            table.rows.push(vec![
+                display_name(objective),
+                step.to_string(),
+                k.to_string(),
+                rows.len().to_string(),
+                crate::tables::fmt_e(mean(&inner), 3),
+                t_interval(&inner, 0.95).map_or("n/a".to_string(), |i| {
+                    format!(
+                        "[{}, {}]",
+                        crate::tables::fmt_e(i.lo, 2),
+                        crate::tables::fmt_e(i.hi, 2)
+                    )
+                }),
+                fmt_f(mean(&cosine), 3),
+            ]);
+        }
+    }
+    sidecar(table, out_dir, hashes)
+}
+
+/// Held-out pass@k against k before RL (all cells) and after, per objective, with bands over
+/// seeds; and the change, with a zero line.
+fn figure(
+    groups: &[(String, Vec<&LmCell>)],
+    out_dir: &Path,
+    hashes: &BTreeSet<String>,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let ks: Vec<u32> = groups
+        .iter()
+        .flat_map(|(_, g)| g.iter().flat_map(|c| c.eval.iter().map(|r| r.k)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut level = Chart::new(
+        "Held-out pass@k before and after RL",
+        "k",
+        "pass@k (all prompts)",
+    );
+    level.x_scale = XScale::Log2;
+    level.legend = Legend::LowerRight;
+    let mut change = Chart::new("Change from the start of RL", "k", "Δ pass@k (end − start)");
+    change.x_scale = XScale::Log2;
+    change.zero_line = true;
+    change.legend = Legend::LowerRight;
+    let all: Vec<&LmCell> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let series = |cells: &[&LmCell], value: &dyn Fn(&LmCell, u32) -> Option<f64>| {
+        let mut points = Vec::new();
+        let mut bands = Vec::new();
+        for &k in &ks {
+            let v: Vec<f64> = cells.iter().filter_map(|c| value(c, k)).collect();
+            if v.is_empty() {
+                continue;
+            }
+            let (m, band) = mean_ci(&v);
+            points.push((f64::from(k), m));
+            bands.push(band);
+        }
+        (points, bands)
+    };
+    let start_of = |c: &LmCell, k: u32| c.at(0, "all", k);
+    let (p, b) = series(&all, &start_of);
+    level
+        .series
+        .push(Series::new("before RL (all cells)", p, Mark::DashedLine, 7).with_intervals(b));
+    for (i, (objective, group)) in groups.iter().enumerate() {
+        let end_of = |c: &LmCell, k: u32| c.at(c.steps, "all", k);
+        let (p, b) = series(group, &end_of);
+        let name = format!("after {}", display_name(objective));
+        level
+            .series
+            .push(Series::new(name, p, Mark::LineAndPoints, i).with_intervals(b));
+        let delta_of = |c: &LmCell, k: u32| c.delta("all", k);
+        let (p, b) = series(group, &delta_of);
+        change.series.push(
+            Series::new(display_name(objective), p, Mark::LineAndPoints, i).with_intervals(b),
+        );
+    }
+    let figure = Figure {
+        stem: "pass_at_k_vs_k".into(),
+        width: 1640,
+        height: 560,
+        panels: vec![level, change],
+    };
+    let caption = "Held-out pass@k against k (all prompts) before RL (dashed, over every cell) \
+                   and after RL per objective (left), and the change from the start (right): \
+                   mean over seeds with 95% Student-t bands.";
+    render_with_sidecar(&figure, out_dir, caption, hashes.clone())
+}
