@@ -1,43 +1,77 @@
-//! The inputs of the report page (`figures/index.html`, rendered by [`passk_report::html`])
-//! that need this crate: each experiment file's matrix with its cell counts, and the claims'
-//! verdicts on the results.
+//! The inputs of the report page (`figures/index.html`, rendered by [`crate::html`]): each
+//! experiment file's matrix with its cell counts, and the claims' verdicts on the results.
 //!
 //! The experiment files are the `*.toml` files with an `[experiment]` table beside the claims
-//! file (`experiments/`). Everything shown is a function of those files and `results/`, never
-//! of this build or the paths passed: a done cell counts as stale when its recorded code
-//! fingerprint is not the one `results/ENVIRONMENT.json` records for its tier (the code of the
-//! latest run), not this build's as in `passk status`, and the results folder's path is written
-//! `results` in the claims' messages.
+//! file (`experiments/`); their caller (passk-cli, which parses them) passes each one's matrix
+//! and cell states as [`ExperimentFile`]s. Everything shown is a function of those files and
+//! `results/`, never of this build or the paths passed: a done cell counts as stale when its
+//! recorded code fingerprint is not the one `results/ENVIRONMENT.json` records for its tier
+//! (the code of the latest run), not this build's as in `passk status`, and the results
+//! folder's path is written `results` in the claims' messages.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
-use passk_report::html::{Counts, Experiment, PageInput};
 
-use crate::record::{state, CellState, CompletionRecord, RECORD_FILE};
+use crate::html::{Counts, Experiment, PageInput};
 
-/// Writes `figures/index.html` for the figures rendered into `figures` from `results`.
-pub fn write(results: &Path, figures: &Path, claims: &Path) -> Result<()> {
+/// One experiment file beside the claims file, as its caller read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentFile {
+    /// The file as the caller names it (`experiments/<name>.toml`).
+    pub file: String,
+    /// `[experiment] name`.
+    pub name: String,
+    /// `[experiment] tier`.
+    pub tier: String,
+    /// `[experiment] description` (empty when it has none).
+    pub description: String,
+    /// Each cell of its matrix: the cell's hash and its state under `results/<name>/`.
+    pub cells: Vec<(String, CellStatus)>,
+}
+
+/// The state of a matrix cell under `results/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellStatus {
+    /// No folder.
+    Missing,
+    /// In place but failing its completion check.
+    Corrupt,
+    /// Its completion record verifies; `code` is the code fingerprint it records, if any.
+    Done {
+        /// The recorded code fingerprint.
+        code: Option<String>,
+    },
+}
+
+/// Writes `figures/index.html` for the figures rendered into `figures` from `results`, with
+/// the experiment files `files` beside the claims file `claims`.
+pub fn write(
+    results: &Path,
+    figures: &Path,
+    claims: &Path,
+    files: &[ExperimentFile],
+) -> Result<()> {
     let input = PageInput {
-        experiments: experiments(results, claims)?,
+        experiments: experiments(results, files)?,
         claims_file: claims.display().to_string(),
         verdicts: verdicts(results, claims),
         claims_sha256: std::fs::read(claims)
             .ok()
-            .map(|b| passk_report::manifest::sha256_hex(&b)),
+            .map(|b| crate::manifest::sha256_hex(&b)),
     };
-    passk_report::html::write_index(figures, results, &input)?;
+    crate::html::write_index(figures, results, &input)?;
     Ok(())
 }
 
 /// The claims' verdicts on `results` alone (claims marked `baseline` read it too).
-fn verdicts(results: &Path, claims: &Path) -> Result<Vec<passk_report::claims::Verdict>, String> {
+fn verdicts(results: &Path, claims: &Path) -> Result<Vec<crate::claims::Verdict>, String> {
     let text = std::fs::read_to_string(claims)
         .map_err(|e| format!("cannot read {}: {e}", claims.display()))?;
-    let file = passk_report::claims::parse_claims(&text, claims).map_err(|e| e.to_string())?;
+    let file = crate::claims::parse_claims(&text, claims).map_err(|e| e.to_string())?;
     let shown = results.display().to_string();
-    let mut verdicts = passk_report::claims::evaluate(&file.claim, results, results);
+    let mut verdicts = crate::claims::evaluate(&file.claim, results, results);
     for v in &mut verdicts {
         if let Some(error) = &mut v.error {
             *error = error.replace(&shown, "results");
@@ -46,31 +80,14 @@ fn verdicts(results: &Path, claims: &Path) -> Result<Vec<passk_report::claims::V
     Ok(verdicts)
 }
 
-/// Every experiment file beside `claims` and every experiment folder under `results`, sorted
-/// by name (then file).
-fn experiments(results: &Path, claims: &Path) -> Result<Vec<Experiment>> {
-    let dir = match claims.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+/// Every experiment file of `files` and every experiment folder under `results`, sorted by
+/// name (then file).
+fn experiments(results: &Path, files: &[ExperimentFile]) -> Result<Vec<Experiment>> {
     let fingerprints = recorded_fingerprints(results);
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "toml"));
-    files.sort();
-    for file in files {
-        let is_experiment = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.parse::<toml::Table>().ok())
-            .is_some_and(|t| t.contains_key("experiment"));
-        if !is_experiment {
-            continue;
-        }
-        let exp = crate::config::load_experiment(&file)?;
+    for exp in files {
         let present = cell_folders(&results.join(&exp.name));
-        let hashes: BTreeSet<&str> = exp.cells.iter().map(|c| c.hash.as_str()).collect();
+        let hashes: BTreeSet<&str> = exp.cells.iter().map(|(h, _)| h.as_str()).collect();
         let mut counts = Counts {
             matrix: exp.cells.len(),
             outside: present
@@ -79,19 +96,14 @@ fn experiments(results: &Path, claims: &Path) -> Result<Vec<Experiment>> {
                 .count(),
             ..Counts::default()
         };
-        for cell in &exp.cells {
-            match state(results, &exp.name, &cell.hash) {
-                CellState::Missing => counts.missing += 1,
-                CellState::Corrupt(_) => counts.corrupt += 1,
-                CellState::Complete => {
+        for (_, status) in &exp.cells {
+            match status {
+                CellStatus::Missing => counts.missing += 1,
+                CellStatus::Corrupt => counts.corrupt += 1,
+                CellStatus::Done { code } => {
                     counts.done += 1;
-                    let dir = results.join(&exp.name).join(&cell.hash);
-                    let recorded = std::fs::read(dir.join(RECORD_FILE))
-                        .ok()
-                        .and_then(|b| serde_json::from_slice::<CompletionRecord>(&b).ok())
-                        .and_then(|r| r.code);
                     let latest = fingerprints.get(&exp.tier).and_then(|v| v.as_str());
-                    match (recorded, latest) {
+                    match (code.as_deref(), latest) {
                         (Some(r), Some(l)) if r != l => counts.stale += 1,
                         (Some(_), Some(_)) => {}
                         _ => counts.unknown_code += 1,
@@ -100,12 +112,12 @@ fn experiments(results: &Path, claims: &Path) -> Result<Vec<Experiment>> {
             }
         }
         out.push(Experiment {
-            file: Some(file.display().to_string()),
+            file: Some(exp.file.clone()),
             tier: Some(exp.tier.clone()),
             description: Some(exp.description.clone()).filter(|d| !d.is_empty()),
             counts: Some(counts),
             cells_in_results: present.len(),
-            name: exp.name,
+            name: exp.name.clone(),
         });
     }
     // Result folders no experiment file names (their tier from their first cell).
