@@ -159,3 +159,76 @@ fn cell_folders(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{CellRecord, SCHEMA_VERSION};
+
+    fn cell(results: &Path, experiment: &str, hash: &str) {
+        let dir = results.join(experiment).join(hash);
+        std::fs::create_dir_all(&dir).unwrap();
+        let record = CellRecord {
+            schema: SCHEMA_VERSION,
+            experiment: experiment.into(),
+            tier: "theory".into(),
+            hash: hash.into(),
+            config: serde_json::json!({}),
+        };
+        std::fs::write(dir.join("cell.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn counts_come_from_the_files_passed_and_the_recorded_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path();
+        for hash in ["a", "b", "d", "e", "x"] {
+            cell(results, "alpha", hash);
+        }
+        cell(results, "beta", "y");
+        std::fs::write(
+            results.join("ENVIRONMENT.json"),
+            r#"{"code_fingerprints": {"theory": "latest"}}"#,
+        )
+        .unwrap();
+        let done = |code: Option<&str>| CellStatus::Done {
+            code: code.map(str::to_string),
+        };
+        let file = ExperimentFile {
+            file: "experiments/alpha.toml".into(),
+            name: "alpha".into(),
+            tier: "theory".into(),
+            description: String::new(),
+            cells: vec![
+                ("a".into(), done(Some("latest"))),
+                ("b".into(), done(Some("older"))),
+                ("c".into(), CellStatus::Missing),
+                ("d".into(), CellStatus::Corrupt),
+                ("e".into(), done(None)),
+            ],
+        };
+        let shown = experiments(results, &[file]).unwrap();
+        assert_eq!(shown.len(), 2);
+        let alpha = &shown[0];
+        assert_eq!(alpha.file.as_deref(), Some("experiments/alpha.toml"));
+        assert_eq!(alpha.description, None);
+        assert_eq!(alpha.cells_in_results, 5);
+        let counts = alpha.counts.clone().unwrap();
+        assert_eq!(
+            (counts.matrix, counts.done, counts.missing, counts.corrupt),
+            (5, 3, 1, 1)
+        );
+        assert_eq!(
+            (counts.stale, counts.unknown_code, counts.outside),
+            (1, 1, 1)
+        );
+        // A results folder no file names is shown with its tier and cell count only.
+        let beta = &shown[1];
+        assert_eq!(
+            (beta.name.as_str(), beta.tier.as_deref()),
+            ("beta", Some("theory"))
+        );
+        assert_eq!((beta.file.clone(), beta.counts.clone()), (None, None));
+        assert_eq!(beta.cells_in_results, 1);
+    }
+}
