@@ -412,6 +412,13 @@ fn compare_runs_a_new_objective_beside_the_committed_baseline() {
     assert_eq!(table.matches("k=2 (new) |").count(), 2, "{table}");
     assert_eq!(table.matches("| pass1\\_rloo |").count(), 2, "{table}");
     assert!(table.contains("end cos"), "{table}");
+    // The CSV holds the intervals' bounds as numbers, like the report's deltas.csv.
+    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().contains("Δ pass@1 ci_low"),
+        "{csv}"
+    );
+    assert!(!csv.contains('['), "{csv}");
     assert!(out.join("compare_tradeoff.svg").is_file());
     assert!(out.join("compare_tradeoff.png").is_file());
     // The new cells live under --out, not in results/.

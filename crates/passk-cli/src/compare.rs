@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use passk_core::objective::objective_from_spec;
-use passk_core::stats::{mean, t_interval};
+use passk_core::stats::mean;
 use passk_report::probe::load_probe_steps;
-use passk_report::tables::{fmt_f, Table};
-use passk_report::tiny::{load_tiny_cells, tradeoff_figure, TinyCell};
+use passk_report::tables::{fmt_f, Shown, Table};
+use passk_report::tiny::{
+    ci_bound, ci_text, load_tiny_cells, tradeoff_figure, Deltas, DeltasTable, TinyCell,
+};
 
 use crate::config::load_experiment;
 use crate::run::{reuse_cells, run_experiment};
@@ -178,19 +180,15 @@ fn end_cosines(dir: &Path, cells: &[TinyCell]) -> Result<BTreeMap<String, f64>> 
     Ok(out)
 }
 
-fn interval(values: &[f64]) -> String {
-    match t_interval(values, 0.95) {
-        Some(i) => format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3)),
-        None => "n/a".into(),
-    }
-}
-
 /// One row per (q, objective): the baseline's objectives, then the new ones (marked `new`);
-/// `cosines` maps a cell hash to its end-of-training probe cosine (see [`compare`]).
+/// `cosines` maps a cell hash to its end-of-training probe cosine (see [`compare`]). Built with
+/// the report's deltas table ([`DeltasTable`]): the CSV holds every interval's bounds as
+/// numbers (`ci_low`, `ci_high`), Markdown and LaTeX the rounded `[low, high]`.
 pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], cosines: &BTreeMap<String, f64>) -> Table {
     let new_objectives: BTreeSet<&str> = new.iter().map(|c| c.objective.as_str()).collect();
     let names: Vec<&str> = new_objectives.iter().copied().collect();
-    let mut table = Table::new(
+    const VS: &str = "Δ pass@1 − pass@1 training's";
+    let mut table = DeltasTable::new(
         "compare",
         &format!(
             "{} (new) beside the committed baseline: change from the warm start of held-out \
@@ -204,19 +202,19 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], cosines: &BTreeMap<Stri
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        &[
-            "q",
-            "objective",
-            "seeds",
-            "Δ pass@1",
-            "Δ pass@1 95% CI",
-            "k",
-            "Δ pass@k",
-            "Δ pass@k 95% CI",
-            "Δ pass@1 − pass@1 training's",
-            "end cos(∇J_k, ∇J_1)",
-        ],
+        &["q", "objective", "seeds"],
+        &[VS, &format!("{VS} 95% CI"), "end cos(∇J_k, ∇J_1)"],
     );
+    // The paired difference's interval: its text beside its mean, its bounds last in the CSV.
+    let vs_ci = 3 + 5 + 1;
+    table.table.shown.push((vs_ci, Shown::TextOnly));
+    for bound in ["ci_low", "ci_high"] {
+        table
+            .table
+            .shown
+            .push((table.table.columns.len(), Shown::CsvOnly));
+        table.table.columns.push(format!("{VS} {bound}"));
+    }
     let qs: BTreeSet<u64> = base.iter().chain(new).map(|c| c.q.to_bits()).collect();
     let mut qs: Vec<f64> = qs.into_iter().map(f64::from_bits).collect();
     qs.sort_by(f64::total_cmp);
@@ -249,12 +247,9 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], cosines: &BTreeMap<Stri
                 .and_then(|c| c.delta(1))
         };
         for (label, cells) in groups {
-            if cells.is_empty() {
+            let Some(deltas) = Deltas::of(&cells) else {
                 continue;
-            }
-            let k = cells[0].objective_k();
-            let d1: Vec<f64> = cells.iter().filter_map(|c| c.delta(1)).collect();
-            let dk: Vec<f64> = cells.iter().filter_map(|c| c.delta(k)).collect();
+            };
             let vs: Vec<f64> = cells
                 .iter()
                 .filter_map(|c| Some(c.delta(1)? - pass1_by_seed(c.seed)?))
@@ -263,29 +258,21 @@ pub fn side_by_side(base: &[TinyCell], new: &[TinyCell], cosines: &BTreeMap<Stri
                 .iter()
                 .filter_map(|c| cosines.get(&c.record.hash).copied())
                 .collect();
-            table.rows.push(vec![
-                fmt_f(q, 2),
-                label,
-                cells.len().to_string(),
-                fmt_f(mean(&d1), 3),
-                interval(&d1),
-                k.to_string(),
-                fmt_f(mean(&dk), 3),
-                interval(&dk),
-                if vs.is_empty() {
-                    "n/a".into()
-                } else {
-                    format!("{} {}", fmt_f(mean(&vs), 3), interval(&vs))
-                },
-                if cos.is_empty() {
-                    "n/a".into()
-                } else {
-                    fmt_f(mean(&cos), 3)
-                },
-            ]);
+            let n_a = |v: &[f64], text: String| if v.is_empty() { "n/a".into() } else { text };
+            table.push(
+                vec![fmt_f(q, 2), label, cells.len().to_string()],
+                &deltas,
+                vec![
+                    n_a(&vs, fmt_f(mean(&vs), 3)),
+                    n_a(&vs, ci_text(&vs)),
+                    n_a(&cos, fmt_f(mean(&cos), 3)),
+                ],
+            );
+            let row = table.table.rows.last_mut().expect("just pushed");
+            row.extend([ci_bound(&vs, false), ci_bound(&vs, true)]);
         }
     }
-    table
+    table.table
 }
 
 #[cfg(test)]

@@ -6,12 +6,10 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 mod environment;
-pub mod figures;
 mod lm;
 mod lm_tools;
-mod page;
+mod page_files;
 pub mod provenance;
-pub mod readme;
 pub mod record;
 pub mod run;
 pub mod signals;
@@ -29,6 +27,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use passk_report::{figures, readme};
 
 use crate::cli::{
     CheckArgs, Cli, Command, CompareArgs, ExperimentsArgs, ListArgs, ManifestArgs, ReportArgs,
@@ -107,7 +106,9 @@ fn cmd_warm_starts(args: &WarmStartsArgs) -> Result<ExitCode> {
 
 fn cmd_report(args: &ReportArgs) -> Result<ExitCode> {
     let (results, figures) = (&args.results.results, &args.figures.figures);
-    let written = figures::regenerate(results, figures, &args.claims.claims, args.force)?;
+    let claims = &args.claims.claims;
+    let files = page_files::beside(results, claims)?;
+    let written = figures::regenerate(results, figures, claims, &files, args.force)?;
     let readme = readme::sync(figures)?;
     if let Some(dir) = &args.per_cell {
         let n = figures::render_cell_figures(results, dir)?;
@@ -385,7 +386,11 @@ fn cmd_verify(args: &VerifyArgs) -> Result<ExitCode> {
                 .map(|p| format!("results/{p}")),
         );
     }
-    problems.extend(figures::verify(results, figures, &args.claims.claims)?);
+    let claims = &args.claims.claims;
+    match page_files::beside(results, claims) {
+        Ok(files) => problems.extend(figures::verify(results, figures, claims, &files)?),
+        Err(e) => problems.push(figures::unrenderable(&e)),
+    }
     problems.extend(readme::verify(figures)?);
     if problems.is_empty() {
         println!(

@@ -197,6 +197,112 @@ pub fn tradeoff_figure(cells: &[TinyCell], stem: &str, label: &dyn Fn(&str) -> S
     }
 }
 
+/// The change from the warm start of held-out pass@1 and of pass@k (k of the objective, all
+/// prompts) over a group of cells of one q and one objective, one value per cell that has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deltas {
+    /// k of the group's objective (of its first cell).
+    pub k: u32,
+    /// Δ pass@1 per cell.
+    pub pass1: Vec<f64>,
+    /// Δ pass@k per cell.
+    pub passk: Vec<f64>,
+}
+
+impl Deltas {
+    /// The deltas of `group`; `None` when it is empty.
+    pub fn of(group: &[&TinyCell]) -> Option<Self> {
+        let k = group.first()?.objective_k();
+        Some(Self {
+            k,
+            pass1: group.iter().filter_map(|c| c.delta(1)).collect(),
+            passk: group.iter().filter_map(|c| c.delta(k)).collect(),
+        })
+    }
+
+    /// Whether each of the group's `n` cells has both deltas.
+    pub fn complete(&self, n: usize) -> bool {
+        self.pass1.len() == n && self.passk.len() == n
+    }
+}
+
+/// The 95% Student-t interval of `values` as a reader sees it, `[low, high]` rounded to three
+/// decimals (`n/a` with fewer than two values).
+pub fn ci_text(values: &[f64]) -> String {
+    t_interval(values, 0.95).map_or("n/a".to_string(), |i| {
+        format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3))
+    })
+}
+
+/// One bound (`high` or low) of the 95% Student-t interval of `values` at full precision
+/// (shortest round-trip form), empty with fewer than two values.
+pub fn ci_bound(values: &[f64], high: bool) -> String {
+    t_interval(values, 0.95).map_or(String::new(), |i| {
+        format!("{}", if high { i.hi } else { i.lo })
+    })
+}
+
+/// A table of [`Deltas`], one row per group: the caller's `lead` columns, then Δ pass@1 and its
+/// interval, k, Δ pass@k and its interval, the caller's `trail` columns, and last the interval
+/// bounds. The CSV holds the bounds as numbers at full precision (`ci_low`, `ci_high`);
+/// Markdown and LaTeX the rounded `[low, high]` a reader sees. The report's `deltas` table and
+/// `passk compare`'s table are built with it.
+#[derive(Debug, Clone)]
+pub struct DeltasTable {
+    /// The table so far.
+    pub table: Table,
+}
+
+impl DeltasTable {
+    /// An empty table with `lead` columns before the deltas and `trail` columns after them.
+    pub fn new(name: &str, caption: &str, lead: &[&str], trail: &[&str]) -> Self {
+        let mut columns: Vec<&str> = lead.to_vec();
+        columns.extend([
+            "Δ pass@1",
+            "Δ pass@1 95% CI",
+            "k",
+            "Δ pass@k",
+            "Δ pass@k 95% CI",
+        ]);
+        columns.extend(trail);
+        let bounds = columns.len();
+        columns.extend([
+            "Δ pass@1 ci_low",
+            "Δ pass@1 ci_high",
+            "Δ pass@k ci_low",
+            "Δ pass@k ci_high",
+        ]);
+        let mut table = Table::new(name, caption, &columns);
+        let at = lead.len();
+        table.shown = vec![(at + 1, Shown::TextOnly), (at + 4, Shown::TextOnly)];
+        table
+            .shown
+            .extend((bounds..bounds + 4).map(|c| (c, Shown::CsvOnly)));
+        Self { table }
+    }
+
+    /// Adds the row of `deltas` between the caller's `lead` and `trail` cells.
+    pub fn push(&mut self, lead: Vec<String>, deltas: &Deltas, trail: Vec<String>) {
+        let (d1, dk) = (&deltas.pass1, &deltas.passk);
+        let mut row = lead;
+        row.extend([
+            fmt_f(mean(d1), 3),
+            ci_text(d1),
+            deltas.k.to_string(),
+            fmt_f(mean(dk), 3),
+            ci_text(dk),
+        ]);
+        row.extend(trail);
+        row.extend([
+            ci_bound(d1, false),
+            ci_bound(d1, true),
+            ci_bound(dk, false),
+            ci_bound(dk, true),
+        ]);
+        self.table.rows.push(row);
+    }
+}
+
 /// Renders the tiny-tier figures and tables of `cells` into `out_dir`; returns the paths, sorted.
 pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     if cells.is_empty() {
@@ -267,74 +373,48 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
     )?);
 
     // Table: per q and objective, deltas of pass@1 and of pass@k (the objective's k) with CIs.
-    let mut table = Table::new(
+    let mut table = DeltasTable::new(
         "deltas",
         "Change from the warm start of held-out pass@1 and pass@k (k of the objective; 1 for pass@1 objectives), all prompts: mean over seeds with a 95% Student-t interval (n/a with one seed).",
-        &["q", "objective", "seeds", "warm-start pass@1", "Δ pass@1", "Δ pass@1 95% CI", "k", "Δ pass@k", "Δ pass@k 95% CI", "Δ pass@1 ci_low", "Δ pass@1 ci_high", "Δ pass@k ci_low", "Δ pass@k ci_high"],
+        &["q", "objective", "seeds", "warm-start pass@1"],
+        &[],
     );
-    // The CSV holds the bounds as numbers at full precision; Markdown and LaTeX the rounded
-    // `[low, high]` a reader sees.
-    table.shown = vec![
-        (5, Shown::TextOnly),
-        (8, Shown::TextOnly),
-        (9, Shown::CsvOnly),
-        (10, Shown::CsvOnly),
-        (11, Shown::CsvOnly),
-        (12, Shown::CsvOnly),
-    ];
-    let ci = |v: &[f64]| {
-        t_interval(v, 0.95).map_or("n/a".to_string(), |i| {
-            format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3))
-        })
-    };
-    // One bound at full precision (shortest round-trip form), empty with one seed.
-    let bound = |v: &[f64], high: bool| {
-        t_interval(v, 0.95).map_or(String::new(), |i| {
-            format!("{}", if high { i.hi } else { i.lo })
-        })
-    };
     for &q in &qs {
         for objective in &objectives {
             let group: Vec<&TinyCell> = cells
                 .iter()
                 .filter(|c| c.q == q && &c.objective == objective)
                 .collect();
-            if group.is_empty() {
+            let Some(deltas) = Deltas::of(&group) else {
                 continue;
-            }
-            let k = group[0].objective_k();
-            let d1: Vec<f64> = group.iter().filter_map(|c| c.delta(1)).collect();
-            let dk: Vec<f64> = group.iter().filter_map(|c| c.delta(k)).collect();
+            };
             let start: Vec<f64> = group
                 .iter()
                 .filter_map(|c| c.pass_at(0, "all", 1))
                 .collect();
-            if d1.len() != group.len() || dk.len() != group.len() {
+            if !deltas.complete(group.len()) {
                 return Err(ReportError::invalid(
                     out_dir,
                     format!(
                         "a cell of q = {q}, {objective} lacks the warm-start or final evaluation of \
-                         pass@1 or pass@{k}; rerun it"
+                         pass@1 or pass@{}; rerun it",
+                        deltas.k
                     ),
                 ));
             }
-            table.rows.push(vec![
-                format!("{q}"),
-                objective.clone(),
-                group.len().to_string(),
-                fmt_f(mean(&start), 3),
-                fmt_f(mean(&d1), 3),
-                ci(&d1),
-                k.to_string(),
-                fmt_f(mean(&dk), 3),
-                ci(&dk),
-                bound(&d1, false),
-                bound(&d1, true),
-                bound(&dk, false),
-                bound(&dk, true),
-            ]);
+            table.push(
+                vec![
+                    format!("{q}"),
+                    objective.clone(),
+                    group.len().to_string(),
+                    fmt_f(mean(&start), 3),
+                ],
+                &deltas,
+                Vec::new(),
+            );
         }
     }
+    let table = table.table;
     let files = table.write_all(out_dir)?;
     paths.extend(sources(
         out_dir,

@@ -9,42 +9,50 @@
 //! both), so a killed report leaves the old set or the new one. The next report removes a dead
 //! run's staging and old folders, and puts back a figures folder lost between the two renames.
 //! Beside the experiments' folders the set holds `index.html`, the page over all of them
-//! ([`crate::page`]), which also reads the experiment files beside the claims file.
+//! ([`crate::page`]), which also shows the experiment files beside the claims file (read by the
+//! caller and passed in).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
+use crate::page::ExperimentFile;
+use crate::schema::CellRecord;
 use anyhow::{bail, Context, Result};
-use passk_report::schema::CellRecord;
 
 /// The list of the files the report generated, inside the figures folder.
 pub const OUTPUTS: &str = ".passk-outputs";
 
 /// Renders every experiment under `results` into `out/<experiment>/`, then `out/index.html`
-/// (with the claims of `claims`); returns files written.
-fn render_all(results: &Path, out: &Path, claims: &Path) -> Result<usize> {
+/// (with the claims of `claims` and the experiment files `files` beside it); returns files
+/// written.
+fn render_all(
+    results: &Path,
+    out: &Path,
+    claims: &Path,
+    files: &[ExperimentFile],
+) -> Result<usize> {
     let mut written = 0;
     for (experiment, tier) in experiments(results)? {
         let target = out.join(&experiment);
         let source = results.join(&experiment);
         match tier.as_str() {
             "theory" => {
-                let cells = passk_report::load::load_theory_cells(&source)?;
-                written += passk_report::theory::render_theory(&cells, &target)?.len();
+                let cells = crate::load::load_theory_cells(&source)?;
+                written += crate::theory::render_theory(&cells, &target)?.len();
             }
             "tiny" => {
-                let cells = passk_report::tiny::load_tiny_cells(&source)?;
-                written += passk_report::tiny::render_tiny(&cells, &target)?.len();
-                let probed: Vec<_> = passk_report::probe::load_probe_cells(&source)?
+                let cells = crate::tiny::load_tiny_cells(&source)?;
+                written += crate::tiny::render_tiny(&cells, &target)?.len();
+                let probed: Vec<_> = crate::probe::load_probe_cells(&source)?
                     .into_iter()
                     .filter(|c| !c.steps.is_empty())
                     .collect();
                 if !probed.is_empty() {
-                    written += passk_report::probe::render_probe(&probed, &target)?.len();
+                    written += crate::probe::render_probe(&probed, &target)?.len();
                 }
             }
             // The lm tier has tables only (pass@k and sample outcomes per cell).
-            "lm" => written += passk_report::lm::report_lm(&source, &target)?.len(),
+            "lm" => written += crate::lm::report_lm(&source, &target)?.len(),
             other => bail!(
                 "{}: tier {other:?} has no report in this build",
                 source.display()
@@ -52,12 +60,12 @@ fn render_all(results: &Path, out: &Path, claims: &Path) -> Result<usize> {
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    crate::page::write(results, out, claims)?;
+    crate::page::write(results, out, claims, files)?;
     Ok(written + 1)
 }
 
 /// Experiments under `results` (sorted) with the tier named by their first cell.
-pub(crate) fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
+pub fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     if !results.is_dir() {
         bail!(
@@ -100,19 +108,25 @@ pub fn render_cell_figures(results: &Path, out: &Path) -> Result<usize> {
         if tier != "tiny" {
             continue;
         }
-        let probed: Vec<_> = passk_report::probe::load_probe_cells(&results.join(&experiment))?
+        let probed: Vec<_> = crate::probe::load_probe_cells(&results.join(&experiment))?
             .into_iter()
             .filter(|c| !c.steps.is_empty())
             .collect();
-        written += passk_report::probe::render_probe_cells(&probed, &out.join(&experiment))?.len();
+        written += crate::probe::render_probe_cells(&probed, &out.join(&experiment))?.len();
     }
     Ok(written)
 }
 
 /// Replaces the figure set in `figures` with a fresh rendering of `results` (see the module
 /// documentation for what it refuses and how a kill is survived); returns the files written.
-/// The page reads the claims file `claims` and the experiment files beside it.
-pub fn regenerate(results: &Path, figures: &Path, claims: &Path, force: bool) -> Result<usize> {
+/// The page reads the claims file `claims` and shows the experiment files `files` beside it.
+pub fn regenerate(
+    results: &Path,
+    figures: &Path,
+    claims: &Path,
+    files: &[ExperimentFile],
+    force: bool,
+) -> Result<usize> {
     let target = absolute(figures)?;
     refuse_overlap(results, &target, "--figures")?;
     let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
@@ -140,8 +154,7 @@ pub fn regenerate(results: &Path, figures: &Path, claims: &Path, force: bool) ->
         refuse_foreign(&target, listed.is_some(), |rel| match &listed {
             Some(list) => list.contains(rel),
             None => {
-                rel == passk_report::html::INDEX
-                    || names.contains(rel.split('/').next().unwrap_or(rel))
+                rel == crate::html::INDEX || names.contains(rel.split('/').next().unwrap_or(rel))
             }
         })?;
     }
@@ -149,7 +162,7 @@ pub fn regenerate(results: &Path, figures: &Path, claims: &Path, force: bool) ->
     std::fs::create_dir(&staging)
         .with_context(|| format!("cannot create {}", staging.display()))?;
     let result = (|| {
-        let written = render_all(results, &staging, claims)?;
+        let written = render_all(results, &staging, claims, files)?;
         let fresh: BTreeSet<String> = present_files(&staging)?.into_iter().collect();
         if !force {
             refuse_foreign(&target, listed.is_some(), |rel| match &listed {
@@ -157,7 +170,7 @@ pub fn regenerate(results: &Path, figures: &Path, claims: &Path, force: bool) ->
                 None => fresh.contains(rel),
             })?;
         }
-        passk_report::atomic::write_atomic(&staging.join(OUTPUTS), outputs_text(&fresh).as_bytes())
+        crate::atomic::write_atomic(&staging.join(OUTPUTS), outputs_text(&fresh).as_bytes())
             .with_context(|| format!("cannot write {}", staging.join(OUTPUTS).display()))?;
         swap(&staging, &target, parent, &name)?;
         Ok(written)
@@ -280,7 +293,7 @@ fn present_files(root: &Path) -> Result<Vec<String>> {
                 stack.push(entry.path());
                 continue;
             }
-            let rel = passk_report::manifest::relative(root, &entry.path());
+            let rel = crate::manifest::relative(root, &entry.path());
             if rel != OUTPUTS {
                 out.push(rel);
             }
@@ -305,6 +318,9 @@ fn read_outputs(figures: &Path) -> Result<Option<BTreeSet<String>>> {
     }
 }
 
+/// The outputs list naming `files`. Its header names the file where this code lived when the
+/// committed figures/ were written (passk-cli's figures.rs, now passk-report's), kept as is so
+/// that a regeneration leaves figures/ byte-identical.
 fn outputs_text(files: &BTreeSet<String>) -> String {
     let mut text = String::from(
         "# The files `passk report` generated in this folder, one relative path a line. It\n\
@@ -421,18 +437,21 @@ fn dead(suffix: &str) -> bool {
 }
 
 /// Differences between `figures` and a fresh rendering of `results` (the page with the claims
-/// of `claims`), one message per file.
-pub fn verify(results: &Path, figures: &Path, claims: &Path) -> Result<Vec<String>> {
+/// of `claims` and the experiment files `experiment_files`), one message per file.
+pub fn verify(
+    results: &Path,
+    figures: &Path,
+    claims: &Path,
+    experiment_files: &[ExperimentFile],
+) -> Result<Vec<String>> {
     let fresh = unique_dir(&std::env::temp_dir(), "passk-verify");
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh)?;
     }
     std::fs::create_dir_all(&fresh)?;
-    if let Err(e) = render_all(results, &fresh, claims) {
+    if let Err(e) = render_all(results, &fresh, claims, experiment_files) {
         let _ = std::fs::remove_dir_all(&fresh);
-        return Ok(vec![format!(
-            "figures/ cannot be regenerated from results/: {e:#}"
-        )]);
+        return Ok(vec![unrenderable(&e)]);
     }
     let problems = (|| {
         let want = files(&fresh)?;
@@ -472,6 +491,12 @@ pub fn verify(results: &Path, figures: &Path, claims: &Path) -> Result<Vec<Strin
     problems
 }
 
+/// The problem `passk verify` reports when figures/ cannot be rendered from results/ (`e`
+/// says why).
+pub fn unrenderable(e: &anyhow::Error) -> String {
+    format!("figures/ cannot be regenerated from results/: {e:#}")
+}
+
 /// A fresh path under `parent` unique to this process and call (tests run passk in parallel).
 fn unique_dir(parent: &Path, prefix: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -507,225 +532,5 @@ fn files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs a 4-cell theory experiment named `name` into `results`.
-    fn theory_results(results: &Path, name: &str) {
-        let text = format!(
-            "[experiment]\nname = \"{name}\"\ntier = \"theory\"\n[matrix]\nk = [2, 4]\n\
-             separation = [0.5, 6.0]\nseed = [0]\n[params]\np_hard = 0.2\nn_prompts = 8\n\
-             feature_std = 1.0\ntheta0 = [2.0, 0.0]\nk_scan = [1, 2]\nlr = 1.0\nsteps = 2\n\
-             one_step_eta = 0.01\n"
-        );
-        let exp = crate::config::parse_experiment(&text, Path::new("t.toml")).unwrap();
-        let ctx = crate::tiers::RunContext {
-            quiet: true,
-            ..Default::default()
-        };
-        crate::run::run_experiment(&exp, results, &ctx).unwrap();
-    }
-
-    /// A claims file that does not exist: the page says so.
-    fn claims() -> PathBuf {
-        PathBuf::from("no-such-folder/claims.toml")
-    }
-
-    /// Every entry name directly under `dir`, sorted.
-    fn names(dir: &Path) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        out.sort();
-        out
-    }
-
-    fn contents(root: &Path) -> BTreeMap<String, Vec<u8>> {
-        present_files(root)
-            .unwrap()
-            .into_iter()
-            .map(|rel| {
-                let bytes = std::fs::read(root.join(&rel)).unwrap();
-                (rel, bytes)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn report_owns_only_the_files_it_wrote() {
-        let dir = tempfile::tempdir().unwrap();
-        let (results, figures) = (dir.path().join("results"), dir.path().join("figures"));
-        theory_results(&results, "alpha");
-        theory_results(&results, "beta");
-        regenerate(&results, &figures, &claims(), false).unwrap();
-        let listed = read_outputs(&figures).unwrap().unwrap();
-        let present: BTreeSet<String> = present_files(&figures).unwrap().into_iter().collect();
-        assert_eq!(listed, present);
-        assert!(listed.iter().any(|f| f.starts_with("alpha/")));
-        assert!(listed.iter().any(|f| f.starts_with("beta/")));
-        // The page is one of the owned files; it links both experiments' figures.
-        assert!(listed.contains("index.html"), "{listed:?}");
-        let page = std::fs::read_to_string(figures.join("index.html")).unwrap();
-        for name in ["alpha", "beta"] {
-            let img = format!("<img src=\"{name}/ascent.png\"");
-            assert!(page.contains(&img), "{img}");
-        }
-        assert!(page.contains("cannot read no-such-folder/claims.toml"));
-        assert!(verify(&results, &figures, &claims()).unwrap().is_empty());
-        assert_eq!(names(dir.path()), ["figures", "results"], "no staging left");
-
-        // A folder from before the list (what earlier builds wrote) is accepted and listed.
-        let generated = contents(&figures);
-        std::fs::remove_file(figures.join(OUTPUTS)).unwrap();
-        regenerate(&results, &figures, &claims(), false).unwrap();
-        assert_eq!(read_outputs(&figures).unwrap().unwrap(), listed);
-        assert_eq!(contents(&figures), generated);
-
-        // A file an earlier run generated but this one does not, and an experiment gone from
-        // results/, are removed; nothing else is left.
-        std::fs::write(figures.join("alpha/retired.svg"), "<svg/>").unwrap();
-        let mut text = std::fs::read_to_string(figures.join(OUTPUTS)).unwrap();
-        text.push_str("alpha/retired.svg\n");
-        std::fs::write(figures.join(OUTPUTS), text).unwrap();
-        std::fs::remove_dir_all(results.join("beta")).unwrap();
-        regenerate(&results, &figures, &claims(), false).unwrap();
-        assert!(!figures.join("alpha/retired.svg").exists());
-        assert!(!figures.join("beta").exists());
-        let now = contents(&figures);
-        assert!(
-            now.keys()
-                .all(|f| f.starts_with("alpha/") || f == "index.html"),
-            "{now:?}"
-        );
-        assert_eq!(
-            read_outputs(&figures).unwrap().unwrap(),
-            now.keys().cloned().collect::<BTreeSet<_>>()
-        );
-        assert!(verify(&results, &figures, &claims()).unwrap().is_empty());
-
-        // A file passk did not write stops the report, and everything stays as it was.
-        std::fs::write(figures.join("notes.txt"), "mine").unwrap();
-        std::fs::write(figures.join("alpha/mine.txt"), "mine too").unwrap();
-        let before = contents(&figures);
-        let e = format!(
-            "{:#}",
-            regenerate(&results, &figures, &claims(), false).unwrap_err()
-        );
-        assert!(e.contains("--force") && e.contains("notes.txt"), "{e}");
-        assert!(e.contains("alpha/mine.txt"), "{e}");
-        assert_eq!(contents(&figures), before);
-        assert_eq!(names(dir.path()), ["figures", "results"], "no staging left");
-        // Without a list, the same holds (they are not files a fresh regeneration writes).
-        std::fs::remove_file(figures.join(OUTPUTS)).unwrap();
-        let e = format!(
-            "{:#}",
-            regenerate(&results, &figures, &claims(), false).unwrap_err()
-        );
-        assert!(e.contains("--force") && e.contains("notes.txt"), "{e}");
-        assert!(figures.join("notes.txt").is_file());
-        // The outputs list itself is checked by verify, not reported as a stray figure.
-        std::fs::remove_file(figures.join("notes.txt")).unwrap();
-        std::fs::remove_file(figures.join("alpha/mine.txt")).unwrap();
-        std::fs::write(figures.join(OUTPUTS), "alpha/other.svg\n").unwrap();
-        let problems = verify(&results, &figures, &claims()).unwrap();
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains(OUTPUTS), "{problems:?}");
-        // --force takes the folder over.
-        std::fs::write(figures.join("notes.txt"), "mine").unwrap();
-        regenerate(&results, &figures, &claims(), true).unwrap();
-        assert!(!figures.join("notes.txt").exists());
-        assert!(verify(&results, &figures, &claims()).unwrap().is_empty());
-    }
-
-    #[test]
-    fn output_overlapping_results_is_refused_even_with_force() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join("project/results");
-        std::fs::create_dir_all(results.join("exp/0123456789abcdef")).unwrap();
-        std::fs::write(results.join("MANIFEST"), "").unwrap();
-        std::fs::write(results.join("exp/0123456789abcdef/cell.json"), "{}").unwrap();
-        std::fs::write(dir.path().join("project/README.md"), "readme").unwrap();
-        let before = contents(dir.path());
-        for (figures, relation) in [
-            (results.clone(), "it is the results"),
-            (results.join("exp"), "it is inside the results"),
-            (results.join("new/figures"), "it is inside the results"),
-            (dir.path().join("project"), "it contains the results"),
-            (results.join("exp/../../results"), "it is the results"),
-        ] {
-            for force in [false, true] {
-                let e = format!(
-                    "{:#}",
-                    regenerate(&results, &figures, &claims(), force).unwrap_err()
-                );
-                assert!(e.contains(relation) && e.contains("--force"), "{e}");
-            }
-            let e = format!("{:#}", render_cell_figures(&results, &figures).unwrap_err());
-            assert!(e.contains(relation) && e.contains("--per-cell"), "{e}");
-            assert_eq!(contents(dir.path()), before, "{}", figures.display());
-        }
-        assert!(!results.join("new").exists());
-    }
-
-    #[test]
-    fn leftovers_of_killed_reports_are_cleaned_at_the_next_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join("results");
-        std::fs::create_dir_all(&results).unwrap();
-        let figures = dir.path().join("figures");
-        let write = |rel: &str| {
-            let path = dir.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, "x").unwrap();
-        };
-        // A folder of a live run (this process) is left alone; a dead one's are removed.
-        let live = format!(".figures.staging-{}-999999", std::process::id());
-        for rel in [
-            "figures/.passk-outputs",
-            "figures/a.txt",
-            "figures/.staging-4194999-0/theory/x.svg",
-            ".figures.staging-4194999-1/theory/x.svg",
-            ".figures.old-4194999-2/a.txt",
-            &format!("{live}/x.svg"),
-        ] {
-            write(rel);
-        }
-        std::fs::write(figures.join(OUTPUTS), "a.txt\n").unwrap();
-        regenerate(&results, &figures, &claims(), false).unwrap();
-        assert_eq!(names(dir.path()), [live.as_str(), "figures", "results"]);
-        assert_eq!(
-            names(&figures),
-            [OUTPUTS, "index.html"],
-            "a.txt is no longer generated"
-        );
-
-        // Killed between the two renames: no figures/, the old set aside. It is put back.
-        std::fs::remove_dir_all(dir.path().join(&live)).unwrap();
-        std::fs::rename(&figures, dir.path().join(".figures.old-4194999-3")).unwrap();
-        write(".figures.staging-4194999-4/half.svg");
-        recover(dir.path(), "figures").unwrap();
-        assert_eq!(names(dir.path()), ["figures", "results"]);
-        assert_eq!(names(&figures), [OUTPUTS, "index.html"]);
-    }
-
-    #[test]
-    fn absolute_resolves_links_and_dot_dot() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("a/b")).unwrap();
-        assert_eq!(
-            absolute(&root.join("a/b/../c/d")).unwrap(),
-            root.join("a/c/d")
-        );
-        assert_eq!(absolute(&root.join("a/./b")).unwrap(), root.join("a/b"));
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink(root.join("a"), root.join("link")).unwrap();
-            assert_eq!(
-                absolute(&root.join("link/b/new")).unwrap(),
-                root.join("a/b/new")
-            );
-        }
-    }
-}
+#[path = "figures_tests.rs"]
+mod tests;
