@@ -41,7 +41,9 @@ struct ProbeSummary {
     step: u64,
     k: u32,
     inner: f64,
-    cosine: f64,
+    /// Absent (`null`) when the split-half estimate of a squared norm came out negative, as it
+    /// can when few samples succeed.
+    cosine: Option<f64>,
 }
 
 /// The part of `summary.json` the report reads.
@@ -322,7 +324,7 @@ mod tests {
         );
         write(
             &cell.join("summary.json"),
-            r#"{"probe":[{"step":0,"k":2,"inner":0.5,"ci_low":0.1,"ci_high":0.9,"cosine":0.8}]}"#,
+            r#"{"probe":[{"step":0,"k":2,"inner":0.5,"ci_low":0.1,"ci_high":0.9,"cosine":null}]}"#,
         );
     }
 
@@ -382,6 +384,11 @@ mod tests {
         assert!(lo < -0.15 && -0.15 < hi, "{row}");
         let probe = std::fs::read_to_string(out.join("probe.csv")).unwrap();
         assert!(probe.contains("pass@1 (RLOO),0,2,2,"), "{probe}");
+        // Every fixture cell's cosine is null (a negative split-half norm estimate).
+        assert!(
+            probe.lines().skip(1).all(|l| l.ends_with(",n/a")),
+            "{probe}"
+        );
         let svg = std::fs::read_to_string(out.join("pass_at_k_vs_k.svg")).unwrap();
         assert!(svg.contains("before RL"), "legend drawn");
     }

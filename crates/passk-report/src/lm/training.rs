@@ -259,7 +259,9 @@ fn probe_table(
         "The sketched gradient probe on held-out probe prompts at the start (RL step 0) and the \
          end of training: ⟨∇J_k, ∇J_1⟩ (global) and the cosine of ∇J_k with ∇J_1, mean over \
          seeds; the inner product's 95% Student-t interval over seeds. A positive inner product \
-         means a small pass@k step also raises pass@1.",
+         means a small pass@k step also raises pass@1. The cosine is undefined (n/a) in a cell \
+         whose split-half estimate of a squared norm came out negative, which happens when few \
+         probe samples succeed; its column says in how many seeds it was defined.",
         &[
             "objective",
             "RL step",
@@ -281,7 +283,7 @@ fn probe_table(
                 .filter_map(|c| c.probe.iter().find(|p| p.step == step && p.k == k))
                 .collect();
             let inner: Vec<f64> = rows.iter().map(|p| p.inner).collect();
-            let cosine: Vec<f64> = rows.iter().map(|p| p.cosine).collect();
+            let cosine: Vec<f64> = rows.iter().filter_map(|p| p.cosine).collect();
             table.rows.push(vec![
                 display_name(objective),
                 step.to_string(),
@@ -295,7 +297,16 @@ fn probe_table(
                         crate::tables::fmt_e(i.hi, 2)
                     )
                 }),
-                fmt_f(mean(&cosine), 3),
+                if cosine.is_empty() {
+                    "n/a".to_string()
+                } else {
+                    format!(
+                        "{} ({} of {})",
+                        fmt_f(mean(&cosine), 3),
+                        cosine.len(),
+                        rows.len()
+                    )
+                },
             ]);
         }
     }
