@@ -606,8 +606,8 @@ fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64, String> {
 }
 
 mod render;
-pub use render::render_table;
-pub(crate) use render::{number, tested_label, verdict_word};
+pub(crate) use render::{number, tested_label};
+pub use render::{render_table, verdict_word};
 
 #[cfg(test)]
 mod tests {
