@@ -58,6 +58,7 @@ cargo xtask <command>
                                  matrix from the committed warm starts in
                                  results/warm-starts/) into target/passk-check/,
                                  evaluate every claim, then verify the committed results
+                                 (and that those the gate recomputed are byte-identical)
   compare --objective SPEC... [--experiment NAME] [--force]
                                  run objective SPEC (repeatable) on the cells of
                                  experiments/NAME.toml (default tiny-core, reusing

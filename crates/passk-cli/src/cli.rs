@@ -34,7 +34,8 @@ const REPORT_USAGE: &str = "\
 passk report [--results DIR] [--figures DIR] [--per-cell DIR] [--force] [--claims FILE]
                     [--quiet]";
 const MANIFEST_USAGE: &str = "passk manifest [--results DIR] [--quiet]";
-const VERIFY_USAGE: &str = "passk verify [--results DIR] [--figures DIR] [--claims FILE]";
+const VERIFY_USAGE: &str = "\
+passk verify [--results DIR] [--figures DIR] [--claims FILE] [--against DIR]";
 const SEAL_USAGE: &str = "passk seal [--results DIR] [--cache DIR]...";
 const CHECK_USAGE: &str = "\
 passk check [--claims FILE] [--results DIR] [--baseline DIR] [--strict]
@@ -176,6 +177,11 @@ pub enum Command {
     /// Fail (exit status 1) when a result file differs from MANIFEST, a cell from its
     /// completion record, figures/ from a fresh regeneration, or a generated README block from
     /// its source.
+    ///
+    /// With --against DIR (a fresh recomputation of some cells, e.g. the CI gate's
+    /// target/passk-check), also when a cell there differs from the committed cell of the same
+    /// hash: a file not byte-identical (a completion record compared without its code
+    /// fingerprint). Cells not committed are not compared.
     #[command(
         args_override_self = true,
         override_usage = VERIFY_USAGE
@@ -476,6 +482,9 @@ pub struct VerifyArgs {
     pub figures: FiguresArg,
     #[command(flatten)]
     pub claims: ClaimsArg,
+    /// A fresh recomputation whose cells must equal the committed ones of the same hash
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
 }
 
 /// The options of `passk seal`.

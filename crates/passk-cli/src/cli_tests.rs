@@ -122,6 +122,7 @@ fn the_project_s_own_command_lines_parse() {
         "report --results r --figures f",
         "verify",
         "verify --results r --figures f",
+        "verify --against target/passk-check",
         "experiments experiments",
         "compare e.toml --objective a:k=4 --objective b --force --device cpu",
         "compare e.toml --objective pkpo_loo_minus_one:k=2,x=1 --out o",

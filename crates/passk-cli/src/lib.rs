@@ -2,6 +2,7 @@
 //! results, and checks the claims. `cargo xtask` drives it through the `passk` binary; the
 //! end-to-end tests call [`run_cli`] in-process.
 
+mod against;
 pub mod cli;
 pub mod compare;
 pub mod config;
@@ -425,6 +426,16 @@ fn cmd_verify(args: &VerifyArgs) -> Result<ExitCode> {
     }
     problems.extend(figures::verify(results, figures, &args.claims.claims)?);
     problems.extend(readme::verify(figures)?);
+    let mut stale = 0;
+    if let Some(fresh) = &args.against {
+        for file in against::stale_committed_cells(fresh, results)? {
+            problems.push(format!(
+                "{file} differs from the fresh recomputation in {}",
+                fresh.display()
+            ));
+            stale += 1;
+        }
+    }
     if problems.is_empty() {
         println!(
             "verify: every result file matches {}/MANIFEST, every cell its completion record, \
@@ -432,10 +443,23 @@ fn cmd_verify(args: &VerifyArgs) -> Result<ExitCode> {
             results.display(),
             figures.display()
         );
+        if let Some(fresh) = &args.against {
+            println!(
+                "verify: the cells of {} that are also committed are byte-identical to them",
+                fresh.display()
+            );
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
             eprintln!("verify: {p}");
+        }
+        if stale > 0 {
+            eprintln!(
+                "verify: the committed results are stale: the code now computes other numbers \
+                 for {stale} file(s); delete the affected cells and rerun them (`cargo xtask \
+                 reproduce all`)"
+            );
         }
         eprintln!("verify FAILED: {} problem(s)", problems.len());
         Ok(ExitCode::from(1))
