@@ -29,18 +29,24 @@ passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N]
                          [--curve S1,S2,...] [--strict] [--quiet]";
 const LIST_USAGE: &str = "passk list <experiment.toml>... [--results DIR]";
 const STATUS_USAGE: &str = "passk status <experiment.toml>... [--results DIR]";
-const EXPERIMENTS_USAGE: &str = "passk experiments [DIR]";
+const EXPERIMENTS_USAGE: &str = "passk experiments [DIR] [--json]";
 const REPORT_USAGE: &str = "\
-passk report [--results DIR] [--figures DIR] [--claims FILE] [--per-cell DIR] [--force] [--quiet]";
+passk report [--results DIR] [--figures DIR] [--per-cell DIR] [--force] [--claims FILE]
+                    [--quiet]";
 const MANIFEST_USAGE: &str = "passk manifest [--results DIR] [--quiet]";
-const VERIFY_USAGE: &str = "passk verify [--results DIR] [--figures DIR] [--claims FILE]";
+const VERIFY_USAGE: &str = "\
+passk verify [--results DIR] [--figures DIR] [--claims FILE] [--against DIR]";
 const SEAL_USAGE: &str = "passk seal [--results DIR] [--cache DIR]...";
-const CHECK_USAGE: &str = "passk check [--claims FILE] [--results DIR] [--baseline DIR] [--strict]";
+const CHECK_USAGE: &str = "\
+passk check [--claims FILE] [--results DIR] [--baseline DIR] [--strict]
+                   [--experiment NAME] [--json]";
 const COMPARE_USAGE: &str = "\
 passk compare <experiment.toml> --objective SPEC... [--results DIR] [--out DIR]
                      [--cache DIR] [--device D] [--strict] [--force] [--on-corrupt rerun|stop]
                      [--quiet]";
-const GATE_USAGE: &str = "passk gate [--claims FILE]";
+const GATE_USAGE: &str = "passk gate [--claims FILE] [--json]";
+const WARM_CACHE_USAGE: &str = "\
+passk warm-cache [--cache DIR] [--committed DIR] [--seed] [--json]";
 const LM_SHAPE_USAGE: &str = "passk lm-shape <model.gguf> <DIR>";
 const LM_RANDOM_USAGE: &str = "passk lm-random <DIR> [SEED]";
 const LM_BENCH_USAGE: &str = "\
@@ -141,6 +147,12 @@ pub enum Command {
     )]
     Status(ListArgs),
     /// Print the experiment files in DIR that `reproduce all` runs
+    ///
+    /// Print the experiment files in DIR that `reproduce all` runs (`in_all`), one per line;
+    /// with --json every experiment file in DIR (claims left out) as a JSON array, for `cargo
+    /// xtask`: file, name, tier, in_all, cells (the matrix size), env (the environment variables
+    /// its cells read: strings that are exactly "$NAME", the LM tier's model path) and devices
+    /// (the `device` its cells ask for, if any).
     #[command(args_override_self = true, override_usage = EXPERIMENTS_USAGE)]
     Experiments(ExperimentsArgs),
     /// Regenerate every figure and table under figures/ from results/ only
@@ -165,6 +177,11 @@ pub enum Command {
     /// Fail (exit status 1) when a result file differs from MANIFEST, a cell from its
     /// completion record, figures/ from a fresh regeneration, or a generated README block from
     /// its source.
+    ///
+    /// With --against DIR (a fresh recomputation of some cells, e.g. the CI gate's
+    /// target/passk-check), also when a cell there differs from the committed cell of the same
+    /// hash: a file not byte-identical (a completion record compared without its code
+    /// fingerprint). Cells not committed are not compared.
     #[command(
         args_override_self = true,
         override_usage = VERIFY_USAGE
@@ -190,6 +207,11 @@ pub enum Command {
     /// smoke claims, which read the gate's fresh cells) is NOT EVALUATED, says how to get its
     /// cells, and does not fail the check; --strict makes it fail (`cargo xtask check` passes
     /// --strict with the gate's cells).
+    ///
+    /// --json prints, instead of the table, one JSON object (for `cargo xtask`): `claims`, each
+    /// with name, experiment, statistic, op, threshold, baseline, expected_failure, verdict (the
+    /// table's word), passed, not_evaluated, measured, estimate, ci ([low, high] or null), cells
+    /// and error; then the counts failed and not_evaluated. The exit status is the same.
     #[command(
         args_override_self = true,
         override_usage = CHECK_USAGE
@@ -212,11 +234,27 @@ pub enum Command {
     )]
     Compare(CompareArgs),
     /// Print the experiment files the CI gate recomputes before checking the claims
+    ///
+    /// Print the experiment files the CI gate recomputes before checking the claims (the
+    /// claims file's `gate` list), one per line; with --json as {"experiments": [...]}.
     #[command(
         args_override_self = true,
         override_usage = GATE_USAGE
     )]
     Gate(GateArgs),
+    /// Copy the committed SFT warm starts into a cache; list the cache's uncommitted ones
+    ///
+    /// With --seed, copy every committed warm-start file (sft-*) of --committed into --cache,
+    /// replacing the cache's copy and without checking MANIFEST (a later `passk run --strict`
+    /// fails on one that does not load): how the CI gate starts its cache. Then print how many
+    /// were copied and the warm starts (sft-<hash>.safetensors) in --cache that --committed
+    /// lacks, i.e. that were trained there; with --json as one object: cache, committed,
+    /// copied, not_committed.
+    #[command(
+        args_override_self = true,
+        override_usage = WARM_CACHE_USAGE
+    )]
+    WarmCache(WarmCacheArgs),
     /// Write a GGUF model's config.json and tokenizer.json (no weights) into DIR
     ///
     /// Write the GGUF model's config.json and tokenizer.json (no weights) into DIR: with
@@ -399,6 +437,9 @@ pub struct ExperimentsArgs {
     /// The folder of experiment files
     #[arg(value_name = "DIR", default_value = "experiments")]
     pub dir: PathBuf,
+    /// Every experiment file in DIR, with what it needs to run, as a JSON array
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The options of `passk report`.
@@ -441,6 +482,9 @@ pub struct VerifyArgs {
     pub figures: FiguresArg,
     #[command(flatten)]
     pub claims: ClaimsArg,
+    /// A fresh recomputation whose cells must equal the committed ones of the same hash
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
 }
 
 /// The options of `passk seal`.
@@ -475,6 +519,12 @@ pub struct CheckArgs {
     /// A claim NOT EVALUATED (its experiment absent) fails the check
     #[arg(long)]
     pub strict: bool,
+    /// Evaluate only the claims that read experiment NAME (an error when there is none)
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
+    /// Print the verdicts as JSON instead of the table
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The options of `passk compare`.
@@ -515,6 +565,25 @@ pub struct CompareArgs {
 pub struct GateArgs {
     #[command(flatten)]
     pub claims: ClaimsArg,
+    /// Print {"experiments": [...]} instead of one file per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The options of `passk warm-cache`.
+#[derive(Args, Debug, Clone)]
+pub struct WarmCacheArgs {
+    #[command(flatten)]
+    pub cache: CacheArg,
+    /// The committed warm starts
+    #[arg(long, value_name = "DIR", default_value = "results/warm-starts")]
+    pub committed: PathBuf,
+    /// First copy every committed warm-start file into the cache
+    #[arg(long)]
+    pub seed: bool,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parses `--device` before anything runs: an unknown device is an error, never recorded.

@@ -31,7 +31,7 @@ fn the_declaration_is_consistent() {
 fn every_command_has_help_and_the_binary_its_version() {
     let cmd = Cli::command();
     let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
-    assert_eq!(names.len(), 16, "{names:?}");
+    assert_eq!(names.len(), 17, "{names:?}");
     for name in names {
         for flag in ["--help", "-h"] {
             let e = parse(&[name, flag]).expect_err(name);
@@ -97,6 +97,13 @@ fn each_synopsis_names_exactly_the_command_s_flags() {
 fn the_project_s_own_command_lines_parse() {
     for line in [
         "gate",
+        "gate --json",
+        "gate --claims c.toml --json",
+        "experiments experiments --json",
+        "check --claims c.toml --results r --strict --experiment smoke --json",
+        "check --results r --strict --json",
+        "warm-cache --cache target/x/cache --committed results/warm-starts --seed --json",
+        "warm-cache --cache c --json",
         "manifest --results target/x",
         "manifest",
         "run a.toml b.toml --shard 1/2 --results r --cache c --quiet --strict",
@@ -115,6 +122,7 @@ fn the_project_s_own_command_lines_parse() {
         "report --results r --figures f",
         "verify",
         "verify --results r --figures f",
+        "verify --against target/passk-check",
         "experiments experiments",
         "compare e.toml --objective a:k=4 --objective b --force --device cpu",
         "compare e.toml --objective pkpo_loo_minus_one:k=2,x=1 --out o",

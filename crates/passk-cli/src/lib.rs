@@ -2,12 +2,14 @@
 //! results, and checks the claims. `cargo xtask` drives it through the `passk` binary; the
 //! end-to-end tests call [`run_cli`] in-process.
 
+mod against;
 pub mod cli;
 pub mod compare;
 pub mod config;
 mod environment;
 mod lm;
 mod lm_tools;
+pub mod machine;
 mod page_files;
 pub mod provenance;
 pub mod record;
@@ -30,8 +32,8 @@ use clap::Parser;
 use passk_report::{figures, readme};
 
 use crate::cli::{
-    CheckArgs, Cli, Command, CompareArgs, ExperimentsArgs, ListArgs, ManifestArgs, ReportArgs,
-    RunArgs, SealArgs, VerifyArgs, WarmStartsArgs,
+    CheckArgs, Cli, Command, CompareArgs, ExperimentsArgs, GateArgs, ListArgs, ManifestArgs,
+    ReportArgs, RunArgs, SealArgs, VerifyArgs, WarmCacheArgs, WarmStartsArgs,
 };
 
 /// Runs the command line `raw` (without the program name). `--help` and `--version` print to
@@ -64,15 +66,8 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         Command::Verify(args) => cmd_verify(&args),
         Command::Seal(args) => cmd_seal(&args),
         Command::Check(args) => cmd_check(&args),
-        Command::Gate(args) => {
-            let claims = &args.claims.claims;
-            let text = std::fs::read_to_string(claims)
-                .with_context(|| format!("cannot read {}", claims.display()))?;
-            for file in passk_report::claims::parse_claims(&text, claims)?.gate {
-                println!("{file}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Gate(args) => cmd_gate(&args),
+        Command::WarmCache(args) => cmd_warm_cache(&args),
         Command::LmShape(args) => {
             lm_tools::shape(&args.gguf, &args.dir)?;
             Ok(ExitCode::SUCCESS)
@@ -350,25 +345,69 @@ fn cmd_list(args: &ListArgs) -> Result<ExitCode> {
 }
 
 fn cmd_experiments(args: &ExperimentsArgs) -> Result<ExitCode> {
-    let dir = &args.dir;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file)?;
-        let Ok(table) = text.parse::<toml::Table>() else {
-            bail!("{}: malformed TOML", file.display());
-        };
-        if !table.contains_key("experiment") {
-            continue; // claims and other non-experiment files
-        }
-        let exp = config::load_experiment(&file)?;
+    if args.json {
+        println!("{:#}", machine::experiments_json(&args.dir)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (file, exp) in machine::experiment_files(&args.dir)? {
         if exp.in_all {
             println!("{}", file.display());
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_gate(args: &GateArgs) -> Result<ExitCode> {
+    let claims = &args.claims.claims;
+    let text = std::fs::read_to_string(claims)
+        .with_context(|| format!("cannot read {}", claims.display()))?;
+    let gate = passk_report::claims::parse_claims(&text, claims)?.gate;
+    if args.json {
+        println!("{:#}", machine::gate_json(&gate));
+    } else {
+        for file in gate {
+            println!("{file}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_warm_cache(args: &WarmCacheArgs) -> Result<ExitCode> {
+    let (cache, committed) = (&args.cache.cache, &args.committed);
+    let copied = if args.seed {
+        warm_cache::copy_all(committed, cache)?
+    } else {
+        0
+    };
+    let trained = warm_cache::not_committed(cache, committed)?;
+    if args.json {
+        println!(
+            "{:#}",
+            machine::warm_cache_json(cache, committed, copied, &trained)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.seed {
+        println!(
+            "warm-cache: {copied} committed warm-start file(s) copied from {} to {}",
+            committed.display(),
+            cache.display()
+        );
+    }
+    if trained.is_empty() {
+        println!(
+            "warm-cache: every warm start in {} is committed in {}",
+            cache.display(),
+            committed.display()
+        );
+    } else {
+        println!(
+            "warm-cache: {} warm start(s) in {} that {} lacks: {}",
+            trained.len(),
+            cache.display(),
+            committed.display(),
+            trained.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -392,6 +431,16 @@ fn cmd_verify(args: &VerifyArgs) -> Result<ExitCode> {
         Err(e) => problems.push(figures::unrenderable(&e)),
     }
     problems.extend(readme::verify(figures)?);
+    let mut stale = 0;
+    if let Some(fresh) = &args.against {
+        for file in against::stale_committed_cells(fresh, results)? {
+            problems.push(format!(
+                "{file} differs from the fresh recomputation in {}",
+                fresh.display()
+            ));
+            stale += 1;
+        }
+    }
     if problems.is_empty() {
         println!(
             "verify: every result file matches {}/MANIFEST, every cell its completion record, \
@@ -399,10 +448,23 @@ fn cmd_verify(args: &VerifyArgs) -> Result<ExitCode> {
             results.display(),
             figures.display()
         );
+        if let Some(fresh) = &args.against {
+            println!(
+                "verify: the cells of {} that are also committed are byte-identical to them",
+                fresh.display()
+            );
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
             eprintln!("verify: {p}");
+        }
+        if stale > 0 {
+            eprintln!(
+                "verify: the committed results are stale: the code now computes other numbers \
+                 for {stale} file(s); delete the affected cells and rerun them (`cargo xtask \
+                 reproduce all`)"
+            );
         }
         eprintln!("verify FAILED: {} problem(s)", problems.len());
         Ok(ExitCode::from(1))
@@ -448,14 +510,28 @@ fn cmd_check(args: &CheckArgs) -> Result<ExitCode> {
     let (claims_file, results) = (&args.claims.claims, &args.results.results);
     let text = std::fs::read_to_string(claims_file)
         .with_context(|| format!("cannot read {}", claims_file.display()))?;
-    let claims = passk_report::claims::parse_claims(&text, claims_file)?;
-    let verdicts = passk_report::claims::evaluate(&claims.claim, results, &args.baseline);
+    let mut claims = passk_report::claims::parse_claims(&text, claims_file)?.claim;
+    if let Some(experiment) = &args.experiment {
+        claims.retain(|c| &c.experiment == experiment);
+        if claims.is_empty() {
+            bail!(
+                "{}: no claim reads experiment {experiment:?}",
+                claims_file.display()
+            );
+        }
+    }
+    let verdicts = passk_report::claims::evaluate(&claims, results, &args.baseline);
+    let failed = machine::failed(&verdicts, args.strict);
+    if args.json {
+        println!("{:#}", machine::verdicts_json(&verdicts, args.strict));
+        return Ok(if failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     print!("{}", passk_report::claims::render_table(&verdicts));
     let skipped = verdicts.iter().filter(|v| v.not_evaluated).count();
-    let failed = verdicts
-        .iter()
-        .filter(|v| !v.passed && (args.strict || !v.not_evaluated))
-        .count();
     let evaluated = verdicts.len() - skipped;
     if failed > 0 {
         println!("check: {failed} of {} claims FAILED", verdicts.len());

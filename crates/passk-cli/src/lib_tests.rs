@@ -286,3 +286,38 @@ fn check_skips_claims_whose_experiment_is_absent_unless_strict() {
     std::fs::create_dir_all(results.join("gate_only")).unwrap();
     assert_eq!(cli(&base).unwrap(), ExitCode::from(1));
 }
+
+#[test]
+fn check_experiment_refuses_a_name_no_claim_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = dir.path().join("claims.toml");
+    std::fs::write(
+        &claims,
+        "gate = []\n[[claim]]\nname = \"t.a\"\nexperiment = \"theory\"\n\
+         statistic = \"max_identity_gap\"\nop = \"<\"\nthreshold = 1e-6\nwhy = \"w\"\n",
+    )
+    .unwrap();
+    let c = claims.to_str().unwrap();
+    let e = format!(
+        "{:#}",
+        cli(&["check", "--claims", c, "--experiment", "smoke", "--json"]).unwrap_err()
+    );
+    assert!(e.contains("no claim reads experiment \"smoke\""), "{e}");
+    // The claim of `theory` is evaluated (its results are absent: not evaluated, which --strict
+    // makes a failure, as without --json).
+    let res = dir.path().join("none");
+    let r = res.to_str().unwrap();
+    let args = [
+        "check",
+        "--claims",
+        c,
+        "--results",
+        r,
+        "--experiment",
+        "theory",
+        "--json",
+    ];
+    assert_eq!(cli(&args).unwrap(), ExitCode::SUCCESS);
+    let strict = [&args[..], &["--strict"]].concat();
+    assert_eq!(cli(&strict).unwrap(), ExitCode::from(1));
+}

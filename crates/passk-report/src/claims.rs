@@ -523,8 +523,8 @@ fn same(wanted: &toml::Value, have: &Value) -> bool {
 
 mod render;
 mod theory_tier;
-pub use render::render_table;
-pub(crate) use render::{number, tested_label, verdict_word};
+pub(crate) use render::{number, tested_label};
+pub use render::{render_table, verdict_word};
 use theory_tier::theory_statistic;
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ pub(crate) fn tested_label(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The verdict word of `v`.
-pub(crate) fn verdict_word(v: &Verdict) -> &'static str {
+/// The verdict word of `v`: PASS, FAIL, XFAIL (does not hold, as expected), XPASS (holds,
+/// unexpectedly) or NOT EVALUATED.
+pub fn verdict_word(v: &Verdict) -> &'static str {
     if v.not_evaluated {
         return "NOT EVALUATED";
     }
