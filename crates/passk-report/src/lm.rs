@@ -57,6 +57,8 @@ struct SummaryFile {
 struct LmCell {
     label: String,
     hash: String,
+    /// The cell's whole config (`cell.json`).
+    config: serde_json::Value,
     objective: String,
     seed: u64,
     /// RL steps in the config (0: evaluation only).
@@ -137,6 +139,7 @@ fn load_cells(experiment_dir: &Path) -> Result<Vec<LmCell>, ReportError> {
         cells.push(LmCell {
             label: label(config),
             hash: record.hash.clone(),
+            config: config.clone(),
             objective: config
                 .pointer("/rl/objective")
                 .and_then(|v| v.as_str())
@@ -408,6 +411,29 @@ mod tests {
                 .iter()
                 .all(|f| !f.to_string_lossy().contains("deltas")),
             "{files:?}"
+        );
+    }
+
+    #[test]
+    fn cells_that_differ_in_another_parameter_are_not_pooled_as_seeds() {
+        let dir = tempfile::tempdir().unwrap();
+        rl_cell(dir.path(), "a000000000000000", "pass1_rloo", 0, 0.1, 0.3);
+        rl_cell(dir.path(), "a100000000000000", "pass1_rloo", 0, 0.1, 0.5);
+        let cell = dir.path().join("exp/a100000000000000/cell.json");
+        let text = std::fs::read_to_string(&cell)
+            .unwrap()
+            .replace(r#""steps":5,"#, r#""steps":5,"lr":0.5,"#);
+        write(&cell, &text);
+        let out = dir.path().join("fig");
+        report_lm(&dir.path().join("exp"), &out).unwrap();
+        let deltas = std::fs::read_to_string(out.join("deltas.csv")).unwrap();
+        assert!(
+            deltas.contains("\"pass@1 (RLOO), rl.lr=-\",all,1,"),
+            "{deltas}"
+        );
+        assert!(
+            deltas.contains("\"pass@1 (RLOO), rl.lr=0.5\",all,1,"),
+            "{deltas}"
         );
     }
 }

@@ -22,16 +22,90 @@ use crate::tiny::objective_k;
 /// The objective the others are paired against.
 const BASELINE: &str = "pass1_rloo";
 
-/// Cells that trained (`rl.steps > 0`) grouped by objective, objectives sorted by k.
-fn by_objective<'a>(cells: &[&'a LmCell]) -> Vec<(String, Vec<&'a LmCell>)> {
-    let mut groups: BTreeMap<(u32, String), Vec<&LmCell>> = BTreeMap::new();
-    for c in cells {
+/// Cells that trained with one objective and one setting of every other varied parameter
+/// (seeds pooled).
+struct Group<'a> {
+    objective: String,
+    /// The parameters other than the objective and the seed that vary between the
+    /// experiment's training cells, as `path=value` (empty when only those two vary).
+    setting: String,
+    cells: Vec<&'a LmCell>,
+}
+
+impl Group<'_> {
+    /// The objective's display name, with the setting when there is one.
+    fn name(&self) -> String {
+        if self.setting.is_empty() {
+            display_name(&self.objective)
+        } else {
+            format!("{}, {}", display_name(&self.objective), self.setting)
+        }
+    }
+}
+
+/// Every leaf of `value` as (`a.b.c`, its JSON text).
+fn leaves(value: &serde_json::Value, path: String, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                leaves(v, p, out);
+            }
+        }
+        other => {
+            out.insert(path, other.to_string());
+        }
+    }
+}
+
+/// Groups `cells` by objective and by the other parameters that vary among them; objectives
+/// sorted by k, then by setting.
+fn by_objective<'a>(cells: &[&'a LmCell]) -> Vec<Group<'a>> {
+    let flat: Vec<BTreeMap<String, String>> = cells
+        .iter()
+        .map(|c| {
+            let mut m = BTreeMap::new();
+            leaves(&c.config, String::new(), &mut m);
+            m.remove("seed");
+            m.remove("rl.objective");
+            m
+        })
+        .collect();
+    let paths: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
+    let varying: Vec<&String> = paths
+        .into_iter()
+        .filter(|p| {
+            flat.iter()
+                .map(|m| m.get(*p))
+                .collect::<BTreeSet<_>>()
+                .len()
+                > 1
+        })
+        .collect();
+    let mut groups: BTreeMap<(u32, String, String), Vec<&LmCell>> = BTreeMap::new();
+    for (c, m) in cells.iter().zip(&flat) {
+        let setting = varying
+            .iter()
+            .map(|p| format!("{p}={}", m.get(*p).map_or("-", String::as_str)))
+            .collect::<Vec<_>>()
+            .join(", ");
         groups
-            .entry((objective_k(&c.objective), c.objective.clone()))
+            .entry((objective_k(&c.objective), c.objective.clone(), setting))
             .or_default()
             .push(c);
     }
-    groups.into_iter().map(|((_, o), v)| (o, v)).collect()
+    groups
+        .into_iter()
+        .map(|((_, objective, setting), cells)| Group {
+            objective,
+            setting,
+            cells,
+        })
+        .collect()
 }
 
 fn ci_text(v: &[f64]) -> String {
@@ -87,7 +161,7 @@ pub(crate) fn report_training(
     families.insert(0, "all".to_string());
     let k_max = groups
         .iter()
-        .map(|(o, _)| objective_k(o))
+        .map(|g| objective_k(&g.objective))
         .max()
         .unwrap_or(1);
     let mut paths = Vec::new();
@@ -122,15 +196,15 @@ pub(crate) fn report_training(
         (11, Shown::CsvOnly),
         (12, Shown::CsvOnly),
     ];
-    for (objective, group) in &groups {
+    for g in &groups {
         for family in &families {
-            let d1 = deltas(group, family, 1, out_dir)?;
-            let dk = deltas(group, family, k_max, out_dir)?;
-            let start: Vec<f64> = group.iter().filter_map(|c| c.at(0, family, 1)).collect();
+            let d1 = deltas(&g.cells, family, 1, out_dir)?;
+            let dk = deltas(&g.cells, family, k_max, out_dir)?;
+            let start: Vec<f64> = g.cells.iter().filter_map(|c| c.at(0, family, 1)).collect();
             table.rows.push(vec![
-                display_name(objective),
+                g.name(),
                 family.clone(),
-                group.len().to_string(),
+                g.cells.len().to_string(),
                 fmt_f(mean(&start), 3),
                 fmt_f(mean(&d1), 3),
                 ci_text(&d1),
@@ -169,15 +243,15 @@ fn sidecar(
 
 /// Per seed, an objective's Δ minus the pass@1 objective's Δ of the same seed.
 fn paired_table(
-    groups: &[(String, Vec<&LmCell>)],
+    groups: &[Group<'_>],
     families: &[String],
     k_max: u32,
     out_dir: &Path,
     hashes: &BTreeSet<String>,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let Some((_, base)) = groups.iter().find(|(o, _)| o == BASELINE) else {
+    if !groups.iter().any(|g| g.objective == BASELINE) {
         return Ok(Vec::new());
-    };
+    }
     let mut table = Table::new(
         "paired",
         &format!(
@@ -209,10 +283,17 @@ fn paired_table(
         (10, Shown::CsvOnly),
         (11, Shown::CsvOnly),
     ];
-    for (objective, group) in groups.iter().filter(|(o, _)| o != BASELINE) {
+    for g in groups.iter().filter(|g| g.objective != BASELINE) {
+        let Some(base) = groups
+            .iter()
+            .find(|b| b.objective == BASELINE && b.setting == g.setting)
+            .map(|b| &b.cells)
+        else {
+            continue;
+        };
         for family in families {
             let (mut d1, mut dk) = (Vec::new(), Vec::new());
-            for c in group {
+            for c in &g.cells {
                 let Some(b) = base.iter().find(|b| b.seed == c.seed) else {
                     continue;
                 };
@@ -224,7 +305,7 @@ fn paired_table(
                 }
             }
             table.rows.push(vec![
-                display_name(objective),
+                g.name(),
                 family.clone(),
                 d1.len().to_string(),
                 fmt_f(mean(&d1), 3),
@@ -244,13 +325,13 @@ fn paired_table(
 
 /// The probe's global `⟨∇J_k, ∇J_1⟩` and cosine at the first and last probe, mean over seeds.
 fn probe_table(
-    groups: &[(String, Vec<&LmCell>)],
+    groups: &[Group<'_>],
     out_dir: &Path,
     hashes: &BTreeSet<String>,
 ) -> Result<Vec<PathBuf>, ReportError> {
     if groups
         .iter()
-        .all(|(_, g)| g.iter().all(|c| c.probe.is_empty()))
+        .all(|g| g.cells.iter().all(|c| c.probe.is_empty()))
     {
         return Ok(Vec::new());
     }
@@ -272,20 +353,21 @@ fn probe_table(
             "cosine",
         ],
     );
-    for (objective, group) in groups {
+    for g in groups {
         let mut keys: BTreeSet<(u64, u32)> = BTreeSet::new();
-        for c in group {
+        for c in &g.cells {
             keys.extend(c.probe.iter().map(|p| (p.step, p.k)));
         }
         for (step, k) in keys {
-            let rows: Vec<_> = group
+            let rows: Vec<_> = g
+                .cells
                 .iter()
                 .filter_map(|c| c.probe.iter().find(|p| p.step == step && p.k == k))
                 .collect();
             let inner: Vec<f64> = rows.iter().map(|p| p.inner).collect();
             let cosine: Vec<f64> = rows.iter().filter_map(|p| p.cosine).collect();
             table.rows.push(vec![
-                display_name(objective),
+                g.name(),
                 step.to_string(),
                 k.to_string(),
                 rows.len().to_string(),
@@ -316,13 +398,13 @@ fn probe_table(
 /// Held-out pass@k against k before RL (all cells) and after, per objective, with bands over
 /// seeds; and the change, with a zero line.
 fn figure(
-    groups: &[(String, Vec<&LmCell>)],
+    groups: &[Group<'_>],
     out_dir: &Path,
     hashes: &BTreeSet<String>,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let ks: Vec<u32> = groups
         .iter()
-        .flat_map(|(_, g)| g.iter().flat_map(|c| c.eval.iter().map(|r| r.k)))
+        .flat_map(|g| g.cells.iter().flat_map(|c| c.eval.iter().map(|r| r.k)))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -337,7 +419,10 @@ fn figure(
     change.x_scale = XScale::Log2;
     change.zero_line = true;
     change.legend = Legend::LowerRight;
-    let all: Vec<&LmCell> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let all: Vec<&LmCell> = groups
+        .iter()
+        .flat_map(|g| g.cells.iter().copied())
+        .collect();
     let series = |cells: &[&LmCell], value: &dyn Fn(&LmCell, u32) -> Option<f64>| {
         let mut points = Vec::new();
         let mut bands = Vec::new();
@@ -357,18 +442,18 @@ fn figure(
     level
         .series
         .push(Series::new("before RL (all cells)", p, Mark::DashedLine, 7).with_intervals(b));
-    for (i, (objective, group)) in groups.iter().enumerate() {
+    for (i, g) in groups.iter().enumerate() {
         let end_of = |c: &LmCell, k: u32| c.at(c.steps, "all", k);
-        let (p, b) = series(group, &end_of);
-        let name = format!("after {}", display_name(objective));
+        let (p, b) = series(&g.cells, &end_of);
+        let name = format!("after {}", g.name());
         level
             .series
             .push(Series::new(name, p, Mark::LineAndPoints, i).with_intervals(b));
         let delta_of = |c: &LmCell, k: u32| c.delta("all", k);
-        let (p, b) = series(group, &delta_of);
-        change.series.push(
-            Series::new(display_name(objective), p, Mark::LineAndPoints, i).with_intervals(b),
-        );
+        let (p, b) = series(&g.cells, &delta_of);
+        change
+            .series
+            .push(Series::new(g.name(), p, Mark::LineAndPoints, i).with_intervals(b));
     }
     let figure = Figure {
         stem: "pass_at_k_vs_k".into(),
