@@ -17,7 +17,7 @@ use crate::error::ReportError;
 use crate::plot::{Chart, Figure, Legend, Mark, Series, XScale};
 use crate::tables::{fmt_f, Shown, Table};
 use crate::theory::{render_with_sidecar, write_sidecar};
-use crate::tiny::objective_k;
+use crate::tiny::{ci_bound, ci_text, objective_k};
 
 /// The objective the others are paired against.
 const BASELINE: &str = "pass1_rloo";
@@ -106,18 +106,6 @@ fn by_objective<'a>(cells: &[&'a LmCell]) -> Vec<Group<'a>> {
             cells,
         })
         .collect()
-}
-
-fn ci_text(v: &[f64]) -> String {
-    t_interval(v, 0.95).map_or("n/a".to_string(), |i| {
-        format!("[{}, {}]", fmt_f(i.lo, 3), fmt_f(i.hi, 3))
-    })
-}
-
-fn bound(v: &[f64], high: bool) -> String {
-    t_interval(v, 0.95).map_or(String::new(), |i| {
-        format!("{}", if high { i.hi } else { i.lo })
-    })
 }
 
 /// Δ pass@k of every cell in `group` (cells lacking either evaluation are an error).
@@ -211,10 +199,10 @@ pub(crate) fn report_training(
                 k_max.to_string(),
                 fmt_f(mean(&dk), 3),
                 ci_text(&dk),
-                bound(&d1, false),
-                bound(&d1, true),
-                bound(&dk, false),
-                bound(&dk, true),
+                ci_bound(&d1, false),
+                ci_bound(&d1, true),
+                ci_bound(&dk, false),
+                ci_bound(&dk, true),
             ]);
         }
     }
@@ -313,10 +301,10 @@ fn paired_table(
                 k_max.to_string(),
                 fmt_f(mean(&dk), 3),
                 ci_text(&dk),
-                bound(&d1, false),
-                bound(&d1, true),
-                bound(&dk, false),
-                bound(&dk, true),
+                ci_bound(&d1, false),
+                ci_bound(&d1, true),
+                ci_bound(&dk, false),
+                ci_bound(&dk, true),
             ]);
         }
     }
