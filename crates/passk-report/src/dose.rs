@@ -136,7 +136,7 @@ pub fn render_dose(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
     p1.series = per_q_series(cells, &objectives, &|c| c.delta(1));
     let passk: Vec<String> = objectives
         .iter()
-        .filter(|o| objective_k(o) > 1)
+        .filter(|o| objective_k(o) != 1)
         .cloned()
         .collect();
     let mut pk = Chart::new(

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use passk_core::objective::objective_from_spec;
 use passk_core::stats::{mean, t_interval};
 
 use crate::error::ReportError;
@@ -49,18 +50,37 @@ impl TinyCell {
         Some(self.pass_at(self.last_step(), "all", k)? - self.pass_at(0, "all", k)?)
     }
 
-    /// The k an objective spec targets (`…:k=N`), 1 for pass@1 objectives.
+    /// The k its objective targets for the cell's group size (`rl.samples_per_prompt`), from
+    /// the objective registry: 1 for pass@1 objectives, the group size for `tang_loo` without
+    /// a `k`.
     pub fn objective_k(&self) -> u32 {
-        objective_k(&self.objective)
+        let n = self
+            .record
+            .config
+            .pointer("/rl/samples_per_prompt")
+            .and_then(|v| v.as_u64())
+            .and_then(|n| usize::try_from(n).ok());
+        match (objective_from_spec(&self.objective), n) {
+            (Ok(o), Some(n)) => o.k_for_group(n),
+            _ => objective_k(&self.objective),
+        }
     }
 }
 
-/// The k in an objective spec (`pkpo_loo_minus_one:k=4` → 4), else 1.
+/// The k an objective spec targets, from the objective registry (`pkpo_loo_minus_one:k=4` →
+/// 4, `pass1_rloo` → 1); 0 for an objective whose k is its group size (`tang_loo` without a
+/// `k`: use [`TinyCell::objective_k`], which knows the group size). A spec the registry does
+/// not know (a result written by another build) falls back to its `k=` field, else 1.
 pub fn objective_k(spec: &str) -> u32 {
-    spec.split([':', ','])
-        .find_map(|part| part.strip_prefix("k="))
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(1)
+    objective_from_spec(spec).map_or_else(
+        |_| {
+            spec.split([':', ','])
+                .find_map(|part| part.strip_prefix("k="))
+                .and_then(|k| k.parse().ok())
+                .unwrap_or(1)
+        },
+        |o| o.k(),
+    )
 }
 
 /// Loads every tiny cell under `experiment_dir`, sorted by hash.
@@ -437,5 +457,10 @@ mod tests {
         assert_eq!(objective_k("pass1_rloo"), 1);
         assert_eq!(objective_k("pkpo_loo_minus_one:k=4"), 4);
         assert_eq!(objective_k("chen:k=8"), 8);
+        // From the registry, not the spec text: tang_loo without a k targets the group size.
+        assert_eq!(objective_k("tang_loo"), 0);
+        assert_eq!(objective_k("conflict_projected:k=8"), 8);
+        // A spec this build does not know keeps its k= field.
+        assert_eq!(objective_k("someday:k=3"), 3);
     }
 }
