@@ -436,4 +436,19 @@ mod tests {
             "{deltas}"
         );
     }
+
+    #[test]
+    fn an_objective_whose_k_was_not_evaluated_uses_the_largest_evaluated_k() {
+        let dir = tempfile::tempdir().unwrap();
+        rl_cell(dir.path(), "a000000000000000", "pass1_rloo", 0, 0.1, 0.3);
+        // tang_loo without a k targets the group size, which the fixture does not evaluate.
+        rl_cell(dir.path(), "b000000000000000", "tang_loo", 0, 0.1, 0.2);
+        let out = dir.path().join("fig");
+        report_lm(&dir.path().join("exp"), &out).unwrap();
+        let deltas = std::fs::read_to_string(out.join("deltas.csv")).unwrap();
+        assert!(
+            deltas.lines().skip(1).all(|l| l.contains(",2,")),
+            "{deltas}"
+        );
+    }
 }

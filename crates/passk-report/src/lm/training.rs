@@ -147,9 +147,20 @@ pub(crate) fn report_training(
         .filter(|f| f != "all")
         .collect();
     families.insert(0, "all".to_string());
+    // The largest k an objective targets, among the evaluated ks: an objective whose k is its
+    // group size (k = 0 in the registry), or a k the evaluation skipped, falls back to the
+    // largest evaluated k rather than failing the report.
+    let evaluated: BTreeSet<u32> = trained
+        .iter()
+        .flat_map(|c| c.eval.iter().map(|r| r.k))
+        .collect();
+    let largest = evaluated.iter().copied().max().unwrap_or(1);
     let k_max = groups
         .iter()
-        .map(|g| objective_k(&g.objective))
+        .map(|g| match objective_k(&g.objective) {
+            k if evaluated.contains(&k) => k,
+            _ => largest,
+        })
         .max()
         .unwrap_or(1);
     let mut paths = Vec::new();
