@@ -24,6 +24,7 @@ pub(crate) const TIER_SOURCES: &[(&str, &[&str])] = &[
         "THEORY",
         &[
             "crates/passk-core/src",
+            "crates/passk-schema/src",
             "crates/passk-theory/src",
             "crates/passk-cli/src/theory.rs",
         ],
@@ -32,6 +33,7 @@ pub(crate) const TIER_SOURCES: &[(&str, &[&str])] = &[
         "TINY",
         &[
             "crates/passk-core/src",
+            "crates/passk-schema/src",
             "crates/passk-policy/src",
             "crates/passk-tasks/src",
             "crates/passk-train/src",
@@ -42,6 +44,7 @@ pub(crate) const TIER_SOURCES: &[(&str, &[&str])] = &[
         "LM",
         &[
             "crates/passk-core/src",
+            "crates/passk-schema/src",
             "crates/passk-policy/src",
             "crates/passk-tasks/src",
             "crates/passk-tasks/data",

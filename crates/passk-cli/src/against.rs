@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::record::RECORD_FILE as RECORD;
+use passk_schema::cell::RECORD_FILE as RECORD;
 
 /// Files of the cells in `fresh` that differ from the committed cell of the same hash in
 /// `committed`, as `results/<experiment>/<hash>/<file>`, sorted. Cells `committed` lacks are not

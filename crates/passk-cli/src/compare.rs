@@ -102,7 +102,7 @@ pub fn compare(
     let (text, new_name) = variant(exp_path, objectives)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let variant_path: PathBuf = out.join(format!("{new_name}.toml"));
-    passk_report::atomic::write_atomic(&variant_path, text.as_bytes())?;
+    passk_schema::write_atomic(&variant_path, text.as_bytes())?;
     let exp = load_experiment(&variant_path)?;
     let reused = reuse_cells(&exp, baseline, out, ctx.force)?;
     if reused > 0 && !ctx.quiet {
@@ -295,8 +295,8 @@ mod tests {
         // one half-written (no record)
         let done = cell_dir(&baseline, "elsewhere", &exp.cells[0].hash);
         std::fs::create_dir_all(done.join("probe")).unwrap();
-        let record = passk_report::schema::CellRecord {
-            schema: passk_report::schema::SCHEMA_VERSION,
+        let record = passk_schema::cell::CellRecord {
+            schema: passk_schema::cell::SCHEMA_VERSION,
             experiment: "elsewhere".into(),
             tier: exp.tier.clone(),
             hash: exp.cells[0].hash.clone(),

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use passk_report::page::{CellStatus, ExperimentFile};
 
-use crate::record::{state, CellState, CompletionRecord, RECORD_FILE};
+use passk_schema::cell::{CompletionRecord, RECORD_FILE};
+
+use crate::record::{state, CellState};
 
 /// Every experiment file beside `claims` (sorted by path), with its cells' states in `results`.
 pub fn beside(results: &Path, claims: &Path) -> Result<Vec<ExperimentFile>> {

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use crate::record::{CompletionRecord, RECORD_FILE};
+use passk_schema::cell::{CompletionRecord, RECORD_FILE};
 
 /// The code fingerprint of `tier` in this build (hex sha256), `None` for a tier it lacks.
 pub fn code_fingerprint(tier: &str) -> Option<&'static str> {

@@ -34,61 +34,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use passk_report::manifest::{sha256_hex, Entry, MANIFEST};
-use passk_report::schema::CellRecord;
-use serde::{Deserialize, Serialize};
+use passk_schema::cell::{
+    CellRecord, CompletionRecord, FileEntry, WarmStartRef, RECORD_FILE, RECORD_SCHEMA,
+};
 use serde_json::{Map, Value};
 
 use crate::config::{cell_hash, config_sha256};
 use crate::write::write_json;
 
-/// The completion record's file name inside a cell directory.
-pub const RECORD_FILE: &str = "complete.json";
-/// The version of the record format.
-pub const RECORD_SCHEMA: u32 = 1;
 /// Where cells that fail their check are moved: `results/<experiment>/.quarantine/`.
 pub const QUARANTINE: &str = ".quarantine";
-
-/// `complete.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompletionRecord {
-    /// [`RECORD_SCHEMA`].
-    pub schema: u32,
-    /// The cell hash (its directory name).
-    pub hash: String,
-    /// The tier that ran it.
-    pub tier: String,
-    /// [`config_sha256`] of the tier and `cell.json`'s configuration.
-    pub config_sha256: String,
-    /// The code fingerprint of its tier in the build that ran it
-    /// ([`crate::provenance::code_fingerprint`]); `None` (omitted) when not known: records
-    /// written before fingerprints existed, and sealed cells.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// The warm start the cell started from (trained tiers with a warm start), else `None`.
-    pub warm_start: Option<WarmStartRef>,
-    /// Every file of the cell but the record itself, sorted by path.
-    pub files: Vec<FileEntry>,
-}
-
-/// The warm start a cell started from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WarmStartRef {
-    /// Its SFT config hash (`sft-<hash>.safetensors` in the cache).
-    pub sft_hash: String,
-    /// The sha256 of its `.safetensors` file, when the cache held it.
-    pub sha256: Option<String>,
-}
-
-/// One recorded file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
-    /// Path relative to the cell directory, `/` as separator.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Lower-case hex sha256 of the contents.
-    pub sha256: String,
-}
 
 /// What a results directory holds for one cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -444,7 +399,7 @@ pub fn seal(results: &Path, caches: &[PathBuf]) -> Result<SealReport> {
         report.sealed.push(dir);
     }
     if !report.sealed.is_empty() {
-        passk_report::atomic::write_atomic(
+        passk_schema::write_atomic(
             &manifest_path,
             passk_report::manifest::render(&manifest).as_bytes(),
         )

@@ -52,7 +52,7 @@ fn synthetic_cell(parent: &Path) -> PathBuf {
     let hash = cell_hash("theory", &config);
     let dir = parent.join(&hash);
     let cell = CellRecord {
-        schema: passk_report::schema::SCHEMA_VERSION,
+        schema: passk_schema::cell::SCHEMA_VERSION,
         experiment: "e".into(),
         tier: "theory".into(),
         hash,

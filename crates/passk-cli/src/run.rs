@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use passk_report::schema::{CellRecord, SCHEMA_VERSION};
+use passk_schema::cell::{CellRecord, SCHEMA_VERSION};
 use passk_train::lock::{holder, pid_alive, temp_writer_pid};
 use passk_train::FileLock;
 use serde_json::Value;

@@ -238,16 +238,16 @@ fn a_waiting_run_takes_over_once_the_holder_lets_go() {
 /// Rewrites the code fingerprint in the record of the cell directory `dir`, as if another
 /// build (`Some`) or one from before fingerprints (`None`) had computed it.
 fn set_code(dir: &Path, code: Option<&str>) {
-    let path = dir.join(crate::record::RECORD_FILE);
-    let mut record: crate::record::CompletionRecord =
+    let path = dir.join(passk_schema::cell::RECORD_FILE);
+    let mut record: passk_schema::cell::CompletionRecord =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     record.code = code.map(String::from);
     write_json(&path, &record).unwrap();
 }
 
 fn record_code(dir: &Path) -> Option<String> {
-    let path = dir.join(crate::record::RECORD_FILE);
-    let record: crate::record::CompletionRecord =
+    let path = dir.join(passk_schema::cell::RECORD_FILE);
+    let record: passk_schema::cell::CompletionRecord =
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     record.code
 }

@@ -106,10 +106,10 @@ pub fn render(experiments: &[Experiment], results: &Path) -> (String, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{CompletionRecord, RECORD_FILE};
     use crate::run::run_experiment;
     use crate::tiers::RunContext;
     use crate::write::write_json;
+    use passk_schema::cell::{CompletionRecord, RECORD_FILE};
 
     fn experiment() -> Experiment {
         let text = "[experiment]\nname = \"t\"\ntier = \"theory\"\n[matrix]\nk = [2, 4, 8]\n\

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use passk_report::schema::theory_files;
+use passk_schema::theory;
 use passk_theory::{TheoryCellConfig, ToyConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -123,13 +123,9 @@ pub fn run(config: &Map<String, Value>, dir: &Path) -> Result<()> {
         one_step_eta: s.one_step_eta,
     };
     let out = passk_theory::run_cell(&cfg).context("theory cell failed")?;
-    // passk-theory's row types serialise with the field names of passk_report::schema; the
-    // end-to-end tests read every file back through the schema.
-    let (kscan, prompts, trajectory, summary) =
-        (&out.kscan, &out.prompts, &out.trajectory, &out.summary);
-    write_csv(&dir.join(theory_files::KSCAN), kscan)?;
-    write_csv(&dir.join(theory_files::PROMPTS), prompts)?;
-    write_csv(&dir.join(theory_files::TRAJECTORY), trajectory)?;
-    write_json(&dir.join(theory_files::SUMMARY), summary)?;
+    write_csv(&dir.join(theory::KSCAN_FILE), &out.kscan)?;
+    write_csv(&dir.join(theory::PROMPTS_FILE), &out.prompts)?;
+    write_csv(&dir.join(theory::TRAJECTORY_FILE), &out.trajectory)?;
+    write_json(&dir.join(theory::SUMMARY_FILE), &out.summary)?;
     Ok(())
 }

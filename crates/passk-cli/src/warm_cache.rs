@@ -53,7 +53,7 @@ pub fn seed_from_committed(results: &Path, cache: &Path) -> Result<usize> {
         if target.exists() {
             continue;
         }
-        passk_report::atomic::write_atomic(&target, &bytes)?;
+        passk_schema::write_atomic(&target, &bytes)?;
         copied += 1;
     }
     Ok(copied)

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use passk_core::stats::{mean, sample_std};
 use passk_policy::DeviceChoice;
+use passk_schema::eval::ALL_FAMILIES;
 use passk_train::{
     train_sft_observed, warm_start_checked, warm_start_profile, Evaluation, TinyCellConfig,
-    ALL_FAMILIES,
 };
 
 use crate::config::Experiment;

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use crate::page::ExperimentFile;
-use crate::schema::CellRecord;
 use anyhow::{bail, Context, Result};
+use passk_schema::cell::CellRecord;
 
 /// The list of the files the report generated, inside the figures folder.
 pub const OUTPUTS: &str = ".passk-outputs";
@@ -170,7 +170,7 @@ pub fn regenerate(
                 None => fresh.contains(rel),
             })?;
         }
-        crate::atomic::write_atomic(&staging.join(OUTPUTS), outputs_text(&fresh).as_bytes())
+        passk_schema::write_atomic(&staging.join(OUTPUTS), outputs_text(&fresh).as_bytes())
             .with_context(|| format!("cannot write {}", staging.join(OUTPUTS).display()))?;
         swap(&staging, &target, parent, &name)?;
         Ok(written)

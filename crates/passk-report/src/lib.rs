@@ -4,7 +4,6 @@
 //! byte-identical tables and figures. The report page ([`html`]) also shows what its caller
 //! passes from the experiment files and the claims file, and nothing else (no timestamp).
 
-pub mod atomic;
 pub mod claims;
 pub mod dose;
 pub mod error;
@@ -18,7 +17,6 @@ pub mod plot;
 pub mod probe;
 pub mod probe_pooled;
 pub mod readme;
-pub mod schema;
 pub mod tables;
 pub mod theory;
 pub mod tiny;

@@ -6,52 +6,12 @@ mod training;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::error::ReportError;
 use crate::load::read_csv;
-use crate::schema::CellRecord;
 use crate::tables::{fmt_f, Table};
-
-/// `eval.csv` of an LM cell (one row per family and k).
-#[derive(Debug, Clone, Deserialize)]
-struct EvalCsvRow {
-    step: u64,
-    family: String,
-    k: u32,
-    pass_at_k: f64,
-    n_prompts: usize,
-}
-
-/// `eval_prompts.csv` of an LM cell (one row per prompt).
-#[derive(Debug, Clone, Deserialize)]
-struct PromptCsvRow {
-    step: u64,
-    n_samples: u32,
-    correct: u32,
-    wrong: u32,
-    no_answer: u32,
-    unparseable: u32,
-    cut_off: u32,
-}
-
-/// The probe's global statistic of one k at one step, from `summary.json`.
-#[derive(Debug, Clone, Deserialize)]
-struct ProbeSummary {
-    step: u64,
-    k: u32,
-    inner: f64,
-    /// Absent (`null`) when the split-half estimate of a squared norm came out negative, as it
-    /// can when few samples succeed.
-    cosine: Option<f64>,
-}
-
-/// The part of `summary.json` the report reads.
-#[derive(Debug, Clone, Deserialize)]
-struct SummaryFile {
-    #[serde(default)]
-    probe: Vec<ProbeSummary>,
-}
+use passk_schema::cell::{CellRecord, CELL_FILE};
+use passk_schema::eval::{EvalRow, PromptOutcomeRow, EVAL_FILE, EVAL_PROMPTS_FILE};
+use passk_schema::lm::{LmProbeRow, LmSummary, SUMMARY_FILE};
 
 /// One LM cell's label, config facts and evaluations.
 struct LmCell {
@@ -63,9 +23,9 @@ struct LmCell {
     seed: u64,
     /// RL steps in the config (0: evaluation only).
     steps: u64,
-    eval: Vec<EvalCsvRow>,
-    prompts: Vec<PromptCsvRow>,
-    probe: Vec<ProbeSummary>,
+    eval: Vec<EvalRow>,
+    prompts: Vec<PromptOutcomeRow>,
+    probe: Vec<LmProbeRow>,
 }
 
 impl LmCell {
@@ -124,14 +84,14 @@ fn load_cells(experiment_dir: &Path) -> Result<Vec<LmCell>, ReportError> {
         .collect();
     dirs.sort();
     for dir in dirs {
-        let record_path = dir.join("cell.json");
+        let record_path = dir.join(CELL_FILE);
         let text =
             std::fs::read_to_string(&record_path).map_err(|e| ReportError::io(&record_path, e))?;
         let record: CellRecord = serde_json::from_str(&text)
             .map_err(|e| ReportError::invalid(&record_path, e.to_string()))?;
         let config = &record.config;
-        let summary_path = dir.join("summary.json");
-        let summary: SummaryFile = match std::fs::read_to_string(&summary_path) {
+        let summary_path = dir.join(SUMMARY_FILE);
+        let summary: LmSummary = match std::fs::read_to_string(&summary_path) {
             Ok(text) => serde_json::from_str(&text)
                 .map_err(|e| ReportError::invalid(&summary_path, e.to_string()))?,
             Err(e) => return Err(ReportError::io(&summary_path, e)),
@@ -153,8 +113,8 @@ fn load_cells(experiment_dir: &Path) -> Result<Vec<LmCell>, ReportError> {
                 .pointer("/rl/steps")
                 .and_then(|v| v.as_u64())
                 .unwrap_or(0),
-            eval: read_csv(&dir.join("eval.csv"))?,
-            prompts: read_csv(&dir.join("eval_prompts.csv"))?,
+            eval: read_csv(&dir.join(EVAL_FILE))?,
+            prompts: read_csv(&dir.join(EVAL_PROMPTS_FILE))?,
             probe: summary.probe,
         });
     }
@@ -206,7 +166,7 @@ pub fn report_lm(experiment_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, 
         steps.sort_unstable();
         steps.dedup();
         for &step in &steps {
-            let overall: Vec<&EvalCsvRow> = cell
+            let overall: Vec<&EvalRow> = cell
                 .eval
                 .iter()
                 .filter(|r| r.step == step && r.family == "all")
@@ -222,9 +182,10 @@ pub fn report_lm(experiment_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, 
                 );
             }
             pass.rows.push(row);
-            let ps: Vec<&PromptCsvRow> = cell.prompts.iter().filter(|p| p.step == step).collect();
+            let ps: Vec<&PromptOutcomeRow> =
+                cell.prompts.iter().filter(|p| p.step == step).collect();
             let total: u32 = ps.iter().map(|p| p.n_samples).sum();
-            let pct = |f: fn(&PromptCsvRow) -> u32| {
+            let pct = |f: fn(&PromptOutcomeRow) -> u32| {
                 let n: u32 = ps.iter().map(|p| f(p)).sum();
                 fmt_f(100.0 * f64::from(n) / f64::from(total.max(1)), 1)
             };
@@ -265,6 +226,30 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
+    /// A `summary.json` with `probe` and placeholder bookkeeping.
+    fn summary_json(probe: Vec<LmProbeRow>) -> String {
+        serde_json::to_string(&LmSummary {
+            config_hash: "0".repeat(16),
+            objective: "pass1_rloo".into(),
+            n_params: 1,
+            n_trainable: 1,
+            rl_steps: 0,
+            warm_start: vec![],
+            final_eval: vec![],
+            warm_start_format: vec![],
+            final_format: vec![],
+            probe,
+            probe_sketch_bytes: 0,
+            probe_gradient_bytes: 0,
+            load_seconds: 0.0,
+            rl_seconds: 0.0,
+            eval_seconds: 0.0,
+            probe_seconds: 0.0,
+            wall_seconds: 0.0,
+        })
+        .unwrap()
+    }
+
     #[test]
     fn tables_show_each_cell_and_count_outcomes() {
         let dir = tempfile::tempdir().unwrap();
@@ -278,7 +263,7 @@ mod tests {
             &cell.join("eval.csv"),
             "step,family,k,pass_at_k,n_prompts\n0,all,1,0.25,2\n0,all,2,0.5,2\n0,svamp,1,0.25,2\n",
         );
-        write(&cell.join("summary.json"), r#"{"probe":[]}"#);
+        write(&cell.join("summary.json"), &summary_json(vec![]));
         write(
             &cell.join("eval_prompts.csv"),
             "step,prompt,family,n_samples,correct,wrong,no_answer,unparseable,cut_off\n\
@@ -327,7 +312,14 @@ mod tests {
         );
         write(
             &cell.join("summary.json"),
-            r#"{"probe":[{"step":0,"k":2,"inner":0.5,"ci_low":0.1,"ci_high":0.9,"cosine":null}]}"#,
+            &summary_json(vec![LmProbeRow {
+                step: 0,
+                k: 2,
+                inner: 0.5,
+                ci_low: 0.1,
+                ci_high: 0.9,
+                cosine: None,
+            }]),
         );
     }
 

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::de::DeserializeOwned;
 
 use crate::error::ReportError;
-use crate::schema::{theory_files, CellRecord, KScanRow, PromptRow, TheorySummary, TrajectoryRow};
+use passk_schema::cell::{CellRecord, CELL_FILE};
+use passk_schema::theory::{
+    KScanRow, PromptRow, TheorySummary, TrajectoryRow, KSCAN_FILE, PROMPTS_FILE, SUMMARY_FILE,
+    TRAJECTORY_FILE,
+};
 
-/// The name of the cell record file in every cell directory.
-pub const CELL_FILE: &str = "cell.json";
 
 /// One theory-tier cell as read from `results/<experiment>/<hash>/`.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,10 +138,10 @@ pub fn load_theory_cell(dir: &Path) -> Result<TheoryCell, ReportError> {
         ));
     }
     Ok(TheoryCell {
-        kscan: read_csv(&dir.join(theory_files::KSCAN))?,
-        prompts: read_csv(&dir.join(theory_files::PROMPTS))?,
-        trajectory: read_csv(&dir.join(theory_files::TRAJECTORY))?,
-        summary: read_json(&dir.join(theory_files::SUMMARY))?,
+        kscan: read_csv(&dir.join(KSCAN_FILE))?,
+        prompts: read_csv(&dir.join(PROMPTS_FILE))?,
+        trajectory: read_csv(&dir.join(TRAJECTORY_FILE))?,
+        summary: read_json(&dir.join(SUMMARY_FILE))?,
         record,
     })
 }
@@ -194,9 +196,9 @@ pub fn rename_into_place(tmp: &Path, path: &Path) -> Result<(), ReportError> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory renamed into place
-/// (see [`crate::atomic::write_atomic`]), creating the parent directory if needed.
+/// (see [`passk_schema::write_atomic`]), creating the parent directory if needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    crate::atomic::write_atomic(path, bytes).map_err(|e| ReportError::io(path, e))
+    passk_schema::write_atomic(path, bytes).map_err(|e| ReportError::io(path, e))
 }
 
 /// Writes `value` as pretty JSON with a trailing newline, atomically.
@@ -213,7 +215,7 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
-    use crate::schema::SCHEMA_VERSION;
+    use passk_schema::cell::SCHEMA_VERSION;
     use sha2::{Digest, Sha256};
 
     /// A deterministic fake theory cell whose numbers depend on its coordinates.
@@ -336,11 +338,11 @@ pub(crate) mod fixtures {
             serde_json::to_string_pretty(&cell.record).unwrap(),
         )
         .unwrap();
-        write_csv(&dir.join(theory_files::KSCAN), &cell.kscan);
-        write_csv(&dir.join(theory_files::PROMPTS), &cell.prompts);
-        write_csv(&dir.join(theory_files::TRAJECTORY), &cell.trajectory);
+        write_csv(&dir.join(KSCAN_FILE), &cell.kscan);
+        write_csv(&dir.join(PROMPTS_FILE), &cell.prompts);
+        write_csv(&dir.join(TRAJECTORY_FILE), &cell.trajectory);
         fs::write(
-            dir.join(theory_files::SUMMARY),
+            dir.join(SUMMARY_FILE),
             serde_json::to_string(&cell.summary).unwrap(),
         )
         .unwrap();

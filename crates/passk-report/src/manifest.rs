@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::atomic::write_atomic;
+use passk_schema::write_atomic;
 
 /// The manifest's file name inside the results directory.
 pub const MANIFEST: &str = "MANIFEST";

@@ -163,7 +163,7 @@ fn cell_folders(dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{CellRecord, SCHEMA_VERSION};
+    use passk_schema::cell::{CellRecord, SCHEMA_VERSION};
 
     fn cell(results: &Path, experiment: &str, hash: &str) {
         let dir = results.join(experiment).join(hash);

@@ -12,7 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use passk_schema::probe::{
+    ProbeGramRow, ProbePromptRow, ProbeSummaryRow, BLOCK_GLOBAL, PROBE_DIR, PROMPTS_FILE,
+    SUMMARY_FILE,
+};
 
 mod heatmap;
 
@@ -25,84 +28,8 @@ use crate::tables::{fmt_e, fmt_f, Table};
 use crate::theory::write_sidecar;
 use crate::tiny::{load_tiny_cells, TinyCell};
 
-/// The directory of a cell holding one `step-<NNNNN>` directory per probe.
-pub const PROBE_DIR: &str = "probe";
-
-/// The names of a probe step's files.
-pub mod probe_files {
-    /// [`super::ProbePromptRow`] rows.
-    pub const PROMPTS: &str = "prompts.csv";
-    /// The Gram matrix: upper triangle, row-major, little-endian f32 (see
-    /// `passk_core::interference::Gram::to_upper_f32_le`).
-    pub const GRAM: &str = "gram.f32";
-    /// The Gram matrix as [`super::ProbeGramRow`] rows, in cells written before `gram.f32`.
-    pub const GRAM_CSV: &str = "gram.csv";
-    /// [`super::ProbeSummaryRow`] rows.
-    pub const SUMMARY: &str = "summary.csv";
-}
-
-/// Block label of the global statistic.
-pub const GLOBAL_BLOCK: &str = "global";
-
 /// Most heatmap cells per side; larger Gram matrices are averaged over square blocks.
 const HEATMAP_MAX_SIDE: usize = 64;
-
-/// `prompts.csv`: one prompt at one k (long format).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbePromptRow {
-    /// Position of the prompt in the probe set.
-    pub index: usize,
-    /// Family name.
-    pub family: String,
-    /// Samples drawn.
-    pub n_samples: usize,
-    /// Correct samples.
-    pub n_correct: usize,
-    /// `p̂ = n_correct / n_samples`.
-    pub p_hat: f64,
-    /// Agreement `â(x) = ⟨∇p(x), ∇J_1⟩`.
-    pub agreement: f64,
-    /// Unbiased split-half `κ̂(x, x)`.
-    pub kappa_self: f64,
-    /// Naive `‖ĝ(x)‖²`.
-    pub kappa_self_naive: f64,
-    /// The k of this row.
-    pub k: u32,
-    /// `w_k(p̂)`.
-    pub w_k: f64,
-}
-
-/// `gram.csv`: `κ̂(x_i, x_j)` for `i <= j`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeGramRow {
-    /// Row index.
-    pub i: usize,
-    /// Column index.
-    pub j: usize,
-    /// The kernel estimate.
-    pub kappa: f64,
-}
-
-/// `summary.csv`: a statistic of `⟨∇J_k, ∇J_1⟩` for one k and block (`global`, `trimmed` or
-/// `a->b`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeSummaryRow {
-    /// The k of pass@k.
-    pub k: u32,
-    /// `global`, `trimmed` or `a->b` (family a's pass@k-weighted gradient against family b's
-    /// pass@1 direction).
-    pub block: String,
-    /// Point estimate.
-    pub inner: f64,
-    /// Lower end of the 95% bootstrap interval.
-    pub ci_low: f64,
-    /// Upper end.
-    pub ci_high: f64,
-    /// Cosine from the split-half Gram (NaN where undefined).
-    pub cosine: f64,
-    /// Cosine with the naive diagonal.
-    pub naive_cosine: f64,
-}
 
 /// One probe of a cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,9 +133,9 @@ pub fn load_probe_steps(cell_dir: &Path) -> Result<Vec<ProbeStep>, ReportError> 
         let dir = entry.path();
         steps.push(ProbeStep {
             step,
-            prompts: read_csv(&dir.join(probe_files::PROMPTS))?,
+            prompts: read_csv(&dir.join(PROMPTS_FILE))?,
             gram: read_gram(&dir)?,
-            summary: read_csv(&dir.join(probe_files::SUMMARY))?,
+            summary: read_csv(&dir.join(SUMMARY_FILE))?,
         });
     }
     steps.sort_by_key(|s| s.step);
@@ -260,7 +187,7 @@ pub fn sign_rows(cells: &[ProbeCell]) -> Vec<SignRow> {
                 objective: c.cell.objective.clone(),
                 seed: c.cell.seed,
                 k,
-                global_inner: first.row(k, GLOBAL_BLOCK)?.inner,
+                global_inner: first.row(k, BLOCK_GLOBAL)?.inner,
                 cross_inner: first.cross_family_inner(k),
                 pass1_delta: c.cell.delta(1)?,
             })
@@ -455,7 +382,7 @@ pub fn render_probe_cells(
 
         let mut panels = vec![inner_chart(
             c,
-            GLOBAL_BLOCK,
+            BLOCK_GLOBAL,
             format!("all prompts ({label})"),
         )];
         for block in first.cross_blocks() {

@@ -9,7 +9,9 @@ use crate::claims::RF_BLOCK;
 use crate::dose::{display_name, mean_ci};
 use crate::error::ReportError;
 use crate::plot::{Chart, Figure, Legend, Mark, Series, XScale};
-use crate::probe::{ProbeCell, ProbeStep, GLOBAL_BLOCK};
+use passk_schema::probe::BLOCK_GLOBAL;
+
+use crate::probe::{ProbeCell, ProbeStep};
 use crate::theory::render_with_sidecar;
 use crate::tiny::objective_k;
 
@@ -92,7 +94,7 @@ pub fn render_pooled(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>
     let hashes: BTreeSet<String> = cells.iter().map(|c| c.cell.record.hash.clone()).collect();
     let mut paths = Vec::new();
     for (stem, block, what) in [
-        ("probe_inner_vs_k", GLOBAL_BLOCK, "all probe prompts (split-half Gram)"),
+        ("probe_inner_vs_k", BLOCK_GLOBAL, "all probe prompts (split-half Gram)"),
         (
             "probe_block_inner_vs_k",
             RF_BLOCK,

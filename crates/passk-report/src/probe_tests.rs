@@ -4,8 +4,11 @@ use plotters::style::RGBColor;
 
 use super::heatmap::diverging;
 use super::*;
-use crate::load::CELL_FILE;
-use crate::schema::{CellRecord, TinyEvalRow, SCHEMA_VERSION};
+use passk_schema::cell::CELL_FILE;
+use passk_schema::cell::{CellRecord, SCHEMA_VERSION};
+use passk_schema::eval::EvalRow;
+use passk_schema::probe;
+use serde::Serialize;
 
 fn write_csv<T: Serialize>(path: &Path, rows: &[T]) {
     let mut w = csv::Writer::from_path(path).unwrap();
@@ -87,7 +90,7 @@ fn write_step(dir: &Path, cross: f64) {
             });
         }
     }
-    write_csv(&dir.join(probe_files::PROMPTS), &prompts);
+    write_csv(&dir.join(probe::PROMPTS_FILE), &prompts);
     // The packed binary form of new cells where the step directory ends in 0, else older
     // cells' CSV, so both readers are exercised.
     if dir.to_string_lossy().ends_with("00000") {
@@ -96,11 +99,11 @@ fn write_step(dir: &Path, cross: f64) {
             g.set(r.i, r.j, r.kappa);
             g.set(r.j, r.i, r.kappa);
         }
-        std::fs::write(dir.join(probe_files::GRAM), g.to_upper_f32_le()).unwrap();
+        std::fs::write(dir.join(probe::GRAM_FILE), g.to_upper_f32_le()).unwrap();
     } else {
-        write_csv(&dir.join(probe_files::GRAM_CSV), &gram);
+        write_csv(&dir.join(probe::GRAM_CSV_FILE), &gram);
     }
-    write_csv(&dir.join(probe_files::SUMMARY), &summary);
+    write_csv(&dir.join(probe::SUMMARY_FILE), &summary);
 }
 
 /// A tiny cell with probes at steps 0 and 100 and held-out pass@1 moving by `delta`.
@@ -133,7 +136,7 @@ pub(crate) fn write_cell_seeded(
     };
     std::fs::write(dir.join(CELL_FILE), serde_json::to_string(&record).unwrap()).unwrap();
     let eval = [(0, 0.8), (200, 0.8 + delta)]
-        .map(|(step, p)| TinyEvalRow {
+        .map(|(step, p)| EvalRow {
             step,
             family: "all".into(),
             k: 1,

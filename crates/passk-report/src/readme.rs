@@ -59,7 +59,7 @@ pub fn sync(figures: &Path) -> Result<bool> {
     if fresh == text {
         return Ok(false);
     }
-    crate::atomic::write_atomic(readme, fresh.as_bytes())?;
+    passk_schema::write_atomic(readme, fresh.as_bytes())?;
     Ok(true)
 }
 

@@ -8,11 +8,13 @@ use passk_core::objective::objective_from_spec;
 use passk_core::stats::{mean, t_interval};
 
 use crate::error::ReportError;
-use crate::load::{read_csv, read_json, CELL_FILE};
+use crate::load::{read_csv, read_json};
 use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
-use crate::schema::{tiny_files, CellRecord, TinyEvalRow, TinyFormatRow};
 use crate::tables::{fmt_f, Shown, Table};
 use crate::theory::write_sidecar;
+use passk_schema::cell::CellRecord;
+use passk_schema::cell::CELL_FILE;
+use passk_schema::eval::{EvalRow, FormatRow, EVAL_FILE, FORMAT_FILE};
 
 /// One tiny-tier cell as read from `results/<experiment>/<hash>/`.
 #[derive(Debug, Clone)]
@@ -20,9 +22,9 @@ pub struct TinyCell {
     /// `cell.json`.
     pub record: CellRecord,
     /// `eval.csv`.
-    pub eval: Vec<TinyEvalRow>,
+    pub eval: Vec<EvalRow>,
     /// `eval_format.csv` (empty where a cell has none).
-    pub format: Vec<TinyFormatRow>,
+    pub format: Vec<FormatRow>,
     /// Cue reliability q (`mixture.cue_reliability`).
     pub q: f64,
     /// The RL objective spec (`rl.objective`).
@@ -96,9 +98,9 @@ pub fn load_tiny_cells(experiment_dir: &Path) -> Result<Vec<TinyCell>, ReportErr
     let mut cells = Vec::new();
     for dir in dirs {
         let record: CellRecord = read_json(&dir.join(CELL_FILE))?;
-        let eval: Vec<TinyEvalRow> = read_csv(&dir.join(tiny_files::EVAL))?;
-        let format_path = dir.join(tiny_files::FORMAT);
-        let format: Vec<TinyFormatRow> = if format_path.is_file() {
+        let eval: Vec<EvalRow> = read_csv(&dir.join(EVAL_FILE))?;
+        let format_path = dir.join(FORMAT_FILE);
+        let format: Vec<FormatRow> = if format_path.is_file() {
             read_csv(&format_path)?
         } else {
             Vec::new()

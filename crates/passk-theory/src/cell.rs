@@ -1,5 +1,6 @@
 //! One exact-tier experiment cell: the toy at theta_0, a k scan, two ascent runs and a one-step check.
 
+use passk_schema::theory::{KScanRow, PromptRow, TheorySummary, TrajectoryRow};
 use serde::{Deserialize, Serialize};
 
 use crate::ascent::{ascent, AscentObjective};
@@ -45,97 +46,17 @@ pub const DEFAULT_LR: f64 = 1.0;
 /// Default number of ascent steps.
 pub const DEFAULT_STEPS: usize = 300;
 
-/// <grad J_k, grad J_1> at theta_0 for one k.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KScan {
-    /// The k.
-    pub k: u32,
-    /// <grad J_k, grad J_1>, from the gradient vectors.
-    pub inner: f64,
-    /// cos(grad J_k, grad J_1); `None` when a gradient is zero.
-    pub cosine: Option<f64>,
-    /// |grad J_k|.
-    pub norm_k: f64,
-    /// |grad J_1|.
-    pub norm_1: f64,
-    /// |inner - sum_x m(x) w_k(p(x)) a(x)| (the conflict identity's numerical residual).
-    pub identity_gap: f64,
-}
-
-/// One prompt's exact quantities at theta_0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptInfo {
-    /// Prompt index in the bandit.
-    pub prompt: usize,
-    /// Group label ("easy" or "hard").
-    pub group: String,
-    /// Normalised mass m(x).
-    pub mass: f64,
-    /// The toy's scalar feature s(x).
-    pub feature: f64,
-    /// Success probability p(x).
-    pub p: f64,
-    /// Agreement a(x) = <grad p(x), grad J_1>.
-    pub agreement: f64,
-    /// pass@k weight w_k(p(x)) for the cell's k.
-    pub w_k: f64,
-}
-
-/// One step of one of the cell's two ascent runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrajPoint {
-    /// "pass@1" or "pass@k": the objective being climbed.
-    pub objective: String,
-    /// Step index (0 = theta_0).
-    pub step: usize,
-    /// J_1 at this step.
-    pub j1: f64,
-    /// J_k (the cell's k) at this step.
-    pub jk: f64,
-    /// cos(grad J_k, grad J_1) at this step.
-    pub cosine: Option<f64>,
-}
-
-/// The cell's headline numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// The cell's k.
-    pub k: u32,
-    /// Smallest k in k_scan with <grad J_k, grad J_1> < 0 at theta_0; `None` if there is none.
-    pub k_star: Option<u32>,
-    /// J_1 at theta_0.
-    pub j1_start: f64,
-    /// J_k at theta_0.
-    pub jk_start: f64,
-    /// J_1 after the pass@1 ascent run.
-    pub pass1_final_j1: f64,
-    /// J_k after the pass@1 ascent run.
-    pub pass1_final_jk: f64,
-    /// J_1 after the pass@k ascent run.
-    pub passk_final_j1: f64,
-    /// J_k after the pass@k ascent run.
-    pub passk_final_jk: f64,
-    /// Largest identity_gap over the k scan.
-    pub max_identity_gap: f64,
-    /// eta of the single step theta_0 + eta grad J_k.
-    pub one_step_eta: f64,
-    /// J_1(theta_0 + eta grad J_k) - J_1(theta_0), exact.
-    pub one_step_delta_j1: f64,
-    /// First-order prediction of that change, eta <grad J_1, grad J_k>.
-    pub one_step_first_order: f64,
-}
-
 /// Everything a cell produces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TheoryCellOutcome {
     /// The k scan at theta_0.
-    pub kscan: Vec<KScan>,
+    pub kscan: Vec<KScanRow>,
     /// Per-prompt quantities at theta_0.
-    pub prompts: Vec<PromptInfo>,
+    pub prompts: Vec<PromptRow>,
     /// The pass@1 run followed by the pass@k run.
-    pub trajectory: Vec<TrajPoint>,
+    pub trajectory: Vec<TrajectoryRow>,
     /// Headline numbers.
-    pub summary: Summary,
+    pub summary: TheorySummary,
 }
 
 impl TheoryCellConfig {
@@ -174,12 +95,12 @@ pub fn run_cell(cfg: &TheoryCellConfig) -> Result<TheoryCellOutcome, TheoryError
     let snap = bandit.snapshot(&theta0)?;
     let norm_1 = norm(&snap.grad_j1);
 
-    let kscan: Vec<KScan> = cfg
+    let kscan: Vec<KScanRow> = cfg
         .k_scan
         .iter()
         .map(|&k| {
             let inner = snap.inner(k);
-            KScan {
+            KScanRow {
                 k,
                 inner,
                 cosine: snap.cosine(k),
@@ -197,7 +118,7 @@ pub fn run_cell(cfg: &TheoryCellConfig) -> Result<TheoryCellOutcome, TheoryError
         .prompts()
         .iter()
         .enumerate()
-        .map(|(x, pr)| PromptInfo {
+        .map(|(x, pr)| PromptRow {
             prompt: x,
             group: pr.group.clone(),
             mass: pr.mass,
@@ -230,7 +151,7 @@ pub fn run_cell(cfg: &TheoryCellConfig) -> Result<TheoryCellOutcome, TheoryError
         .into_iter()
         .map(|s| ("pass@1", s))
         .chain(runk.into_iter().map(|s| ("pass@k", s)))
-        .map(|(name, s)| TrajPoint {
+        .map(|(name, s)| TrajectoryRow {
             objective: name.to_string(),
             step: s.step,
             j1: s.j1,
@@ -248,7 +169,7 @@ pub fn run_cell(cfg: &TheoryCellConfig) -> Result<TheoryCellOutcome, TheoryError
         kscan,
         prompts,
         trajectory,
-        summary: Summary {
+        summary: TheorySummary {
             k: cfg.k,
             k_star,
             j1_start: snap.j1(),

@@ -52,9 +52,6 @@ mod toy;
 
 pub use ascent::{ascent, AscentObjective, AscentStep};
 pub use bandit::{BanditPrompt, Snapshot, SoftmaxBandit};
-pub use cell::{
-    run_cell, KScan, PromptInfo, Summary, TheoryCellConfig, TheoryCellOutcome, TrajPoint,
-    DEFAULT_LR, DEFAULT_STEPS,
-};
+pub use cell::{run_cell, TheoryCellConfig, TheoryCellOutcome, DEFAULT_LR, DEFAULT_STEPS};
 pub use error::TheoryError;
 pub use toy::{build_toy, two_prompt_example, ToyConfig, TwoPromptExample, EASY, HARD};

@@ -8,6 +8,10 @@ use candle_core::Device;
 use passk_core::objective::objective_from_spec;
 use passk_core::rng::seeded;
 use passk_policy::Gpt;
+use passk_schema::eval::{EvalRow, FormatRow, EVAL_FILE, FORMAT_FILE};
+use passk_schema::probe::probe_dir;
+use passk_schema::tiny::{TinySummary, SUMMARY_FILE};
+use passk_schema::train::{TrainLogRow, TRAIN_LOG_FILE};
 use passk_tasks::{Mixture, Prompt, Split};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -15,23 +19,15 @@ use serde::{Deserialize, Serialize};
 use crate::batch::Vocab;
 use crate::config::TinyCellConfig;
 use crate::error::{io_err, Result, TrainError};
-use crate::eval::{evaluate, EvalRow, EvalSpec, Evaluation, FormatRow};
+use crate::eval::{evaluate, EvalSpec, Evaluation};
 use crate::files::{read_csv, read_json, write_csv_atomic, write_json_atomic};
 use crate::optim::Optimizer;
-use crate::probe::{probe, probe_dir, write_probe, ProbeSet};
+use crate::probe::{probe, write_probe, ProbeSet};
 use crate::progress::{Phase, Progress};
-use crate::rl::{rl_step, TrainLogRow};
+use crate::rl::rl_step;
 use crate::sft::warm_start_checked;
 use crate::streams;
 
-/// Name of the per-step RL log in the cell directory.
-pub const TRAIN_LOG_FILE: &str = "train_log.csv";
-/// Name of the evaluation table in the cell directory.
-pub const EVAL_FILE: &str = "eval.csv";
-/// Name of the other-format table in the cell directory.
-pub const FORMAT_FILE: &str = "eval_format.csv";
-/// Name of the summary in the cell directory.
-pub const SUMMARY_FILE: &str = "summary.json";
 /// Name of the pointer to the latest checkpoint in the cell directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 
@@ -57,34 +53,6 @@ impl Default for RunOptions {
             strict: false,
         }
     }
-}
-
-/// `summary.json`: the warm-start and final evaluations and bookkeeping.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TinySummary {
-    /// Hash of the whole config.
-    pub config_hash: String,
-    /// Hash of the warm-start fields (name of the cached SFT weights).
-    pub sft_hash: String,
-    /// The objective spec trained.
-    pub objective: String,
-    /// The cue reliability q of the mixture.
-    pub cue_reliability: f64,
-    /// RL steps completed.
-    pub rl_steps: u64,
-    /// Evaluation at step 0 (the warm start), overall and per family, every k.
-    pub warm_start: Vec<EvalRow>,
-    /// Evaluation after the last step.
-    #[serde(rename = "final")]
-    pub final_eval: Vec<EvalRow>,
-    /// Other-format shares at the warm start.
-    pub warm_start_format: Vec<FormatRow>,
-    /// Other-format shares after the last step.
-    pub final_format: Vec<FormatRow>,
-    /// The step this invocation resumed from, if it found a checkpoint.
-    pub resumed_from_step: Option<u64>,
-    /// Wall-clock seconds of this invocation (not deterministic).
-    pub wall_seconds: f64,
 }
 
 /// What [`run_tiny_cell`] returns.

@@ -101,13 +101,3 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> T
         source,
     }
 }
-
-/// Maps any displayable error on `path` into a [`TrainError::Format`].
-pub(crate) fn fmt_err<E: std::fmt::Display>(
-    path: &std::path::Path,
-) -> impl FnOnce(E) -> TrainError + '_ {
-    move |e| TrainError::Format {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    }
-}

@@ -6,71 +6,16 @@ use std::collections::BTreeMap;
 use passk_core::estimators::pass_at_k;
 use passk_core::rng::seeded;
 use passk_policy::{Policy, SamplingParams};
+use passk_schema::eval::{EvalRow, FormatRow, PromptOutcomeRow, ALL_FAMILIES};
 use passk_tasks::{Failure, Prompt, Verdict};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
 use crate::batch::PromptCodec;
 use crate::error::Result;
 use crate::streams;
 
-/// Family label of the rows that pool every prompt.
-pub const ALL_FAMILIES: &str = "all";
-
 /// Prompts sampled together in one batch during evaluation (bounds memory).
 const EVAL_CHUNK: usize = 64;
-
-/// One row of `eval.csv`: mean unbiased pass@k over the eval prompts of one family.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalRow {
-    /// RL steps completed when evaluated (0 = warm start).
-    pub step: u64,
-    /// Family name (`addition`, `reversed_addition`, ...) or [`ALL_FAMILIES`].
-    pub family: String,
-    /// The k of pass@k.
-    pub k: u32,
-    /// Mean over prompts of the unbiased pass@k estimate.
-    pub pass_at_k: f64,
-    /// Number of prompts averaged.
-    pub n_prompts: usize,
-}
-
-/// One row of `eval_format.csv`: how often a family's samples were the answer under the other
-/// rule (for forward addition: answered reversed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FormatRow {
-    /// RL steps completed when evaluated.
-    pub step: u64,
-    /// Family name (only families whose prompts carry an alternative reference).
-    pub family: String,
-    /// Share of samples equal to the other rule's answer (and not to the reference).
-    pub other_format_share: f64,
-    /// Number of samples counted.
-    pub n_samples: usize,
-}
-
-/// One eval prompt's samples by outcome (the LM tier writes these as `eval_prompts.csv`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptOutcomeRow {
-    /// RL steps completed when evaluated.
-    pub step: u64,
-    /// The prompt's id.
-    pub prompt: String,
-    /// Its family name.
-    pub family: String,
-    /// Samples drawn.
-    pub n_samples: u32,
-    /// Samples judged correct.
-    pub correct: u32,
-    /// Finished samples with an answer of the wrong value (or invalid).
-    pub wrong: u32,
-    /// Finished samples in which the verifier found no answer (an extraction failure).
-    pub no_answer: u32,
-    /// Finished samples whose answer did not parse (an extraction failure).
-    pub unparseable: u32,
-    /// Samples that reached the token budget without a stop token (incorrect, not judged).
-    pub cut_off: u32,
-}
 
 /// The result of one evaluation.
 #[derive(Debug, Clone, PartialEq)]

@@ -39,34 +39,27 @@ mod sft;
 pub use batch::{logprobs, weighted_logprob_sum, PromptCodec, Vocab, WeightedRow};
 pub use cell::{
     held_out_set, run_tiny_cell, run_tiny_cell_with, warm_start_profile, RunOptions, TinyOutcome,
-    TinySummary, CHECKPOINT_FILE, EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE,
+    CHECKPOINT_FILE,
 };
 pub use config::{
     within_memory, CellProbe, EvalConfig, OptimizerKind, RlConfig, SftConfig, TinyCellConfig,
     MAX_BATCH, MAX_PLANNED_BYTES,
 };
 pub use error::{Result, TrainError};
-pub use eval::{
-    evaluate, EvalRow, EvalSpec, Evaluation, FormatRow, PromptOutcomeRow, ALL_FAMILIES,
-};
+pub use eval::{evaluate, EvalSpec, Evaluation};
 pub use lock::FileLock;
 pub use optim::{Optimizer, ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, ADAMW_WEIGHT_DECAY};
 pub use probe::{
-    probe, probe_block_label, probe_dir, probe_gram_rows, probe_groups, probe_prompt_rows,
-    probe_rollouts, read_probe, streams as probe_streams, write_probe, ProbeConfig, ProbeFiles,
-    ProbeGramRow, ProbeMode, ProbePromptRow, ProbePromptStat, ProbeResult, ProbeSet,
-    ProbeSummaryRow, PROBE_BLOCK_GLOBAL, PROBE_BLOCK_TRIMMED, PROBE_CI_LEVEL, PROBE_GRAM_CSV_FILE,
-    PROBE_GRAM_FILE, PROBE_PROMPTS_FILE, PROBE_SUMMARY_FILE,
+    probe, probe_gram_rows, probe_groups, probe_prompt_rows, probe_rollouts, read_probe,
+    streams as probe_streams, write_probe, ProbeConfig, ProbeFiles, ProbeMode, ProbePromptStat,
+    ProbeResult, ProbeSet, PROBE_CI_LEVEL,
 };
 pub use progress::{Phase, Progress};
 pub use prompts::{PromptPool, TrainPrompts};
-pub use rl::{
-    apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group, TrainLogRow,
-};
+pub use rl::{apply_projected_update, apply_update, policy_loss, rl_step, rollouts, Group};
 pub use sft::{
     cached_warm_start_sha256, remove_orphaned_cache_temporaries, train_sft, train_sft_observed,
-    warm_start, warm_start_checked, warm_start_path, warm_start_with, SftLogRow, WarmStart,
-    SFT_CLIP,
+    warm_start, warm_start_checked, warm_start_path, warm_start_with, WarmStart, SFT_CLIP,
 };
 
 /// Stream ids (first element of every `seeded(seed, stream)` path) of the random draws.

@@ -7,8 +7,8 @@ use passk_core::estimators::pass_at_k;
 use passk_core::objective::Objective;
 use passk_core::rng::seeded;
 use passk_policy::{clip_grad_norm, Policy, SamplingParams};
+use passk_schema::train::TrainLogRow;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
 use crate::batch::{weighted_logprob_sum, PromptCodec};
 use crate::config::RlConfig;
@@ -16,31 +16,6 @@ use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
 use crate::prompts::TrainPrompts;
 use crate::streams;
-
-/// One row of `train_log.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainLogRow {
-    /// Index of the update (0-based).
-    pub step: u64,
-    /// Mean reward over all P × n samples.
-    pub mean_reward: f64,
-    /// Mean over prompts of the unbiased pass@1 from the n samples.
-    pub pass_at_1: f64,
-    /// The k the objective targets (1 for pass@1 objectives).
-    pub k: u32,
-    /// Mean over prompts of the unbiased pass@k from the n samples.
-    pub pass_at_k: f64,
-    /// Global gradient norm before clipping (0 when every weight was zero); for a projected
-    /// objective, the norm of the projected gradient.
-    pub grad_norm: f64,
-    /// For a projected objective (`conflict_projected`): the cosine between its gradient and
-    /// its anchor's (pass@1) before projection, estimated from this step's samples; the step
-    /// was projected when it is negative. Empty for other objectives.
-    #[serde(default)]
-    pub conflict_cos: Option<f64>,
-    /// Wall-clock seconds of the step (the only non-deterministic column).
-    pub seconds: f64,
-}
 
 /// One prompt's rollouts.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,6 +13,7 @@ use std::time::Instant;
 use candle_core::Device;
 use passk_core::rng::seeded;
 use passk_policy::{clip_grad_norm, Gpt};
+use passk_schema::train::SftLogRow;
 use passk_tasks::{Mixture, Split};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -27,17 +28,6 @@ use crate::streams;
 
 /// Gradient-norm clip used during SFT.
 pub const SFT_CLIP: f64 = 1.0;
-
-/// One SFT step's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SftLogRow {
-    /// 1 (reliable tag) or 2 (the cell's cue reliability).
-    pub stage: u32,
-    /// Step within the stage.
-    pub step: u64,
-    /// Mean per-token cross-entropy (nats) of the batch before the update.
-    pub loss: f64,
-}
 
 /// The outcome of [`warm_start_with`].
 pub struct WarmStart {

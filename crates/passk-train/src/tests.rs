@@ -7,6 +7,11 @@ use passk_core::objective::objective_from_spec;
 use passk_policy::Gpt;
 use passk_tasks::{Mixture, MixtureConfig, Split};
 
+use passk_schema::eval::{EvalRow, ALL_FAMILIES, EVAL_FILE, FORMAT_FILE};
+use passk_schema::probe::probe_dir;
+use passk_schema::tiny::{TinySummary, SUMMARY_FILE};
+use passk_schema::train::{TrainLogRow, TRAIN_LOG_FILE};
+
 use crate::*;
 
 fn nano() -> Gpt {
@@ -294,7 +299,7 @@ fn kill_and_resume_gives_bit_identical_results() {
     assert!(resumed.completed);
     assert_same_results(&full, &cut, &cfg);
     for step in [0, 2, 4, 5] {
-        let (a, b) = (crate::probe_dir(&full, step), crate::probe_dir(&cut, step));
+        let (a, b) = (probe_dir(&full, step), probe_dir(&cut, step));
         for f in ["prompts.csv", "gram.f32", "summary.csv"] {
             assert_eq!(read(&a.join(f)), read(&b.join(f)), "probe step {step} {f}");
         }

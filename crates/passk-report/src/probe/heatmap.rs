@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{probe_files, ProbeGramRow, ProbeStep, HEATMAP_MAX_SIDE};
+use passk_schema::probe::{self, ProbeGramRow};
+
+use super::{ProbeStep, HEATMAP_MAX_SIDE};
 use crate::error::ReportError;
-use crate::load::{read_csv, rename_into_place, temp_path_for, write_atomic};
+use crate::load::{rename_into_place, temp_path_for, write_atomic};
 use crate::plot::{ensure_font, FONT_FAMILY};
 use crate::tables::fmt_e;
 
@@ -26,23 +28,9 @@ pub(super) struct Heatmap {
     pub(super) scale: f64,
 }
 
-/// The Gram rows of a probe step directory, from `gram.f32` or, in older cells, `gram.csv`.
+/// The Gram rows of a probe step directory ([`probe::read_gram_rows`]).
 pub(super) fn read_gram(dir: &Path) -> Result<Vec<ProbeGramRow>, ReportError> {
-    let binary = dir.join(probe_files::GRAM);
-    if !binary.exists() {
-        return read_csv(&dir.join(probe_files::GRAM_CSV));
-    }
-    let bytes = std::fs::read(&binary).map_err(|e| ReportError::io(&binary, e))?;
-    let gram = passk_core::interference::Gram::from_upper_f32_le(&bytes).ok_or_else(|| {
-        ReportError::invalid(
-            &binary,
-            "its length is not n (n + 1) / 2 f32 values; rerun the cell",
-        )
-    })?;
-    Ok(gram
-        .upper_entries()
-        .map(|(i, j, kappa)| ProbeGramRow { i, j, kappa })
-        .collect())
+    probe::read_gram_rows(dir).map_err(|e| ReportError::io(dir, e))
 }
 
 pub(super) fn heatmap(step: &ProbeStep, path: &Path) -> Result<Heatmap, ReportError> {

@@ -33,41 +33,24 @@ use passk_core::objective::objective_from_spec;
 use passk_core::rng::seeded;
 use passk_policy::lm::{hf_cache_snapshot, read_gguf, CausalLm, LmTokenizer, Trainable};
 use passk_policy::DeviceChoice;
+use passk_schema::eval::{
+    EvalRow, FormatRow, PromptOutcomeRow, EVAL_FILE, EVAL_PROMPTS_FILE, FORMAT_FILE,
+};
+use passk_schema::lm::{LmProbeRow, LmSummary, SUMMARY_FILE};
+use passk_schema::probe::{probe_dir, BLOCK_GLOBAL};
+use passk_schema::train::{TrainLogRow, TRAIN_LOG_FILE};
 use passk_tasks::{Mixture, Prompt, Split};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
-use crate::cell::{EVAL_FILE, FORMAT_FILE, SUMMARY_FILE, TRAIN_LOG_FILE};
 use crate::error::{io_err, Result, TrainError};
-use crate::eval::{evaluate, EvalRow, EvalSpec, FormatRow, PromptOutcomeRow};
+use crate::eval::{evaluate, EvalSpec};
 use crate::files::{write_csv_atomic, write_json_atomic};
 use crate::optim::Optimizer;
-use crate::probe::{probe, probe_dir, write_probe, ProbeSet, PROBE_BLOCK_GLOBAL};
+use crate::probe::{probe, write_probe, ProbeSet};
 use crate::progress::{Phase, Progress};
 use crate::prompts::TrainPrompts;
-use crate::rl::{rl_step, TrainLogRow};
+use crate::rl::rl_step;
 use crate::streams;
-
-/// Per-prompt outcome counts of every evaluation ([`PromptOutcomeRow`]): correct, wrong,
-/// extraction failures and cut-off samples.
-pub const EVAL_PROMPTS_FILE: &str = "eval_prompts.csv";
-
-/// The global probe statistic of one k at one step, as kept in [`LmSummary`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LmProbeRow {
-    /// RL steps completed when probed.
-    pub step: u64,
-    /// The k of `⟨∇J_k, ∇J_1⟩`.
-    pub k: u32,
-    /// The point estimate (block `global`).
-    pub inner: f64,
-    /// Bootstrap interval, lower end.
-    pub ci_low: f64,
-    /// Bootstrap interval, upper end.
-    pub ci_high: f64,
-    /// Cosine of `∇J_k` with `∇J_1` from the split-half Gram.
-    pub cosine: f64,
-}
 
 /// Everything the evaluations and probes of a cell produced, in step order.
 #[derive(Default)]
@@ -76,47 +59,6 @@ struct Measured {
     format: Vec<FormatRow>,
     prompts: Vec<PromptOutcomeRow>,
     probe: Vec<LmProbeRow>,
-}
-
-/// `summary.json` of an LM cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LmSummary {
-    /// Hash of the whole config.
-    pub config_hash: String,
-    /// The objective spec trained.
-    pub objective: String,
-    /// Weights in the model.
-    pub n_params: usize,
-    /// Weights that train (the last `trainable_blocks` blocks and the final norm).
-    pub n_trainable: usize,
-    /// RL steps completed.
-    pub rl_steps: u64,
-    /// Evaluation before RL, overall and per family, every k.
-    pub warm_start: Vec<EvalRow>,
-    /// Evaluation after the last step.
-    #[serde(rename = "final")]
-    pub final_eval: Vec<EvalRow>,
-    /// Other-format shares before RL (forward/reversed addition only; usually empty here).
-    pub warm_start_format: Vec<FormatRow>,
-    /// Other-format shares after the last step.
-    pub final_format: Vec<FormatRow>,
-    /// The probe's global statistics at step 0 and at the end.
-    pub probe: Vec<LmProbeRow>,
-    /// Bytes of the stored sketches: prompts × sketch dim × 2 halves × 8 bytes (f64).
-    pub probe_sketch_bytes: u64,
-    /// Bytes of the two dense f32 half-sample gradients held while one prompt is sketched:
-    /// 2 × trainable weights × 4 bytes.
-    pub probe_gradient_bytes: u64,
-    /// Seconds spent loading the model.
-    pub load_seconds: f64,
-    /// Seconds of RL updates (rollouts included).
-    pub rl_seconds: f64,
-    /// Seconds of both evaluations.
-    pub eval_seconds: f64,
-    /// Seconds of both probes.
-    pub probe_seconds: f64,
-    /// Wall-clock seconds of the whole cell (not deterministic).
-    pub wall_seconds: f64,
 }
 
 /// What [`run_lm_cell`] returns (also written to the cell directory).
@@ -317,14 +259,15 @@ pub fn run_lm_cell(
         probe_seconds += secs(t);
         write_probe(&probe_dir(cell_dir, step), &r)?;
         for &k in &r.ks {
-            if let Some(row) = r.row(k, PROBE_BLOCK_GLOBAL) {
+            if let Some(row) = r.row(k, BLOCK_GLOBAL) {
                 m.probe.push(LmProbeRow {
                     step,
                     k,
                     inner: row.inner,
                     ci_low: row.ci_low,
                     ci_high: row.ci_high,
-                    cosine: row.cosine,
+                    // NaN (undefined) is stored as JSON null either way.
+                    cosine: Some(row.cosine).filter(|c| c.is_finite()),
                 });
             }
         }

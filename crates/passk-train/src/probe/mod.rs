@@ -47,16 +47,9 @@ mod stats;
 mod tests;
 
 pub use config::{ProbeConfig, ProbeMode, ProbeSet};
-pub use files::{
-    probe_dir, probe_gram_rows, probe_prompt_rows, read_probe, write_probe, ProbeFiles,
-    ProbeGramRow, ProbePromptRow, PROBE_GRAM_CSV_FILE, PROBE_GRAM_FILE, PROBE_PROMPTS_FILE,
-    PROBE_SUMMARY_FILE,
-};
+pub use files::{probe_gram_rows, probe_prompt_rows, read_probe, write_probe, ProbeFiles};
 pub use gradients::probe_rollouts;
-pub use stats::{
-    probe_block_label, ProbePromptStat, ProbeResult, ProbeSummaryRow, PROBE_BLOCK_GLOBAL,
-    PROBE_BLOCK_TRIMMED, PROBE_CI_LEVEL,
-};
+pub use stats::{ProbePromptStat, ProbeResult, PROBE_CI_LEVEL};
 
 use passk_policy::Policy;
 

@@ -7,6 +7,7 @@ use passk_core::estimators::w_k;
 use passk_core::interference::{conflict, k_star, try_agreement, try_block_inner, Gram};
 use passk_core::rng::{seeded, uniform_index};
 use passk_core::stats::{quantile_sorted, trimmed_mean};
+use passk_schema::probe::{block_label, ProbeSummaryRow, BLOCK_GLOBAL, BLOCK_TRIMMED};
 use serde::{Deserialize, Serialize};
 
 use super::config::ProbeConfig;
@@ -15,17 +16,6 @@ use crate::error::Result;
 
 /// Level of every bootstrap interval of the probe.
 pub const PROBE_CI_LEVEL: f64 = 0.95;
-
-/// Block label of the global statistic over all prompts.
-pub const PROBE_BLOCK_GLOBAL: &str = "global";
-/// Block label of the trimmed-mean statistic.
-pub const PROBE_BLOCK_TRIMMED: &str = "trimmed";
-
-/// The block label `a->b` of the pass@k-weighted gradient of family `a` against the pass@1
-/// direction of family `b`.
-pub fn probe_block_label(a: &str, b: &str) -> String {
-    format!("{a}->{b}")
-}
 
 /// What the probe found for one prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,31 +38,6 @@ pub struct ProbePromptStat {
     pub kappa_self_naive: f64,
 }
 
-/// One row of `summary.csv`: a statistic of `⟨∇J_k, ∇J_1⟩` for one k and one block.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeSummaryRow {
-    /// The k of pass@k.
-    pub k: u32,
-    /// [`PROBE_BLOCK_GLOBAL`] (all prompts), [`PROBE_BLOCK_TRIMMED`] (trimmed mean over prompts of
-    /// `w_k(p̂) â(x)`) or `a->b` ([`probe_block_label`]).
-    pub block: String,
-    /// The point estimate. Global: `(1/N) Σ_x w_k(p̂(x)) â(x)`. Trimmed: the mean of the same
-    /// per-prompt terms after dropping `trim · N` from each end. Block `a->b`:
-    /// `(1/N²) Σ_{x∈a} Σ_{x'∈b} w_k(p̂(x)) κ̂(x, x')`, so the blocks sum to the global value.
-    pub inner: f64,
-    /// Lower end of the percentile-bootstrap interval over prompts (level [`PROBE_CI_LEVEL`]).
-    pub ci_low: f64,
-    /// Upper end of that interval.
-    pub ci_high: f64,
-    /// Cosine from the split-half Gram (NaN when a squared norm is `<= 0`, or for `trimmed`).
-    /// For a block, the cosine of family a's pass@k-weighted gradient with family b's pass@1
-    /// gradient.
-    pub cosine: f64,
-    /// The same cosine with the naive diagonal `‖ĝ‖²` (biased toward 0 and toward positive
-    /// values; reported only to show the bias).
-    pub naive_cosine: f64,
-}
-
 /// Everything one probe measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeResult {
@@ -84,7 +49,7 @@ pub struct ProbeResult {
     pub prompts: Vec<ProbePromptStat>,
     /// The split-half Gram matrix `κ̂` (every entry unbiased for κ; not necessarily PSD).
     pub gram: Gram,
-    /// Per k and block: [`PROBE_BLOCK_GLOBAL`], [`PROBE_BLOCK_TRIMMED`], then every ordered family pair.
+    /// Per k and block: [`BLOCK_GLOBAL`], [`BLOCK_TRIMMED`], then every ordered family pair.
     pub summary: Vec<ProbeSummaryRow>,
     /// The smallest k of the config whose global `⟨∇J_k, ∇J_1⟩` is negative, if any.
     pub k_star: Option<u32>,
@@ -196,7 +161,7 @@ pub(crate) fn compute(
         let nc = &naive_conflicts[ki];
         summary.push(ProbeSummaryRow {
             k,
-            block: PROBE_BLOCK_GLOBAL.to_string(),
+            block: BLOCK_GLOBAL.to_string(),
             inner: c.inner,
             ci_low: f64::NAN,
             ci_high: f64::NAN,
@@ -206,7 +171,7 @@ pub(crate) fn compute(
         let terms: Vec<f64> = (0..n).map(|i| weights[ki][i] * agreement[i]).collect();
         summary.push(ProbeSummaryRow {
             k,
-            block: PROBE_BLOCK_TRIMMED.to_string(),
+            block: BLOCK_TRIMMED.to_string(),
             inner: trimmed_mean(&terms, cfg.trim),
             ci_low: f64::NAN,
             ci_high: f64::NAN,
@@ -225,7 +190,7 @@ pub(crate) fn compute(
                 };
                 summary.push(ProbeSummaryRow {
                     k,
-                    block: probe_block_label(fa, fb),
+                    block: block_label(fa, fb),
                     inner,
                     ci_low: f64::NAN,
                     ci_high: f64::NAN,
@@ -373,7 +338,7 @@ mod tests {
         )
         .unwrap();
         for (k, want) in [(1, 0.0070237), (2, 0.0002965), (4, -0.0028053)] {
-            let g = r.row(k, PROBE_BLOCK_GLOBAL).unwrap();
+            let g = r.row(k, BLOCK_GLOBAL).unwrap();
             assert!(
                 (g.inner - want).abs() < 2e-6,
                 "k = {k}: {} vs {want}",
@@ -386,14 +351,14 @@ mod tests {
             assert!((blocks - g.inner).abs() < 1e-12);
             assert!(g.ci_low <= g.ci_high);
         }
-        let c2 = r.row(2, PROBE_BLOCK_GLOBAL).unwrap().cosine;
+        let c2 = r.row(2, BLOCK_GLOBAL).unwrap().cosine;
         assert!((c2 - 0.02999).abs() < 2e-4, "cosine k=2 {c2}");
         assert_eq!(r.k_star, Some(4));
         assert!((r.prompts[0].agreement - 0.0157010).abs() < 1e-7);
         // The naive diagonal equals the real one here, so the cosines agree.
         assert_eq!(
-            r.row(4, PROBE_BLOCK_GLOBAL).unwrap().naive_cosine,
-            r.row(4, PROBE_BLOCK_GLOBAL).unwrap().cosine
+            r.row(4, BLOCK_GLOBAL).unwrap().naive_cosine,
+            r.row(4, BLOCK_GLOBAL).unwrap().cosine
         );
     }
 
@@ -435,7 +400,7 @@ mod tests {
             assert!(row.ci_low <= row.ci_high, "{row:?}");
             assert!(row.ci_low.is_finite() && row.ci_high.is_finite(), "{row:?}");
         }
-        let g = a.row(2, PROBE_BLOCK_GLOBAL).unwrap();
+        let g = a.row(2, BLOCK_GLOBAL).unwrap();
         assert!(g.ci_low < g.inner && g.inner < g.ci_high, "{g:?}");
         // Without resamples the intervals are NaN.
         let none = compute(

@@ -285,7 +285,7 @@ fn predicted_change_of_pass1_matches_finite_differences() {
             .map(|j| 0.5 * (w_k(p[0], k) * grads[0][j] + w_k(p[1], k) * grads[1][j]))
             .collect();
         let exact_inner = dot(&g1, &gk);
-        let probe_inner = r.row(k, PROBE_BLOCK_GLOBAL).unwrap().inner;
+        let probe_inner = r.row(k, passk_schema::probe::BLOCK_GLOBAL).unwrap().inner;
         // A step that should move J_1 by about 1e-3; central differences cancel 2nd order.
         let eta = 1e-3 / exact_inner.abs();
         toy.shift(&gk, eta);
@@ -361,8 +361,11 @@ fn sketch_mode_approximates_exact_mode_and_improves_with_dim() {
                     }
                 }
             }
-            let ge = exact.row(4, PROBE_BLOCK_GLOBAL).unwrap().inner;
-            let gs = s.row(4, PROBE_BLOCK_GLOBAL).unwrap().inner;
+            let ge = exact
+                .row(4, passk_schema::probe::BLOCK_GLOBAL)
+                .unwrap()
+                .inner;
+            let gs = s.row(4, passk_schema::probe::BLOCK_GLOBAL).unwrap().inner;
             if dim == 4096 {
                 let w: Vec<f64> = exact.prompts.iter().map(|p| p.w_k[1]).collect();
                 let bound: f64 = (0..n)
@@ -476,7 +479,7 @@ fn files_round_trip_atomically() {
     let toy = Toy::two_prompts();
     let r = toy.probe(8, &cfg(vec![1, 4], 50), 2, 25);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = probe_dir(tmp.path(), 25);
+    let dir = passk_schema::probe::probe_dir(tmp.path(), 25);
     assert!(dir.ends_with("probe/step-00025"));
     write_probe(&dir, &r).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
