@@ -16,6 +16,9 @@
 //!    `mix(h + 3γ)`, `mix(h + 4γ)` (wrapping arithmetic throughout);
 //! 5. the generator is `ChaCha8Rng::from_seed(key)` (stream 0, position 0).
 //!
+//! Policy weights are initialised by a second, older derivation, [`weight_init`], keyed by
+//! the parameter's name; it is kept because every committed result was initialised with it.
+//!
 //! This uses no seeding helper of `rand`, so it does not change when `rand` changes; ChaCha8's
 //! output for a key is fixed by the cipher. A regression test pins the first outputs.
 
@@ -79,6 +82,30 @@ pub fn uniform_f64<R: RngCore + ?Sized>(rng: &mut R) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
+/// 64-bit FNV-1a hash of `name` (stable across platforms and releases): the stream id of a
+/// named parameter in [`weight_init`].
+pub fn name_id(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
+/// The generator that initialises the policy weight named `name` for `seed`.
+///
+/// A second derivation beside [`seeded`], kept because every committed warm start and result
+/// was initialised with it: with `sm(z) = mix(z + γ)` (one SplitMix64 step),
+/// `h = sm(sm(seed) ^ sm(name_id(name)))`, and the ChaCha8 key is the little-endian bytes of
+/// `sm(h)`, `sm(h + 1)`, `sm(h + 2)`, `sm(h + 3)`. Changing it changes every initial weight.
+pub fn weight_init(seed: u64, name: &str) -> ChaCha8Rng {
+    let sm = |z: u64| mix(z.wrapping_add(GAMMA));
+    let h = sm(sm(seed) ^ sm(name_id(name)));
+    let mut key = [0u8; 32];
+    for (i, chunk) in key.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&sm(h.wrapping_add(i as u64)).to_le_bytes());
+    }
+    ChaCha8Rng::from_seed(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +150,17 @@ mod tests {
     }
 
     const PINNED_FIRST_U64: u64 = 0x761c_e8a6_174a_8e39;
+
+    #[test]
+    fn weight_init_derivation_is_pinned() {
+        // Regression pins: if these change, every initial weight (and result) changes.
+        let first = |seed, name| weight_init(seed, name).next_u64();
+        assert_eq!(first(0, "wte"), 0x3507_579c_62b6_f936);
+        assert_eq!(first(1, "blocks.0.attn.q"), 0x8374_5901_4c07_8c21);
+        assert_eq!(first(u64::MAX, ""), 0x490b_f210_f523_30f4);
+        assert_ne!(name_id("wte"), name_id("wpe"));
+        assert_ne!(first(0, "wte"), first(0, "wpe"));
+    }
 
     #[test]
     fn uniform_index_is_uniform_and_in_range() {

@@ -3,8 +3,8 @@
 use candle_core::{Device, Tensor};
 use rand::Rng;
 
-use crate::rng::seeded;
 use crate::{Gpt, GptConfig, SequenceBatch};
+use passk_core::rng::seeded;
 
 /// A nano model whose every parameter (norm gains and biases included) is perturbed, so
 /// no gradient term vanishes by symmetry.

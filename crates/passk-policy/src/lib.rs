@@ -30,7 +30,6 @@ mod model;
 mod ops;
 mod policy;
 mod process;
-mod rng;
 mod sample;
 
 pub use config::GptConfig;

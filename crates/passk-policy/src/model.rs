@@ -9,7 +9,7 @@ use crate::config::GptConfig;
 use crate::error::{PolicyError, Result};
 use crate::fused;
 use crate::ops::{causal_mask, log_softmax_last, softmax_last};
-use crate::rng::{hash_str, seeded};
+use passk_core::rng::weight_init;
 
 /// Epsilon of every layer norm.
 pub(crate) const LN_EPS: f32 = 1e-5;
@@ -157,7 +157,7 @@ impl Gpt {
                 Init::Zeros => vec![0.0; n],
                 Init::Ones => vec![1.0; n],
                 Init::Normal(std) => {
-                    let mut rng = seeded(seed, &[hash_str(&name)]);
+                    let mut rng = weight_init(seed, &name);
                     (0..n)
                         .map(|_| {
                             let z: f64 = StandardNormal.sample(&mut rng);

@@ -13,7 +13,6 @@ use passk_schema::theory::{
     TRAJECTORY_FILE,
 };
 
-
 /// One theory-tier cell as read from `results/<experiment>/<hash>/`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TheoryCell {

@@ -8,7 +8,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::config::LmConfig;
 use super::model::CausalLm;
 use crate::error::Result;
-use crate::rng::{hash_str, seeded};
+use passk_core::rng::weight_init;
 
 /// The Hugging Face names and shapes of every parameter of a model of shape `cfg`.
 pub fn param_shapes(cfg: &LmConfig) -> Vec<(String, Vec<usize>)> {
@@ -58,7 +58,7 @@ impl CausalLm {
         let mut tensors = HashMap::new();
         for (name, shape) in param_shapes(&cfg) {
             let n: usize = shape.iter().product();
-            let mut rng = seeded(seed, &[hash_str(&name)]);
+            let mut rng = weight_init(seed, &name);
             let norm = name.ends_with("norm.weight");
             let data: Vec<f32> = (0..n)
                 .map(|_| {
