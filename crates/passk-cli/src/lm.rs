@@ -48,6 +48,7 @@ pub fn run(config: &Map<String, Value>, dir: &Path, ctx: &RunContext) -> Result<
         }
         let phase = match p.phase {
             Phase::Eval => "held-out eval at RL step",
+            Phase::EvalPrompts => "held-out prompts sampled",
             Phase::Probe => "sketched gradient probe at RL step",
             Phase::Rl => "RL step",
             Phase::Sft1 | Phase::Sft2 => "SFT",

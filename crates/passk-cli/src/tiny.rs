@@ -61,6 +61,7 @@ pub fn run(config: &Map<String, Value>, dir: &Path, ctx: &RunContext) -> Result<
             Phase::Sft1 => "SFT stage 1 (reliable tag)",
             Phase::Sft2 => "SFT stage 2",
             Phase::Eval => "held-out eval at RL step",
+            Phase::EvalPrompts => "held-out prompts sampled",
             Phase::Rl => "RL",
             Phase::Probe => "gradient probe at RL step",
         };

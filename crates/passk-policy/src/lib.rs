@@ -31,6 +31,7 @@ mod ops;
 mod policy;
 mod process;
 mod sample;
+mod tokens;
 
 pub use config::GptConfig;
 pub use device::DeviceChoice;

@@ -9,6 +9,7 @@ use crate::config::GptConfig;
 use crate::error::{PolicyError, Result};
 use crate::fused;
 use crate::ops::{causal_mask, log_softmax_last, softmax_last};
+use crate::tokens::check_tokens;
 use passk_core::rng::weight_init;
 
 /// Epsilon of every layer norm.
@@ -264,41 +265,6 @@ impl Gpt {
         }
     }
 
-    /// Checks a `[B, T]` u32 token tensor against the model and returns `(B, T)`.
-    fn check_tokens(&self, tokens: &Tensor, offset: usize) -> Result<(usize, usize)> {
-        if tokens.dtype() != DType::U32 {
-            return Err(PolicyError::Input(format!(
-                "tokens must be u32, got {:?}",
-                tokens.dtype()
-            )));
-        }
-        let (b, t) = tokens.dims2().map_err(|_| {
-            PolicyError::Input(format!(
-                "tokens must have shape [batch, time], got {:?}",
-                tokens.dims()
-            ))
-        })?;
-        if b == 0 || t == 0 {
-            return Err(PolicyError::Input("empty token batch".to_string()));
-        }
-        if offset + t > self.cfg.context {
-            return Err(PolicyError::Input(format!(
-                "sequence of {} positions exceeds the model context {}; shorten it or use a \
-                 larger context",
-                offset + t,
-                self.cfg.context
-            )));
-        }
-        let max = tokens.flatten_all()?.max(0)?.to_scalar::<u32>()?;
-        if max as usize >= self.cfg.vocab_size {
-            return Err(PolicyError::Input(format!(
-                "token id {max} is outside the vocabulary of {}",
-                self.cfg.vocab_size
-            )));
-        }
-        Ok((b, t))
-    }
-
     /// Final-norm hidden states `[B, T, d]` for `tokens` placed after the cached positions.
     pub(crate) fn hidden(
         &self,
@@ -307,7 +273,12 @@ impl Gpt {
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let offset = cache.as_ref().map_or(0, |c| c.len);
-        let (b, t) = self.check_tokens(tokens, offset)?;
+        let (b, t) = check_tokens(
+            tokens,
+            offset,
+            (self.cfg.context, "the model context"),
+            self.cfg.vocab_size,
+        )?;
         if let Some(c) = cache.as_ref() {
             if c.batch.is_some_and(|cb| cb != b) {
                 return Err(PolicyError::Input(format!(

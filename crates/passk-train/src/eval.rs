@@ -14,8 +14,8 @@ use crate::batch::PromptCodec;
 use crate::error::Result;
 use crate::streams;
 
-/// Prompts sampled together in one batch during evaluation (bounds memory).
-const EVAL_CHUNK: usize = 64;
+/// Prompts sampled together in one batch by [`evaluate`] (bounds memory).
+pub const EVAL_CHUNK: usize = 64;
 
 /// The result of one evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +54,22 @@ pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     spec: &EvalSpec,
     step: u64,
 ) -> Result<Evaluation> {
+    evaluate_in_chunks(model, vocab, prompts, spec, step, EVAL_CHUNK, &mut |_| {})
+}
+
+/// [`evaluate`], sampling `chunk` prompts at a time and calling `on_sampled` with the number
+/// of prompts sampled so far after each chunk (progress for long evaluations). The chunk size
+/// changes the numbers only for a policy whose samples depend on their batch companions (the
+/// tiny policy's may; the LM sampler's do not).
+pub fn evaluate_in_chunks<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
+    model: &P,
+    vocab: &C,
+    prompts: &[Prompt],
+    spec: &EvalSpec,
+    step: u64,
+    chunk: usize,
+    on_sampled: &mut dyn FnMut(usize),
+) -> Result<Evaluation> {
     let EvalSpec {
         n_samples,
         ref ks,
@@ -69,8 +85,9 @@ pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     let mut correct = Vec::with_capacity(prompts.len());
     let mut outcomes = Vec::with_capacity(prompts.len());
     let mut other: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (chunk_index, chunk) in prompts.chunks(EVAL_CHUNK).enumerate() {
-        let base = chunk_index * EVAL_CHUNK;
+    let chunk_size = chunk.max(1);
+    for (chunk_index, chunk) in prompts.chunks(chunk_size).enumerate() {
+        let base = chunk_index * chunk_size;
         let ids = chunk
             .iter()
             .map(|p| vocab.prompt(p))
@@ -129,6 +146,7 @@ pub fn evaluate<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
             correct.push(c);
             outcomes.push(row);
         }
+        on_sampled(base + chunk.len());
     }
     let mut by_family: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in prompts.iter().enumerate() {

@@ -8,8 +8,8 @@
 //!   [`SftConfig`], [`RlConfig`], [`EvalConfig`], checkpoint interval).
 //! - [`warm_start`] trains (or loads from its cache) the SFT model shared by every cell with the
 //!   same model, mixture, seed and SFT settings.
-//! - [`run_tiny_cell`] runs a cell and writes `train_log.csv` ([`TrainLogRow`]), `eval.csv`
-//!   ([`EvalRow`]), `eval_format.csv` ([`FormatRow`]) and `summary.json` ([`TinySummary`]).
+//! - [`run_tiny_cell`] runs a cell and writes `train_log.csv`, `eval.csv`, `eval_format.csv`
+//!   and `summary.json`, whose rows are defined in `passk_schema` (shared with the report).
 //! - [`lm`] is the pretrained-LM tier: [`lm::run_lm_cell`] trains the last blocks of a
 //!   Llama/Qwen2-family model (SmolLM2) with the same RL code, generic over
 //!   [`passk_policy::Policy`] and [`PromptCodec`].
@@ -18,7 +18,7 @@
 //!   start at once.
 //!
 //! Every random draw comes from `passk_core::rng::seeded(seed, stream)` with the stream ids of
-//! [`streams`], so the same config gives bit-identical weights and logs (apart from the
+//! [`streams`] (initial weights from `passk_core::rng::weight_init`), so the same config gives bit-identical weights and logs (apart from the
 //! wall-clock columns `seconds` and `wall_seconds`).
 
 mod batch;
@@ -46,7 +46,7 @@ pub use config::{
     MAX_BATCH, MAX_PLANNED_BYTES,
 };
 pub use error::{Result, TrainError};
-pub use eval::{evaluate, EvalSpec, Evaluation};
+pub use eval::{evaluate, evaluate_in_chunks, EvalSpec, Evaluation, EVAL_CHUNK};
 pub use lock::FileLock;
 pub use optim::{Optimizer, ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, ADAMW_WEIGHT_DECAY};
 pub use probe::{

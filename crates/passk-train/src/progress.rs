@@ -12,6 +12,8 @@ pub enum Phase {
     Sft2,
     /// Held-out evaluation (`step` is the RL step evaluated, `total` the RL step count).
     Eval,
+    /// Within a held-out evaluation: `step` of its `total` prompts sampled and judged.
+    EvalPrompts,
     /// Reinforcement learning.
     Rl,
     /// The gradient-interference probe (`step` is the RL step probed).

@@ -162,6 +162,18 @@ fn evaluation_reports_every_family_and_k() {
     }
     // Same seed, same result.
     assert_eq!(evaluate(&model, &vocab, &prompts, &spec, 0).unwrap(), e);
+    // Progress after each chunk of prompts; one chunk of all is `evaluate` itself.
+    let mut seen = Vec::new();
+    evaluate_in_chunks(&model, &vocab, &prompts, &spec, 0, 16, &mut |n| {
+        seen.push(n)
+    })
+    .unwrap();
+    assert_eq!(seen, [16, 32, 40]);
+    seen.clear();
+    let whole = evaluate_in_chunks(&model, &vocab, &prompts, &spec, 0, EVAL_CHUNK, &mut |n| {
+        seen.push(n)
+    });
+    assert_eq!((whole.unwrap(), seen), (e, vec![40]));
 }
 
 fn read(path: &Path) -> String {

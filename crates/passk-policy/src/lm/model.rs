@@ -15,6 +15,7 @@ use super::ops::{causal_mask, head, log_softmax_last, rms_norm, softmax_last};
 use crate::error::{PolicyError, Result};
 use crate::fused;
 use crate::model::SequenceBatch;
+use crate::tokens::check_tokens;
 
 /// Which parameters receive gradients; the others are used as constants (detached).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,40 +317,6 @@ impl CausalLm {
         })
     }
 
-    /// Checks a `[B, T]` u32 token tensor placed after `offset` cached positions.
-    fn check_tokens(&self, tokens: &Tensor, offset: usize) -> Result<(usize, usize)> {
-        if tokens.dtype() != DType::U32 {
-            return Err(PolicyError::Input(format!(
-                "tokens must be u32, got {:?}",
-                tokens.dtype()
-            )));
-        }
-        let (b, t) = tokens.dims2().map_err(|_| {
-            PolicyError::Input(format!(
-                "tokens must have shape [batch, time], got {:?}",
-                tokens.dims()
-            ))
-        })?;
-        if b == 0 || t == 0 {
-            return Err(PolicyError::Input("empty token batch".to_string()));
-        }
-        if offset + t > self.cfg.max_position_embeddings {
-            return Err(PolicyError::Input(format!(
-                "sequence of {} positions exceeds max_position_embeddings {}; shorten it",
-                offset + t,
-                self.cfg.max_position_embeddings
-            )));
-        }
-        let max = tokens.flatten_all()?.max(0)?.to_scalar::<u32>()?;
-        if max as usize >= self.cfg.vocab_size {
-            return Err(PolicyError::Input(format!(
-                "token id {max} is outside the vocabulary of {}",
-                self.cfg.vocab_size
-            )));
-        }
-        Ok((b, t))
-    }
-
     /// RoPE tables `[t, head_dim / 2]` (cos, sin) for positions `offset..offset + t`, computed
     /// in f32 exactly as Hugging Face / candle-transformers do.
     fn rope_tables(&self, offset: usize, t: usize) -> Result<(Tensor, Tensor)> {
@@ -374,7 +341,12 @@ impl CausalLm {
         mut cache: Option<&mut LmCache>,
     ) -> Result<Tensor> {
         let offset = cache.as_ref().map_or(0, |c| c.len);
-        let (b, t) = self.check_tokens(tokens, offset)?;
+        let (b, t) = check_tokens(
+            tokens,
+            offset,
+            (self.cfg.max_position_embeddings, "max_position_embeddings"),
+            self.cfg.vocab_size,
+        )?;
         if let Some(c) = cache.as_ref() {
             if c.layers.len() != self.cfg.num_hidden_layers {
                 return Err(PolicyError::Input(

@@ -43,7 +43,7 @@ use passk_tasks::{Mixture, Prompt, Split};
 use rand::RngCore;
 
 use crate::error::{io_err, Result, TrainError};
-use crate::eval::{evaluate, EvalSpec};
+use crate::eval::{evaluate_in_chunks, EvalSpec};
 use crate::files::{write_csv_atomic, write_json_atomic};
 use crate::optim::Optimizer;
 use crate::probe::{probe, write_probe, ProbeSet};
@@ -51,6 +51,10 @@ use crate::progress::{Phase, Progress};
 use crate::prompts::TrainPrompts;
 use crate::rl::rl_step;
 use crate::streams;
+
+/// Prompts per chunk of a held-out evaluation: a progress line after each (the LM sampler's
+/// samples do not depend on the chunking, see `passk_policy::lm`).
+const EVAL_CHUNK_PROMPTS: usize = 16;
 
 /// Everything the evaluations and probes of a cell produced, in step order.
 #[derive(Default)]
@@ -241,7 +245,23 @@ pub fn run_lm_cell(
             total: steps,
         });
         let t = Instant::now();
-        let e = evaluate(model, &codec, &eval_prompts, &spec, step)?;
+        let total = eval_prompts.len() as u64;
+        let mut sampled = |done: usize| {
+            progress(Progress {
+                phase: Phase::EvalPrompts,
+                step: done as u64,
+                total,
+            })
+        };
+        let e = evaluate_in_chunks(
+            model,
+            &codec,
+            &eval_prompts,
+            &spec,
+            step,
+            EVAL_CHUNK_PROMPTS,
+            &mut sampled,
+        )?;
         eval_seconds += secs(t);
         m.eval.extend(e.rows);
         m.format.extend(e.format);

@@ -272,8 +272,14 @@ fn a_cell_writes_its_files_and_is_deterministic() {
     write_tiny_gguf(&path);
     let cfg = cell_config(&path);
     let mut notes = Vec::new();
-    let run = |cell: &Path, notes: &mut Vec<String>| {
-        run_lm_cell(&cfg, cell, &mut |_| {}, &mut |s: &str| {
+    let mut sampled = Vec::new();
+    let mut run = |cell: &Path, notes: &mut Vec<String>| {
+        let mut progress = |p: Progress| {
+            if p.phase == Phase::EvalPrompts {
+                sampled.push((p.step, p.total));
+            }
+        };
+        run_lm_cell(&cfg, cell, &mut progress, &mut |s: &str| {
             notes.push(s.to_string())
         })
         .unwrap()
@@ -301,6 +307,10 @@ fn a_cell_writes_its_files_and_is_deterministic() {
         assert!(dir.path().join("a").join(f).is_file(), "{f} missing");
     }
     let b = run(&dir.path().join("b"), &mut notes);
+    // Each of the two evaluations of each run reports its prompts sampled, ending at all.
+    let n = cfg.eval.n_prompts as u64;
+    assert_eq!(sampled.iter().filter(|&&(done, _)| done == n).count(), 4);
+    assert!(sampled.iter().all(|&(done, total)| total == n && done <= n));
     assert_eq!(a.train_log.len(), 1);
     let strip = |rows: &[TrainLogRow]| {
         rows.iter()
