@@ -9,6 +9,7 @@ use passk_core::objective::objective_from_spec;
 use passk_core::stats::mean;
 use passk_report::probe::load_probe_steps;
 use passk_report::tables::{fmt_f, Shown, Table};
+use passk_report::tier::Tier;
 use passk_report::tiny::{
     ci_bound, ci_text, load_tiny_cells, tradeoff_figure, Deltas, DeltasTable, TinyCell,
 };
@@ -36,7 +37,7 @@ pub fn variant(exp_path: &Path, objectives: &[String]) -> Result<(String, String
         .get_mut("experiment")
         .and_then(|v| v.as_table_mut())
         .context("the experiment file has no [experiment] table")?;
-    if experiment.get("tier").and_then(|t| t.as_str()) != Some("tiny") {
+    if experiment.get("tier").and_then(|t| t.as_str()) != Some(Tier::Tiny.as_str()) {
         bail!(
             "compare works on tiny-tier experiments; {} is not one",
             exp_path.display()
@@ -298,7 +299,7 @@ mod tests {
         let record = passk_schema::cell::CellRecord {
             schema: passk_schema::cell::SCHEMA_VERSION,
             experiment: "elsewhere".into(),
-            tier: exp.tier.clone(),
+            tier: exp.tier.as_str().to_string(),
             hash: exp.cells[0].hash.clone(),
             config: serde_json::Value::Object(exp.cells[0].config.clone()),
         };

@@ -9,11 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use passk_report::tier::Tier;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-
-/// Tiers this binary can run.
-pub const TIERS: &[&str] = &["theory", "tiny", "lm"];
 
 /// A parsed and validated experiment file.
 #[derive(Debug, Clone)]
@@ -23,7 +21,7 @@ pub struct Experiment {
     /// `[experiment] name`: also the results sub-directory.
     pub name: String,
     /// `[experiment] tier`.
-    pub tier: String,
+    pub tier: Tier,
     /// `[experiment] description`.
     pub description: String,
     /// Whether `reproduce all` runs it (`[experiment] in_all`, default true).
@@ -187,13 +185,14 @@ fn parse_uncapped(text: &str, path: &Path) -> Result<Experiment> {
     }
     let name = string_key(header, "name", &file.to_string())?;
     check_name(&name, &file.to_string())?;
-    let tier = string_key(header, "tier", &file.to_string())?;
-    if !TIERS.contains(&tier.as_str()) {
+    let tier_name = string_key(header, "tier", &file.to_string())?;
+    let Ok(tier) = Tier::from_name(&tier_name) else {
+        let allowed: Vec<&str> = Tier::ALL.iter().map(|t| t.as_str()).collect();
         bail!(
-            "{file}: `experiment.tier` = {:?} is not a tier this build runs; allowed: {TIERS:?}",
-            excerpt(&tier)
+            "{file}: `experiment.tier` = {:?} is not a tier this build runs; allowed: {allowed:?}",
+            excerpt(&tier_name)
         );
-    }
+    };
     let description = match header.get("description") {
         None => String::new(),
         Some(toml::Value::String(s)) => s.clone(),
@@ -267,9 +266,9 @@ fn parse_uncapped(text: &str, path: &Path) -> Result<Experiment> {
         }
         let config = sorted(config);
         if !excluded {
-            crate::tiers::validate(&tier, &config)
+            (crate::tiers::entry(tier).validate)(&config)
                 .with_context(|| format!("{file}: cell {}", describe(&coords)))?;
-            let hash = cell_hash(&tier, &config);
+            let hash = cell_hash(tier.as_str(), &config);
             cells.push(Cell {
                 config,
                 hash,
@@ -410,7 +409,7 @@ fn exclusions(
 fn finish(
     path: &Path,
     name: String,
-    tier: String,
+    tier: Tier,
     description: String,
     in_all: bool,
     cells: Vec<Cell>,

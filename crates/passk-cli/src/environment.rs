@@ -19,9 +19,9 @@ pub fn write(results: &Path, device: &str) -> Result<()> {
     let env_var = |k: &str| std::env::var(k).ok();
     let git =
         provenance::git_state().map(|(commit, dirty)| json!({"commit": commit, "dirty": dirty}));
-    let fingerprints: serde_json::Map<String, serde_json::Value> = ["theory", "tiny", "lm"]
-        .into_iter()
-        .filter_map(|t| Some((t.to_string(), provenance::code_fingerprint(t)?.into())))
+    let fingerprints: serde_json::Map<String, serde_json::Value> = crate::tiers::TIERS
+        .iter()
+        .map(|e| (e.tier.as_str().to_string(), e.code.into()))
         .collect();
     let record = json!({
         "passk_version": env!("CARGO_PKG_VERSION"),

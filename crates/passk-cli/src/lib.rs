@@ -188,7 +188,7 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
     let experiments = load_all(&args.experiments)?;
     let (results, cache) = (&args.results.results, &args.cache.cache);
     let (quiet, device) = (args.quiet.get(), args.device.device.to_string());
-    if experiments.iter().any(|e| e.tier == "tiny") {
+    if experiments.iter().any(|e| tiers::entry(e.tier).warm_starts) {
         warm_cache::seed_from_committed(results, cache)?;
     }
     let experiments = select_cells(experiments, &args.cells)?;

@@ -82,7 +82,7 @@ pub fn experiments_json(dir: &Path) -> Result<Value> {
                 json!({
                     "file": file.display().to_string(),
                     "name": exp.name,
-                    "tier": exp.tier,
+                    "tier": exp.tier.as_str(),
                     "in_all": exp.in_all,
                     "cells": exp.cells.len(),
                     "env": env_vars(exp),

@@ -14,7 +14,7 @@ fn experiment(tier: &str, configs: &[serde_json::Value]) -> Experiment {
     Experiment {
         path: PathBuf::from("e.toml"),
         name: "e".into(),
-        tier: tier.into(),
+        tier: passk_report::tier::Tier::from_name(tier).unwrap(),
         description: String::new(),
         in_all: true,
         cells: configs

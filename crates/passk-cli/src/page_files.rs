@@ -54,7 +54,7 @@ pub fn beside(results: &Path, claims: &Path) -> Result<Vec<ExperimentFile>> {
         out.push(ExperimentFile {
             file: file.display().to_string(),
             name: exp.name,
-            tier: exp.tier,
+            tier: exp.tier.as_str().to_string(),
             description: exp.description,
             cells,
         });

@@ -17,12 +17,8 @@ use passk_schema::cell::{CompletionRecord, RECORD_FILE};
 
 /// The code fingerprint of `tier` in this build (hex sha256), `None` for a tier it lacks.
 pub fn code_fingerprint(tier: &str) -> Option<&'static str> {
-    match tier {
-        "theory" => Some(env!("PASSK_CODE_THEORY")),
-        "tiny" => Some(env!("PASSK_CODE_TINY")),
-        "lm" => Some(env!("PASSK_CODE_LM")),
-        _ => None,
-    }
+    let tier = passk_report::tier::Tier::from_name(tier).ok()?;
+    Some(crate::tiers::entry(tier).code)
 }
 
 /// The first 12 hex digits of a fingerprint, as messages print it.

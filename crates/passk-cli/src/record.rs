@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use passk_report::manifest::{sha256_hex, Entry, MANIFEST};
+use passk_report::tier::Tier;
 use passk_schema::cell::{
     CellRecord, CompletionRecord, FileEntry, WarmStartRef, RECORD_FILE, RECORD_SCHEMA,
 };
@@ -136,7 +137,8 @@ pub fn warm_start_of(
     config: &Map<String, Value>,
     caches: &[PathBuf],
 ) -> Result<Option<WarmStartRef>> {
-    if tier != "tiny" {
+    let warm_starts = Tier::from_name(tier).is_ok_and(|t| crate::tiers::entry(t).warm_starts);
+    if !warm_starts {
         return Ok(None);
     }
     let cfg = crate::tiny::spec(config)?;

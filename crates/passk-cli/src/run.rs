@@ -114,7 +114,7 @@ pub fn run_experiment_with(
     std::fs::create_dir_all(&exp_dir)
         .with_context(|| format!("cannot create {}", exp_dir.display()))?;
     remove_orphans(exp, results)?;
-    if exp.tier == "tiny" {
+    if crate::tiers::entry(exp.tier).warm_starts {
         passk_train::remove_orphaned_cache_temporaries(&ctx.cache_dir)?;
     }
     let states: Vec<CellState> = exp
@@ -310,7 +310,7 @@ pub fn run_experiment_with(
 /// Says (one line each) how many done cells of `exp` were computed by other code and how
 /// many name no code; the first always, the second unless quiet.
 fn warn_code(exp: &Experiment, ctx: &RunContext, stale: usize, unknown: usize) {
-    let now = crate::provenance::code_fingerprint(&exp.tier).map_or("?", short);
+    let now = crate::provenance::code_fingerprint(exp.tier.as_str()).map_or("?", short);
     let file = exp.path.display();
     if stale > 0 && ctx.force {
         eprintln!(
@@ -352,7 +352,7 @@ fn run_locked_cell(
 ) -> Result<()> {
     let exp_dir = results.join(&exp.name);
     let tmp = exp_dir.join(format!(".tmp-{}", cell.hash));
-    if tmp.exists() && !crate::tiers::resumes(&exp.tier) {
+    if tmp.exists() && !crate::tiers::entry(exp.tier).resumes {
         // Nothing to resume: start clean so no stale file is renamed into the cell.
         std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
     }
@@ -360,11 +360,11 @@ fn run_locked_cell(
     let record = CellRecord {
         schema: SCHEMA_VERSION,
         experiment: exp.name.clone(),
-        tier: exp.tier.clone(),
+        tier: exp.tier.as_str().to_string(),
         hash: cell.hash.clone(),
         config: Value::Object(cell.config.clone()),
     };
-    crate::tiers::run_cell(&exp.tier, &cell.config, &tmp, ctx).with_context(|| {
+    (crate::tiers::entry(exp.tier).run)(&cell.config, &tmp, ctx).with_context(|| {
         format!(
             "{}: cell {} ({})",
             exp.name,

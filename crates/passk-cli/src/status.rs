@@ -63,7 +63,7 @@ pub fn render(experiments: &[Experiment], results: &Path) -> (String, usize) {
             .collect();
         let count = |s: Status| cells.iter().filter(|(x, _)| *x == s).count();
         stale += count(Status::StaleCode);
-        let code = code_fingerprint(&exp.tier).map_or("none", short);
+        let code = code_fingerprint(exp.tier.as_str()).map_or("none", short);
         let counts: Vec<String> = [
             Status::Complete,
             Status::StaleCode,

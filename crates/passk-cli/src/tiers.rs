@@ -1,8 +1,13 @@
-//! Dispatch from a tier name to its config validation and its cell runner.
+//! The tiers this build runs, registered in one table ([`TIERS`]): how each validates and
+//! runs its cells, whether it resumes from checkpoints and starts from warm starts, and its
+//! code fingerprint. The tier names themselves and their reports are
+//! [`passk_report::tier::Tier`]'s. Adding a tier means its adapter module (like `tiny.rs`),
+//! a `Tier` variant with its report, and one line here.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use passk_report::tier::Tier;
 use serde_json::{Map, Value};
 
 /// Settings of a run that are not part of any cell's configuration (so not in its hash).
@@ -38,33 +43,71 @@ impl Default for RunContext {
     }
 }
 
-/// Whether `tier` resumes an interrupted cell from checkpoints in its temporary directory.
-pub fn resumes(tier: &str) -> bool {
-    tier == "tiny"
+/// How the front end validates and runs the cells of one tier.
+pub struct TierEntry {
+    /// The tier.
+    pub tier: Tier,
+    /// Checks that a config is a complete, valid cell configuration of the tier.
+    pub validate: fn(&Map<String, Value>) -> Result<()>,
+    /// Runs one cell and writes its result files into its temporary directory, which may hold
+    /// a checkpoint of an interrupted run.
+    pub run: fn(&Map<String, Value>, &Path, &RunContext) -> Result<()>,
+    /// Whether an interrupted cell resumes from checkpoints in its temporary directory (a
+    /// tier that does not starts over in an empty one).
+    pub resumes: bool,
+    /// Whether its cells start from SFT warm starts (cached, committed under
+    /// `results/warm-starts`, recorded in each `complete.json`).
+    pub warm_starts: bool,
+    /// This build's code fingerprint of the sources that compute its numbers (`build.rs`).
+    pub code: &'static str,
 }
 
-/// Checks that `config` is a complete, valid cell configuration for `tier`.
-pub fn validate(tier: &str, config: &Map<String, Value>) -> Result<()> {
-    match tier {
-        "theory" => crate::theory::spec(config).map(|_| ()),
-        "tiny" => crate::tiny::spec(config).map(|_| ()),
-        "lm" => crate::lm::spec(config).map(|_| ()),
-        other => bail!("tier {other:?} is not built into this binary"),
-    }
+/// Every tier this build runs, in [`Tier::ALL`] order.
+pub const TIERS: &[TierEntry] = &[
+    TierEntry {
+        tier: Tier::Theory,
+        validate: |c| crate::theory::spec(c).map(drop),
+        run: |c, dir, _| crate::theory::run(c, dir),
+        resumes: false,
+        warm_starts: false,
+        code: env!("PASSK_CODE_THEORY"),
+    },
+    TierEntry {
+        tier: Tier::Tiny,
+        validate: |c| crate::tiny::spec(c).map(drop),
+        run: crate::tiny::run,
+        resumes: true,
+        warm_starts: true,
+        code: env!("PASSK_CODE_TINY"),
+    },
+    TierEntry {
+        tier: Tier::Lm,
+        validate: |c| crate::lm::spec(c).map(drop),
+        run: crate::lm::run,
+        resumes: false,
+        warm_starts: false,
+        code: env!("PASSK_CODE_LM"),
+    },
+];
+
+/// The registry entry of `tier`.
+pub fn entry(tier: Tier) -> &'static TierEntry {
+    TIERS
+        .iter()
+        .find(|e| e.tier == tier)
+        .expect("every Tier has an entry in TIERS")
 }
 
-/// Runs one cell of `tier` and writes its result files into `dir`, the cell's temporary
-/// directory, which may hold a checkpoint of an interrupted run.
-pub fn run_cell(
-    tier: &str,
-    config: &Map<String, Value>,
-    dir: &Path,
-    ctx: &RunContext,
-) -> Result<()> {
-    match tier {
-        "theory" => crate::theory::run(config, dir),
-        "tiny" => crate::tiny::run(config, dir, ctx),
-        "lm" => crate::lm::run(config, dir, ctx),
-        other => bail!("tier {other:?} is not built into this binary"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tier_has_one_entry_in_order() {
+        let listed: Vec<Tier> = TIERS.iter().map(|e| e.tier).collect();
+        assert_eq!(listed, Tier::ALL);
+        for tier in Tier::ALL {
+            assert_eq!(entry(tier).tier, tier);
+        }
     }
 }

@@ -31,7 +31,7 @@ fn warm_start_groups(
     let mut groups: Vec<(String, Vec<TinyCellConfig>)> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for exp in experiments {
-        if exp.tier != "tiny" {
+        if !crate::tiers::entry(exp.tier).warm_starts {
             bail!(
                 "{}: tier `{}` has no SFT warm start; `passk warm-starts` takes tiny experiments",
                 exp.path.display(),

@@ -6,7 +6,7 @@
 //! name = "exact.conflict_past_kstar"
 //! experiment = "theory"              # results/<experiment>/
 //! select = { separation = [0.5, 1.0] } # config filters: a value or a list of allowed values
-//! statistic = "fraction_with_kstar"  # see `STATISTICS`
+//! statistic = "fraction_with_kstar"  # see `statistic::STATISTICS`
 //! op = ">="                          # one of < <= > >=
 //! threshold = 1.0
 //! why = "why this threshold"
@@ -21,35 +21,8 @@ use crate::error::ReportError;
 use passk_core::stats::{mean, one_sided_t_pvalue, t_interval};
 
 use crate::load::{load_theory_cells, TheoryCell};
+use crate::tier::Tier;
 use crate::tiny::{load_tiny_cells, TinyCell};
-
-/// The statistics a claim may name, with what each measures.
-pub const STATISTICS: &[(&str, &str)] = &[
-    ("max_identity_gap", "largest |<grad J_k, grad J_1> - E[w_k a]| over cells and scanned k (exact tier)"),
-    ("fraction_with_kstar", "share of cells where some scanned k has <grad J_k, grad J_1> < 0 at the start"),
-    ("fraction_negative_beyond_kstar", "share of cells with a k* where every scanned k >= k* stays negative"),
-    ("max_passk_delta_j1", "largest change of J_1 under exact ascent on J_k (negative: J_1 fell in every cell)"),
-    ("min_passk_delta_j1", "smallest change of J_1 under exact ascent on J_k"),
-    ("min_passk_delta_jk", "smallest change of J_k under exact ascent on J_k"),
-    ("min_pass1_delta_j1", "smallest change of J_1 under exact ascent on J_1"),
-    ("max_one_step_delta_j1_in_conflict", "largest measured one-step change of J_1 among cells whose first-order prediction is negative"),
-    ("max_one_step_relative_error", "largest |measured - first order| / |first order| of the one-step change of J_1"),
-    ("tiny_delta_pass1_mean", "tiny tier: mean over cells (seeds) of final minus warm-start held-out pass@1"),
-    ("tiny_delta_pass1_ci_high", "tiny tier: upper end of the 95% t-interval of that change (< 0: pass@1 fell, beyond the seed spread)"),
-    ("tiny_delta_pass1_ci_low", "tiny tier: lower end of the 95% t-interval of that change (> 0: pass@1 rose, beyond the seed spread)"),
-    ("tiny_delta_passk_ci_low", "tiny tier: lower end of the 95% t-interval of the change of pass@k, k of the objective"),
-    ("tiny_delta_pass1_p_below", "tiny tier: one-sided t-test p-value over seeds for H1: mean change of pass@1 < -effect (the claim's `effect`, default 0)"),
-    ("tiny_delta_passk_p_above", "tiny tier: one-sided t-test p-value over seeds for H1: mean change of pass@k (k of the objective) > effect"),
-    ("tiny_did_pass1_ci_high", "tiny tier, two q values and one objective: upper end of the 95% t-interval over seeds of (change of pass@1 at the lower q) minus (change at the higher q); < 0: pass@1 fell more under interference than in the control"),
-    ("tiny_did_pass1_ci_low", "tiny tier: lower end of that difference-in-differences interval"),
-    ("tiny_trend_pass1_slope_ci_low", "tiny tier, one objective and three or more q values: lower end of the 95% t-interval over seeds of each seed's least-squares slope of the change of pass@1 on q (> 0: pass@1 falls more as q falls, i.e. as the rules overlap more)"),
-    ("tiny_trend_pass1_slope_p_above", "tiny tier: one-sided t-test p-value over seeds for H1: the mean of those per-seed slopes > 0"),
-    ("tiny_probe_rf_ci_high_max", "tiny tier: the largest, over the selected cells, upper end of the 95% bootstrap interval of the probe block reversed_addition->addition (pass@k-weighted reversed prompts against the pass@1 direction of forward prompts) at the warm start, k of the objective; < 0: negative in every cell"),
-    ("tiny_probe_rf_ci_low_min", "tiny tier: the smallest lower end of that interval over the selected cells; > 0 would mean positive in every cell"),
-    ("tiny_probe_rf_negative_share", "tiny tier: share of the selected cells whose warm-start block reversed_addition->addition has its whole 95% interval below 0"),
-    ("tiny_probe_rf_end_ci_high_max", "tiny tier: as tiny_probe_rf_ci_high_max, at each cell's last probe (the end of RL) instead of the warm start"),
-    ("tiny_probe_rf_end_negative_share", "tiny tier: as tiny_probe_rf_negative_share, at each cell's last probe"),
-];
 
 /// The probe block of the tiny mixture that carries the interference: pass@k-weighted reversed
 /// prompts against the pass@1 direction of forward prompts (docs/feasibility.md §3, round 2).
@@ -66,7 +39,7 @@ pub struct Claim {
     /// Config filters; a cell is used when every key matches.
     #[serde(default)]
     pub select: toml::Table,
-    /// A name from [`STATISTICS`].
+    /// A name from [`STATISTICS`] (see [`Claim::stat`]).
     pub statistic: String,
     /// Comparison of the measured value against the threshold.
     pub op: String,
@@ -87,6 +60,14 @@ pub struct Claim {
     /// is updated rather than silently outdated. Default false.
     #[serde(default)]
     pub expected_failure: bool,
+}
+
+impl Claim {
+    /// The statistic it names; `None` for a name [`STATISTICS`] lacks (a loaded claims file
+    /// has none: [`load_claims`] refuses them).
+    pub fn stat(&self) -> Option<Statistic> {
+        Statistic::from_name(&self.statistic)
+    }
 }
 
 /// A parsed claims file.
@@ -148,8 +129,8 @@ pub fn parse_claims(text: &str, path: &Path) -> Result<ClaimsFile, ReportError> 
                 ),
             ));
         }
-        if !STATISTICS.iter().any(|(s, _)| *s == claim.statistic) {
-            let known: Vec<_> = STATISTICS.iter().map(|(s, _)| *s).collect();
+        if Statistic::from_name(&claim.statistic).is_none() {
+            let known: Vec<_> = STATISTICS.iter().map(|(_, name, _)| *name).collect();
             return Err(ReportError::invalid(
                 path,
                 format!(
@@ -223,8 +204,11 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
             ))
         };
     }
-    if claim.statistic.starts_with("tiny_") {
-        return match evaluate_tiny(claim, &dir) {
+    let Some(stat) = claim.stat() else {
+        return failed(format!("unknown statistic {:?}", claim.statistic));
+    };
+    if stat.tier() == Tier::Tiny {
+        return match evaluate_tiny(claim, stat, &dir) {
             Ok(v) => v,
             Err(e) => failed(e),
         };
@@ -243,7 +227,7 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
             claim.experiment, claim.select
         ));
     }
-    match theory_statistic(&claim.statistic, &selected).and_then(|v| {
+    match theory_statistic(stat, &selected).and_then(|v| {
         if v.is_finite() {
             Ok(v)
         } else {
@@ -257,7 +241,7 @@ fn evaluate_one(claim: &Claim, results: &Path) -> Verdict {
     }
 }
 
-fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
+fn evaluate_tiny(claim: &Claim, stat: Statistic, dir: &Path) -> Result<Verdict, String> {
     let cells = load_tiny_cells(dir).map_err(|e| e.to_string())?;
     let selected: Vec<&TinyCell> = cells
         .iter()
@@ -269,15 +253,13 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
             claim.experiment, claim.select
         ));
     }
-    if claim.statistic.starts_with("tiny_probe_") {
-        return evaluate_probe(claim, dir, &selected);
-    }
-    if claim.statistic.starts_with("tiny_did_") {
-        return evaluate_did(claim, &selected);
-    }
-    if claim.statistic.starts_with("tiny_trend_") {
-        return evaluate_trend(claim, &selected);
-    }
+    let delta = match stat {
+        Statistic::TinyProbe(block) => return evaluate_probe(claim, block, dir, &selected),
+        Statistic::TinyDid { upper } => return evaluate_did(claim, upper, &selected),
+        Statistic::TinyTrend { p_value } => return evaluate_trend(claim, p_value, &selected),
+        Statistic::TinyDelta(delta) => delta,
+        other => return Err(format!("{} is not a tiny-tier statistic", other.name())),
+    };
     let first = selected[0];
     if let Some(other) = selected
         .iter()
@@ -289,7 +271,7 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
             first.q, first.objective, other.q, other.objective
         ));
     }
-    let per_k = claim.statistic.starts_with("tiny_delta_passk_");
+    let per_k = matches!(delta, Delta::PasskCiLow | Delta::PasskPAbove);
     let deltas: Vec<f64> = selected
         .iter()
         .filter_map(|c| c.delta(if per_k { c.objective_k() } else { 1 }))
@@ -302,12 +284,13 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
         one_sided_t_pvalue(&deltas, mu0, less)
             .ok_or("a one-sided t-test needs at least 2 seeds that differ")
     };
-    let value = match claim.statistic.as_str() {
-        "tiny_delta_pass1_mean" => mean(&deltas),
-        "tiny_delta_pass1_p_below" => p_value(-claim.effect, true)?,
-        "tiny_delta_passk_p_above" => p_value(claim.effect, false)?,
-        "tiny_delta_pass1_ci_high" => interval.ok_or("a t-interval needs at least 2 seeds")?.1,
-        _ => interval.ok_or("a t-interval needs at least 2 seeds")?.0,
+    let need_two = "a t-interval needs at least 2 seeds";
+    let value = match delta {
+        Delta::Pass1Mean => mean(&deltas),
+        Delta::Pass1PBelow => p_value(-claim.effect, true)?,
+        Delta::PasskPAbove => p_value(claim.effect, false)?,
+        Delta::Pass1CiHigh => interval.ok_or(need_two)?.1,
+        Delta::Pass1CiLow | Delta::PasskCiLow => interval.ok_or(need_two)?.0,
     };
     Ok(measured(
         claim,
@@ -319,7 +302,7 @@ fn evaluate_tiny(claim: &Claim, dir: &Path) -> Result<Verdict, String> {
 }
 
 /// Difference-in-differences over seeds: the selection must hold one objective and two q.
-fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String> {
+fn evaluate_did(claim: &Claim, upper: bool, selected: &[&TinyCell]) -> Result<Verdict, String> {
     let (objectives, qs) = objectives_and_qs(selected);
     if objectives.len() != 1 || qs.len() != 2 {
         return Err(format!(
@@ -349,11 +332,7 @@ fn evaluate_did(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String
     let interval = t_interval(&diffs, 0.95)
         .map(|i| (i.lo, i.hi))
         .ok_or("a t-interval needs at least 2 seeds")?;
-    let value = if claim.statistic == "tiny_did_pass1_ci_high" {
-        interval.1
-    } else {
-        interval.0
-    };
+    let value = if upper { interval.1 } else { interval.0 };
     Ok(measured(
         claim,
         value,
@@ -397,7 +376,7 @@ fn measured(
 
 /// Dose-response over seeds: each seed's least-squares slope of the change of pass@1 on q
 /// (the selection must hold one objective and at least three q values, every seed at each).
-fn evaluate_trend(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, String> {
+fn evaluate_trend(claim: &Claim, p_value: bool, selected: &[&TinyCell]) -> Result<Verdict, String> {
     let (objectives, qs) = objectives_and_qs(selected);
     if objectives.len() != 1 || qs.len() < 3 {
         return Err(format!(
@@ -428,11 +407,11 @@ fn evaluate_trend(claim: &Claim, selected: &[&TinyCell]) -> Result<Verdict, Stri
     let interval = t_interval(&slopes, 0.95)
         .map(|i| (i.lo, i.hi))
         .ok_or("a t-interval needs at least 2 seeds")?;
-    let value = if claim.statistic == "tiny_trend_pass1_slope_ci_low" {
-        interval.0
-    } else {
+    let value = if p_value {
         one_sided_t_pvalue(&slopes, 0.0, false)
             .ok_or("a one-sided t-test needs at least 2 seeds that differ")?
+    } else {
+        interval.0
     };
     Ok(measured(
         claim,
@@ -454,12 +433,20 @@ pub fn least_squares_slope(points: &[(f64, f64)]) -> f64 {
 }
 
 /// Statistics of the warm-start probe block [`RF_BLOCK`] over the selected cells.
-fn evaluate_probe(claim: &Claim, dir: &Path, selected: &[&TinyCell]) -> Result<Verdict, String> {
+fn evaluate_probe(
+    claim: &Claim,
+    block: ProbeBlock,
+    dir: &Path,
+    selected: &[&TinyCell],
+) -> Result<Verdict, String> {
     let mut intervals = Vec::new();
     for cell in selected {
         let steps = crate::probe::load_probe_steps(&dir.join(&cell.record.hash))
             .map_err(|e| e.to_string())?;
-        let at_end = claim.statistic.starts_with("tiny_probe_rf_end_");
+        let at_end = matches!(
+            block,
+            ProbeBlock::EndCiHighMax | ProbeBlock::EndNegativeShare
+        );
         let first = if at_end { steps.last() } else { steps.first() }
             .ok_or_else(|| format!("cell {} has no probe", cell.record.hash))?;
         let k = cell.objective_k();
@@ -477,12 +464,14 @@ fn evaluate_probe(claim: &Claim, dir: &Path, selected: &[&TinyCell]) -> Result<V
         }
         intervals.push((row.ci_low, row.ci_high));
     }
-    let value = match claim.statistic.as_str() {
-        "tiny_probe_rf_ci_high_max" | "tiny_probe_rf_end_ci_high_max" => {
+    let value = match block {
+        ProbeBlock::CiHighMax | ProbeBlock::EndCiHighMax => {
             intervals.iter().map(|i| i.1).fold(f64::MIN, f64::max)
         }
-        "tiny_probe_rf_ci_low_min" => intervals.iter().map(|i| i.0).fold(f64::MAX, f64::min),
-        _ => intervals.iter().filter(|i| i.1 < 0.0).count() as f64 / intervals.len() as f64,
+        ProbeBlock::CiLowMin => intervals.iter().map(|i| i.0).fold(f64::MAX, f64::min),
+        ProbeBlock::NegativeShare | ProbeBlock::EndNegativeShare => {
+            intervals.iter().filter(|i| i.1 < 0.0).count() as f64 / intervals.len() as f64
+        }
     };
     Ok(measured(claim, value, None, None, selected.len()))
 }
@@ -526,6 +515,9 @@ mod theory_tier;
 pub(crate) use render::{number, tested_label};
 pub use render::{render_table, verdict_word};
 use theory_tier::theory_statistic;
+
+mod statistic;
+pub use statistic::{Delta, ProbeBlock, Statistic, Tested, STATISTICS};
 
 #[cfg(test)]
 #[path = "claims_tests.rs"]

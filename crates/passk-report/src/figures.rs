@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use crate::page::ExperimentFile;
+use crate::tier::Tier;
 use anyhow::{bail, Context, Result};
 use passk_schema::cell::CellRecord;
 
@@ -35,29 +36,7 @@ fn render_all(
     for (experiment, tier) in experiments(results)? {
         let target = out.join(&experiment);
         let source = results.join(&experiment);
-        match tier.as_str() {
-            "theory" => {
-                let cells = crate::load::load_theory_cells(&source)?;
-                written += crate::theory::render_theory(&cells, &target)?.len();
-            }
-            "tiny" => {
-                let cells = crate::tiny::load_tiny_cells(&source)?;
-                written += crate::tiny::render_tiny(&cells, &target)?.len();
-                let probed: Vec<_> = crate::probe::load_probe_cells(&source)?
-                    .into_iter()
-                    .filter(|c| !c.steps.is_empty())
-                    .collect();
-                if !probed.is_empty() {
-                    written += crate::probe::render_probe(&probed, &target)?.len();
-                }
-            }
-            // The lm tier has tables only (pass@k and sample outcomes per cell).
-            "lm" => written += crate::lm::report_lm(&source, &target)?.len(),
-            other => bail!(
-                "{}: tier {other:?} has no report in this build",
-                source.display()
-            ),
-        }
+        written += tier.render(&source, &target)?;
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     crate::page::write(results, out, claims, files)?;
@@ -65,7 +44,7 @@ fn render_all(
 }
 
 /// Experiments under `results` (sorted) with the tier named by their first cell.
-pub fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
+pub fn experiments(results: &Path) -> Result<Vec<(String, Tier)>> {
     let mut out = Vec::new();
     if !results.is_dir() {
         bail!(
@@ -94,7 +73,8 @@ pub fn experiments(results: &Path) -> Result<Vec<(String, String)>> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        out.push((name, record.tier));
+        let tier = Tier::from_name(&record.tier).with_context(|| format!("{}", first.display()))?;
+        out.push((name, tier));
     }
     Ok(out)
 }
@@ -105,7 +85,7 @@ pub fn render_cell_figures(results: &Path, out: &Path) -> Result<usize> {
     refuse_overlap(results, &absolute(out)?, "--per-cell")?;
     let mut written = 0;
     for (experiment, tier) in experiments(results)? {
-        if tier != "tiny" {
+        if tier != Tier::Tiny {
             continue;
         }
         let probed: Vec<_> = crate::probe::load_probe_cells(&results.join(&experiment))?

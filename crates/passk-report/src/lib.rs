@@ -19,4 +19,5 @@ pub mod probe_pooled;
 pub mod readme;
 pub mod tables;
 pub mod theory;
+pub mod tier;
 pub mod tiny;

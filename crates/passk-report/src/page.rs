@@ -127,7 +127,7 @@ fn experiments(results: &Path, files: &[ExperimentFile]) -> Result<Vec<Experimen
             out.push(Experiment {
                 cells_in_results: cell_folders(&results.join(&name)).len(),
                 name,
-                tier: Some(tier),
+                tier: Some(tier.as_str().to_string()),
                 ..Experiment::default()
             });
         }

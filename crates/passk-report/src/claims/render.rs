@@ -1,6 +1,6 @@
 //! The verdict table `passk check` prints, and the lines that explain its failures.
 
-use super::Verdict;
+use super::{Statistic, Tested, Verdict};
 
 /// A number for the verdict table: fixed point, or scientific when tiny or huge.
 pub(crate) fn number(x: f64) -> String {
@@ -14,14 +14,11 @@ pub(crate) fn number(x: f64) -> String {
 /// What the statistic `name` tests, when it is not the estimate itself (`None`): a p-value
 /// or a bound of the interval.
 pub(crate) fn tested_label(name: &str) -> Option<&'static str> {
-    if name.contains("_p_") || name.ends_with("_p") {
-        Some("p-value")
-    } else if name.ends_with("_ci_high") {
-        Some("CI high")
-    } else if name.ends_with("_ci_low") {
-        Some("CI low")
-    } else {
-        None
+    match Statistic::from_name(name)?.tested() {
+        Tested::Estimate => None,
+        Tested::PValue => Some("p-value"),
+        Tested::CiHigh => Some("CI high"),
+        Tested::CiLow => Some("CI low"),
     }
 }
 

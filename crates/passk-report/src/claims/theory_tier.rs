@@ -1,9 +1,10 @@
-//! The statistics a claim can test on theory-tier cells (see `STATISTICS` in `claims.rs`).
+//! The statistics a claim can test on theory-tier cells (see `statistic.rs`).
 
+use super::Statistic;
 use crate::load::TheoryCell;
 
-/// The statistic `name` over the selected theory cells `cells`, or why it has no value.
-pub(super) fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64, String> {
+/// The statistic `stat` over the selected theory cells `cells`, or why it has no value.
+pub(super) fn theory_statistic(stat: Statistic, cells: &[&TheoryCell]) -> Result<f64, String> {
     // NaN-propagating: f64::max/min would skip a NaN and let a broken cell pass.
     let max = |it: &mut dyn Iterator<Item = f64>| {
         it.fold(f64::NEG_INFINITY, |a, b| {
@@ -30,13 +31,13 @@ pub(super) fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64,
             Ok(hits as f64 / of as f64)
         }
     };
-    match name {
-        "max_identity_gap" => Ok(max(&mut cells.iter().map(|c| c.summary.max_identity_gap))),
-        "fraction_with_kstar" => fraction(
+    match stat {
+        Statistic::MaxIdentityGap => Ok(max(&mut cells.iter().map(|c| c.summary.max_identity_gap))),
+        Statistic::FractionWithKstar => fraction(
             cells.iter().filter(|c| c.summary.k_star.is_some()).count(),
             cells.len(),
         ),
-        "fraction_negative_beyond_kstar" => {
+        Statistic::FractionNegativeBeyondKstar => {
             let with: Vec<_> = cells
                 .iter()
                 .filter_map(|c| c.summary.k_star.map(|k| (c, k)))
@@ -52,19 +53,19 @@ pub(super) fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64,
                 .count();
             fraction(hits, with.len())
         }
-        "max_passk_delta_j1" => Ok(max(&mut cells
+        Statistic::MaxPasskDeltaJ1 => Ok(max(&mut cells
             .iter()
             .map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
-        "min_passk_delta_j1" => Ok(min(&mut cells
+        Statistic::MinPasskDeltaJ1 => Ok(min(&mut cells
             .iter()
             .map(|c| c.summary.passk_final_j1 - c.summary.j1_start))),
-        "min_passk_delta_jk" => Ok(min(&mut cells
+        Statistic::MinPasskDeltaJk => Ok(min(&mut cells
             .iter()
             .map(|c| c.summary.passk_final_jk - c.summary.jk_start))),
-        "min_pass1_delta_j1" => Ok(min(&mut cells
+        Statistic::MinPass1DeltaJ1 => Ok(min(&mut cells
             .iter()
             .map(|c| c.summary.pass1_final_j1 - c.summary.j1_start))),
-        "max_one_step_delta_j1_in_conflict" => {
+        Statistic::MaxOneStepDeltaJ1InConflict => {
             let conflict: Vec<_> = cells
                 .iter()
                 .filter(|c| c.summary.one_step_first_order < 0.0)
@@ -76,13 +77,14 @@ pub(super) fn theory_statistic(name: &str, cells: &[&TheoryCell]) -> Result<f64,
                 .iter()
                 .map(|c| c.summary.one_step_delta_j1)))
         }
-        "max_one_step_relative_error" => Ok(max(&mut cells.iter().map(|c| {
+        Statistic::MaxOneStepRelativeError => Ok(max(&mut cells.iter().map(|c| {
             let s = &c.summary;
             (s.one_step_delta_j1 - s.one_step_first_order).abs()
                 / s.one_step_first_order.abs().max(1e-300)
         }))),
         other => Err(format!(
-            "statistic {other:?} is not defined for the theory tier"
+            "statistic {} is not defined for the theory tier",
+            other.name()
         )),
     }
 }
