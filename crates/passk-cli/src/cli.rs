@@ -384,8 +384,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub wait: bool,
     /// Copy, instead of running, every cell that the results folder DIR already holds complete
-    /// under the same configuration hash (in any of its experiments); with --force only cells
-    /// of this build's code
+    /// under the same configuration hash (in any of its experiments), unless its record names
+    /// other code than this build's; with --force only cells of this build's code
     #[arg(long, value_name = "DIR")]
     pub reuse: Option<PathBuf>,
     /// A cached warm start that fails its integrity check is an error, not retrained
@@ -549,9 +549,9 @@ pub struct CompareArgs {
     /// A cached warm start that fails its integrity check is an error, not retrained
     #[arg(long)]
     pub strict: bool,
-    /// Rerun copied or cached cells computed by other code or by unknown code (every committed
-    /// cell from before fingerprints): use it after editing an objective's code under the same
-    /// name. Without it they are kept with a warning
+    /// Also rerun committed cells that record no code fingerprint (every cell from before
+    /// fingerprints) instead of copying them with a warning. Cells whose record names other
+    /// code than this build's (an objective edited under the same name) always rerun
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]

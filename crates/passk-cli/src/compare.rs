@@ -321,6 +321,16 @@ mod tests {
         let copied = cell_dir(&out, &exp.name, &exp.cells[0].hash).join("probe/x.csv");
         assert_eq!(std::fs::read_to_string(copied).unwrap(), "a");
         assert_eq!(reuse_cells(&exp, &baseline, &out, false).unwrap(), 0);
+        // After an edit of the tier's code (here: a record naming other code), the committed
+        // cell is not copied, so compare reruns it instead of reporting its old numbers.
+        let edited = dir.path().join("edited");
+        let path = done.join(passk_schema::cell::RECORD_FILE);
+        let mut rec: passk_schema::cell::CompletionRecord =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        rec.code = Some("0".repeat(64));
+        crate::write::write_json(&path, &rec).unwrap();
+        assert_eq!(reuse_cells(&exp, &baseline, &edited, false).unwrap(), 0);
+        assert!(!is_done(&edited, &exp.name, &exp.cells[0].hash));
     }
 
     fn load_experiment_text(text: &str) -> Experiment {

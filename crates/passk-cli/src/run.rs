@@ -510,8 +510,10 @@ fn remove_dead_temporaries(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<()>
 /// experiment's name or the code: the copy is what the build that committed it computed, and
 /// `cargo xtask verify` ties it to the manifest); returns how many.
 ///
-/// With `force` (`--force`), a source not known to be computed by this build's code (another
-/// code fingerprint, or none) is not copied: the cell runs instead.
+/// A source whose record names other code than this build's (its tier's sources changed
+/// since, e.g. an objective was edited under the same name) is never copied: the cell runs
+/// instead. One that names no code (made before fingerprints, or sealed) is copied, and
+/// [`run_experiment`] then warns about it; with `force` (`--force`) it is not copied either.
 pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path, force: bool) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(baseline) else {
         return Ok(0);
@@ -531,7 +533,18 @@ pub fn reuse_cells(exp: &Experiment, baseline: &Path, out: &Path, force: bool) -
             .iter()
             .map(|e| e.join(&cell.hash))
             .filter(|d| d.is_dir())
-            .filter(|d| !force || code_state(d) == CodeState::Same)
+            .filter(|d| match code_state(d) {
+                CodeState::Same => true,
+                CodeState::Unknown => !force,
+                CodeState::Stale { .. } => {
+                    eprintln!(
+                        "note: not copying {}: it was computed by other code than this build's; \
+                         the cell runs instead",
+                        d.display()
+                    );
+                    false
+                }
+            })
             .find(|d| match crate::record::check(d) {
                 Ok(()) => true,
                 Err(why) => {
