@@ -48,6 +48,14 @@ pub fn compare(
         .flat_map(|o| ["--objective", o.as_str()])
         .chain(force.then_some("--force"))
         .collect();
-    cmd!(sh, "{passk} compare {file} {flags...} --device {device}").run()?;
+    let mut args = vec!["compare", file.as_str()];
+    args.extend(flags.iter().copied());
+    args.extend(["--device", device]);
+    // The cells, one single-threaded process per core (a GPU runs them in one process);
+    // then the table, which finds every cell done.
+    if !cuda {
+        crate::shards::shard_processes(&passk, &args, &[])?;
+    }
+    cmd!(sh, "{passk} {args...}").run()?;
     Ok(())
 }

@@ -10,6 +10,14 @@ use crate::project_root;
 /// one-thread processes do about 1.45x the work of one two-thread process on these CPUs
 /// (docs/feasibility.md §4). `PASSK_SHARDS` overrides the number of processes.
 pub fn run_sharded(passk: &Path, files: &[String], extra: &[&str]) -> Result<()> {
+    let mut args = vec!["run"];
+    args.extend(files.iter().map(String::as_str));
+    shard_processes(passk, &args, extra)
+}
+
+/// Runs `passk <args> --shard i/n <extra>` as one single-threaded process per core (or
+/// `PASSK_SHARDS`), and waits for all.
+pub fn shard_processes(passk: &Path, args: &[&str], extra: &[&str]) -> Result<()> {
     let shards = match std::env::var("PASSK_SHARDS") {
         Ok(v) => v
             .parse::<usize>()
@@ -18,13 +26,15 @@ pub fn run_sharded(passk: &Path, files: &[String], extra: &[&str]) -> Result<()>
             .with_context(|| format!("PASSK_SHARDS={v:?} is not a positive integer"))?,
         Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    println!("reproduce: {shards} shard process(es), one thread each");
+    println!(
+        "{shards} shard process(es) of `passk {}`, one thread each",
+        args[0]
+    );
     let children = (1..=shards)
         .map(|i| {
             std::process::Command::new(passk)
                 .current_dir(project_root())
-                .arg("run")
-                .args(files)
+                .args(args)
                 .args(["--shard", &format!("{i}/{shards}")])
                 .args(extra)
                 .env("RAYON_NUM_THREADS", "1")

@@ -126,6 +126,7 @@ fn the_project_s_own_command_lines_parse() {
         "experiments experiments",
         "compare e.toml --objective a:k=4 --objective b --force --device cpu",
         "compare e.toml --objective pkpo_loo_minus_one:k=2,x=1 --out o",
+        "compare e.toml --objective a --shard 2/2 --quiet",
         "slurm a.toml --results r --cache c --figures f --cells-per-task 12 --time 10 --out o",
         "slurm a.toml --account mylab --cpus 1 --time 02:00:00 --gpus 1 --dry-run",
         "slurm a.toml --device cuda --max-concurrent 1 --sbatch-extra x --logs l --job-name j",

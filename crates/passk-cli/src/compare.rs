@@ -92,13 +92,15 @@ pub fn variant(exp_path: &Path, objectives: &[String]) -> Result<(String, String
 /// cells of the same configuration are reused) and returns the side-by-side table of the
 /// committed baseline (`baseline/<name>/`) and the new cells; the table is also written to
 /// `out/compare.{csv,md,tex}` and the trade-off figure to `out/compare_tradeoff.{svg,png}`.
+/// With `shard` (`I/N`) it runs only that shard's cells and returns no table.
 pub fn compare(
     exp_path: &Path,
     objectives: &[String],
     baseline: &Path,
     out: &Path,
     ctx: &RunContext,
-) -> Result<Table> {
+    shard: Option<(usize, usize)>,
+) -> Result<Option<Table>> {
     let base_exp = load_experiment(exp_path)?;
     let (text, new_name) = variant(exp_path, objectives)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -123,7 +125,13 @@ pub fn compare(
             ctx.cache_dir.display()
         );
     }
-    let stats = run_experiment(&exp, out, ctx)?;
+    let stats = match shard {
+        Some((i, n)) => {
+            run_experiment(&exp.shard(i, n), out, ctx)?;
+            return Ok(None);
+        }
+        None => run_experiment(&exp, out, ctx)?,
+    };
     if stats.busy > 0 {
         bail!(
             "compare: {} cell(s) of {} are being run by another process (see above); rerun \
@@ -156,7 +164,7 @@ pub fn compare(
         }
     };
     passk_report::plot::render_figure(&tradeoff_figure(&all, "compare_tradeoff", &label), out)?;
-    Ok(table)
+    Ok(Some(table))
 }
 
 /// Per cell hash: the probe's global cosine of `∇J_k` and `∇J_1` at the cell's last probe, k

@@ -169,13 +169,22 @@ fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
         on_corrupt: args.on_corrupt.on_corrupt,
         force: args.force,
     };
-    let table = compare::compare(
+    let Some(table) = compare::compare(
         &args.experiment,
         &args.objectives,
         &args.results.results,
         &args.out,
         &ctx,
-    )?;
+        args.shard,
+    )?
+    else {
+        let (i, n) = args.shard.unwrap_or((1, 1));
+        println!(
+            "compare: shard {i}/{n} ran its cells; `passk compare` without --shard prints the \
+             table once every shard has finished"
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
     print!("{}", table.to_markdown());
     println!(
         "compare: table written to {0}/compare.{{csv,md,tex}}, figure to {0}/compare_tradeoff.{{svg,png}}",
