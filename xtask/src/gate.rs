@@ -12,13 +12,13 @@ use crate::passk::{self, Check, Gate};
 use crate::project_root;
 use crate::shards::run_sharded;
 
-/// The objective the smoke claims are about, and the broken one put in its place.
+/// The objective the gate claims are about, and the broken one put in its place.
 const GOOD: &str = "pkpo_loo_minus_one:k=8";
 const BROKEN: &str = "sign_flipped:k=8";
-/// The experiment of the smoke matrix and its claims.
-const SMOKE: &str = "smoke";
-/// The smoke claim the broken objective must fail: pass@8 rises under pass@8 training.
-const MUST_FAIL: &str = "smoke.interference_pass8_raises_pass8";
+/// The experiment of the gate matrix and its claims.
+const GATE: &str = "gate";
+/// The gate claim the broken objective must fail: pass@8 rises under pass@8 training.
+const MUST_FAIL: &str = "gate.interference_pass8_raises_pass8";
 
 /// Where the gate recomputes its experiments.
 pub fn scratch_dir() -> PathBuf {
@@ -62,7 +62,7 @@ pub fn recompute(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
         bail!(
             "the gate trained warm start(s) {} that results/warm-starts/ lacks: the SFT settings \
              or code changed, so the committed warm starts are stale; refresh them as \
-             experiments/smoke.toml says",
+             experiments/gate.toml says",
             trained.join(", ")
         );
     }
@@ -77,25 +77,25 @@ pub fn recompute(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The negative test of the gate: the smoke matrix with pass@8 training replaced by
+/// The negative test of the gate: the gate matrix with pass@8 training replaced by
 /// [`BROKEN`] (pass@8 weights negated), and the claims rewritten the same way, of which `passk
-/// check --experiment smoke` evaluates those on the smoke cells. Succeeds only when that check
+/// check --experiment gate` evaluates those on the gate cells. Succeeds only when that check
 /// fails and [`MUST_FAIL`] fails on a measured value. The cells a previous `check` left in
 /// `scratch` that the broken matrix shares (the pass@1 ones, same hash) are copied (`passk run
 /// --reuse`), so only the broken cells run.
 pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
     let start = Instant::now();
     let root = project_root();
-    let smoke = std::fs::read_to_string(root.join("experiments/smoke.toml"))?;
+    let gate = std::fs::read_to_string(root.join("experiments/gate.toml"))?;
     let claims = std::fs::read_to_string(root.join("experiments/claims.toml"))?;
-    if !smoke.contains(GOOD) {
-        bail!("experiments/smoke.toml no longer trains {GOOD}; update xtask/src/gate.rs");
+    if !gate.contains(GOOD) {
+        bail!("experiments/gate.toml no longer trains {GOOD}; update xtask/src/gate.rs");
     }
     let dir = root.join("target").join("passk-check-broken");
     std::fs::create_dir_all(&dir)?;
-    let smoke_file = dir.join("smoke.toml");
+    let gate_file = dir.join("gate.toml");
     let claims_file = dir.join("claims.toml");
-    std::fs::write(&smoke_file, smoke.replace(GOOD, BROKEN))?;
+    std::fs::write(&gate_file, gate.replace(GOOD, BROKEN))?;
     std::fs::write(&claims_file, claims.replace(GOOD, BROKEN))?;
     let cache = scratch.join("cache");
     if !cache.is_dir() {
@@ -106,14 +106,14 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
         std::fs::remove_dir_all(&results)?;
     }
     println!(
-        "check-broken: the smoke matrix with {GOOD} replaced by the broken {BROKEN} (the cells \
+        "check-broken: the gate matrix with {GOOD} replaced by the broken {BROKEN} (the cells \
          it shares with the check's run are copied)"
     );
     let (results_arg, cache) = (results.display().to_string(), cache.display().to_string());
     let reuse = scratch.display().to_string();
     run_sharded(
         passk,
-        &[smoke_file.display().to_string()],
+        &[gate_file.display().to_string()],
         &[
             "--results",
             &results_arg,
@@ -133,7 +133,7 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
         results_arg,
         "--strict",
         "--experiment",
-        SMOKE,
+        GATE,
     ];
     // The table, for the reader; then the same verdicts as JSON, for the decision.
     let table = cmd!(sh, "{passk} {args...}").ignore_status().run();
@@ -141,7 +141,7 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
     let verdicts: Check = passk::json(sh, passk, &args, true)?;
     if !verdicts.claims.iter().any(|c| c.name == MUST_FAIL) {
         bail!(
-            "experiments/claims.toml has no claim {MUST_FAIL} on experiment {SMOKE}; update \
+            "experiments/claims.toml has no claim {MUST_FAIL} on experiment {GATE}; update \
              xtask/src/gate.rs"
         );
     }

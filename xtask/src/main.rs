@@ -54,7 +54,7 @@ cargo xtask <command>
   verify                         fail on any changed/missing/extra result file or a
                                  figure that differs from a fresh regeneration
   check                          the CI gate: recompute the gate experiments named in
-                                 experiments/claims.toml (theory, and the tiny smoke
+                                 experiments/claims.toml (theory, and the tiny gate
                                  matrix from the committed warm starts in
                                  results/warm-starts/) into target/passk-check/,
                                  evaluate every claim, then verify the committed results
@@ -66,7 +66,7 @@ cargo xtask <command>
                                  print it beside the committed baseline; --force
                                  reruns cells not made by this build's code (after
                                  editing an objective under the same name)
-  check-broken                   after `check`: rerun the smoke matrix with pass@8
+  check-broken                   after `check`: rerun the gate matrix with pass@8
                                  replaced by the deliberately broken objective
                                  sign_flipped:k=8 and fail unless the gate rejects it
   fault                          the fault-injection suite (tests/fault_injection.sh):

@@ -207,7 +207,7 @@ pub enum Command {
     ///
     /// Claims marked `baseline = true` read the committed results in --baseline, the others
     /// --results. A claim whose experiment is not under its directory (on a fresh clone: the
-    /// smoke claims, which read the gate's fresh cells) is NOT EVALUATED, says how to get its
+    /// gate claims, which read the gate's fresh cells) is NOT EVALUATED, says how to get its
     /// cells, and does not fail the check; --strict makes it fail (`cargo xtask check` passes
     /// --strict with the gate's cells).
     ///

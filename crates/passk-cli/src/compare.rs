@@ -361,7 +361,7 @@ mod tests {
         assert!(variant(&path, &["no_such_objective".into()]).is_err());
         assert!(variant(&path, &[]).is_err());
         // exclusions that name the baseline's objectives are dropped, the others kept
-        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/smoke.toml");
+        let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/gate.toml");
         let (text, _) = variant(&smoke, &["k_anneal:k=8".into()]).unwrap();
         assert!(!text.contains("exclude"), "{text}");
         let with_q = dir.path().join("q.toml");
