@@ -6,7 +6,8 @@ samples `new` tokens per row at temperature 1 with no early stop and no top-k. P
 comments, `sample_b<batch>_n<new> <generated tokens/s>` (median over reps) and the peak
 resident memory `rss_mib <MiB>`.
 
-Needs: pip install torch transformers gguf numpy (e.g. in target/torch-venv).
+Needs: pip install torch transformers gguf numpy accelerate (e.g. in target/torch-venv;
+transformers 5 loads GGUF files only with accelerate installed).
 Usage: python hf_lm_peer.py GGUF --batch 64 --new 64 --reps 3 --threads 2
 """
 import argparse

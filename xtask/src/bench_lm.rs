@@ -93,7 +93,7 @@ pub fn lm(sh: &Shell, root: &Path, opts: &LmOptions) -> Result<()> {
         sh,
         root,
         opts.python.as_deref(),
-        "torch, transformers, gguf, numpy",
+        "torch, transformers, gguf, numpy, accelerate",
     );
     if let Err(why) = &python {
         println!("bench --lm: peer column left empty: {why}");
@@ -110,9 +110,15 @@ pub fn lm(sh: &Shell, root: &Path, opts: &LmOptions) -> Result<()> {
         for &b in &opts.batches {
             eprintln!("bench --lm: round {round}/{}, batch {b}", opts.rounds);
             let b = b.to_string();
-            let out = cmd!(sh, "{passk} {gguf} --batch {b} --new {new} --reps 1").read()?;
-            for (k, v) in parse_times(&out)? {
-                ours.entry(format!("{k}@{b}")).or_default().push(v);
+            for unshared in ["0", "1"] {
+                let out = cmd!(
+                    sh,
+                    "{passk} {gguf} --batch {b} --new {new} --reps 1 --unshared {unshared}"
+                )
+                .read()?;
+                for (k, v) in parse_times(&out)? {
+                    ours.entry(format!("{k}@{b}")).or_default().push(v);
+                }
             }
             if let Ok(python) = &python {
                 let out = cmd!(
@@ -142,13 +148,17 @@ pub fn lm(sh: &Shell, root: &Path, opts: &LmOptions) -> Result<()> {
             &versions
         }
     );
-    println!("| batch | passk tok/s | peer tok/s | passk / peer | passk RSS MiB | peer RSS MiB |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| batch | passk tok/s | peer tok/s | passk / peer | passk tok/s, unshared prompts | \
+         passk RSS MiB | peer RSS MiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for &b in &opts.batches {
         let key = |what: &str| format!("{what}@{b}");
         let get = |m: &BTreeMap<String, Vec<f64>>, k: &str| m.get(k).cloned().map(median);
         let rate = format!("sample_b{b}_n{}", opts.new);
         let (a, p) = (get(&ours, &key(&rate)), get(&theirs, &key(&rate)));
+        let unshared = get(&ours, &key(&format!("unshared_{rate}")));
         let (ra, rp) = (get(&ours, &key("rss_mib")), get(&theirs, &key("rss_mib")));
         let fmt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.0}"));
         let ratio = match (a, p) {
@@ -156,9 +166,10 @@ pub fn lm(sh: &Shell, root: &Path, opts: &LmOptions) -> Result<()> {
             _ => String::new(),
         };
         println!(
-            "| {b} | {} | {} | {ratio} | {} | {} |",
+            "| {b} | {} | {} | {ratio} | {} | {} | {} |",
             fmt(a),
             fmt(p),
+            fmt(unshared),
             fmt(ra),
             fmt(rp)
         );

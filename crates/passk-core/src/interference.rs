@@ -52,7 +52,7 @@ impl Gram {
     /// Reads [`Gram::to_upper_f32_le`] bytes back (at f32 precision); `None` when their length
     /// is not `n (n + 1) / 2` f32 values for any `n`.
     pub fn from_upper_f32_le(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return None;
         }
         let m = bytes.len() / 4;

@@ -94,7 +94,7 @@ impl GptConfig {
                 return Err(PolicyError::Config(format!("{name} must be positive")));
             }
         }
-        if self.d_model % self.n_head != 0 {
+        if !self.d_model.is_multiple_of(self.n_head) {
             return Err(PolicyError::Config(format!(
                 "n_head ({}) must divide d_model ({})",
                 self.n_head, self.d_model

@@ -23,7 +23,7 @@ fn write_csv<T: Serialize>(path: &Path, rows: &[T]) {
 fn write_step(dir: &Path, cross: f64) {
     std::fs::create_dir_all(dir).unwrap();
     let fam = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             "addition"
         } else {
             "reversed_addition"

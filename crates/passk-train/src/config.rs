@@ -128,7 +128,9 @@ impl CellProbe {
 
     /// Whether the cell probes after `step` of `steps` RL steps.
     pub fn due(&self, step: u64, steps: u64) -> bool {
-        self.every > 0 && (step % self.every == 0 || step == steps) && (step > 0 || self.at_start)
+        self.every > 0
+            && (step.is_multiple_of(self.every) || step == steps)
+            && (step > 0 || self.at_start)
     }
 }
 

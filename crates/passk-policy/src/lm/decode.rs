@@ -5,10 +5,12 @@
 //! forward pass builds a candle op per step of the model and copies the whole KV cache every
 //! token (`cat`); for decoding that is most of the time. This engine instead:
 //!
-//! - copies the weights once per call into row-major buffers, with q/k/v and gate/up fused
-//!   into one matrix each, and multiplies them with `gemm` (the kernel candle itself uses);
-//! - keeps each prompt's keys and values once (its *prefix*), shared by all its samples, and
-//!   each sample's own completion keys and values in a buffer that grows by appending;
+//! - copies the weights once per call, with q/k/v and gate/up fused into one matrix each, into
+//!   [`Matrix`] buffers packed for an AVX-512 kernel (or multiplied by `gemm`, the kernel
+//!   candle itself uses, on CPUs without it; see `packed.rs`);
+//! - keeps keys and values as a chain of caches: the prefix all prompts of the call share
+//!   (a chat template's system turn) once, each prompt's own tokens once for all its samples,
+//!   and each sample's completion in a buffer that grows by appending (see `attend.rs`);
 //! - runs every token of a step in one flat batch, whatever its sequence and position:
 //!   prompts being prefilled and samples being decoded share the same matmuls
 //!   (continuous batching). A sample that stops leaves the batch at once and a waiting prompt
@@ -17,28 +19,32 @@
 //!
 //! Randomness is per sample (see `sample`), so the output does not depend on the batch
 //! composition; logits agree with the differentiable model up to float rounding (tested).
+//! With the packed kernel a row's arithmetic does not depend on the other rows either, so
+//! sharing a prefix or admitting prompts in other waves changes no bit (tested).
 
 use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use super::attend::{Attend, Part, DEPTH};
 use super::config::LmConfig;
 use super::model::CausalLm;
+use super::packed::Matrix;
 use crate::error::Result;
 use crate::sample::{choose_token, SamplingParams};
 
-/// One decoder block's weights, row-major `[out, in]`.
+/// One decoder block's weights, `[out, in]`.
 struct Block {
     in_norm: Vec<f32>,
     /// `[(nh + 2 nkv) hd, d]`: q, then k, then v rows.
-    qkv: Vec<f32>,
+    qkv: Matrix,
     qkv_bias: Option<Vec<f32>>,
-    o: Vec<f32>,
+    o: Matrix,
     post_norm: Vec<f32>,
     /// `[2 f, d]`: gate rows, then up rows.
-    gate_up: Vec<f32>,
-    down: Vec<f32>,
+    gate_up: Matrix,
+    down: Matrix,
 }
 
 /// The model's shape and weights as plain buffers.
@@ -50,9 +56,10 @@ pub(crate) struct Engine {
     hd: usize,
     vocab: usize,
     eps: f32,
+    /// `[vocab, d]`, row-major, for token lookups.
     embed: Vec<f32>,
-    /// `None` when the head is tied to the embedding.
-    head: Option<Vec<f32>>,
+    /// `[vocab, d]`: the output head (a copy of the embedding when tied).
+    head: Matrix,
     norm: Vec<f32>,
     blocks: Vec<Block>,
     /// `[positions, hd / 2]` RoPE tables.
@@ -60,15 +67,21 @@ pub(crate) struct Engine {
     sin: Vec<f32>,
 }
 
-/// Keys and values of one sequence, per layer `[len, nkv * hd]`.
+/// Keys and values of one link of a sequence's chain, per layer `[len, nkv * hd]`.
 struct Kv {
+    /// The cache holding the positions before `start`, if any.
+    parent: Option<usize>,
+    /// The position of this cache's first token.
+    start: usize,
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
 }
 
 impl Kv {
-    fn new(layers: usize) -> Self {
+    fn new(layers: usize, parent: Option<usize>, start: usize) -> Self {
         Self {
+            parent,
+            start,
             k: vec![Vec::new(); layers],
             v: vec![Vec::new(); layers],
         }
@@ -81,9 +94,7 @@ struct Item {
     token: u32,
     /// Absolute position in its sequence.
     pos: usize,
-    /// The prompt cache this token's sequence continues, if any.
-    prefix: Option<usize>,
-    /// The cache its key and value are appended to.
+    /// The cache its key and value are appended to (the last link of its chain).
     own: usize,
     /// Whether logits are wanted for it.
     logits: bool,
@@ -93,7 +104,6 @@ struct Item {
 struct Row {
     prompt: usize,
     sample: usize,
-    prefix: usize,
     own: usize,
     rng: ChaCha8Rng,
     out: Vec<u32>,
@@ -119,25 +129,34 @@ impl Engine {
             }
             Ok(out)
         };
+        let (d, f, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
+        let (qd, kvd) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd);
         let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = |s: &str| format!("model.layers.{i}.{s}");
             let qkv_names = ["q_proj", "k_proj", "v_proj"];
             blocks.push(Block {
                 in_norm: get(&p("input_layernorm.weight"))?,
-                qkv: cat(&qkv_names.map(|s| p(&format!("self_attn.{s}.weight"))))?,
+                qkv: Matrix::new(
+                    cat(&qkv_names.map(|s| p(&format!("self_attn.{s}.weight"))))?,
+                    qd + 2 * kvd,
+                    d,
+                ),
                 qkv_bias: if cfg.qkv_bias() {
                     Some(cat(&qkv_names.map(|s| p(&format!("self_attn.{s}.bias"))))?)
                 } else {
                     None
                 },
-                o: get(&p("self_attn.o_proj.weight"))?,
+                o: Matrix::new(get(&p("self_attn.o_proj.weight"))?, d, qd),
                 post_norm: get(&p("post_attention_layernorm.weight"))?,
-                gate_up: cat(&[p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")])?,
-                down: get(&p("mlp.down_proj.weight"))?,
+                gate_up: Matrix::new(
+                    cat(&[p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")])?,
+                    2 * f,
+                    d,
+                ),
+                down: Matrix::new(get(&p("mlp.down_proj.weight"))?, d, f),
             });
         }
-        let hd = cfg.head_dim();
         // The same f32 arithmetic as the differentiable model's RoPE tables.
         let theta = cfg.rope_theta as f32;
         let inv: Vec<f32> = (0..hd)
@@ -146,20 +165,22 @@ impl Engine {
             .collect();
         let angles = (0..positions).flat_map(|p| inv.iter().map(move |f| p as f32 * f));
         let (cos, sin) = angles.map(|a| (a.cos(), a.sin())).unzip();
+        let embed = get("model.embed_tokens.weight")?;
+        let head = if cfg.tie_word_embeddings {
+            embed.clone()
+        } else {
+            get("lm_head.weight")?
+        };
         Ok(Self {
-            d: cfg.hidden_size,
-            f: cfg.intermediate_size,
+            d,
+            f,
             nh: cfg.num_attention_heads,
             nkv: cfg.kv_heads(),
             hd,
             vocab: cfg.vocab_size,
             eps: cfg.rms_norm_eps as f32,
-            embed: get("model.embed_tokens.weight")?,
-            head: if cfg.tie_word_embeddings {
-                None
-            } else {
-                Some(get("lm_head.weight")?)
-            },
+            head: Matrix::new(head, cfg.vocab_size, d),
+            embed,
             norm: get("model.norm.weight")?,
             blocks,
             cos,
@@ -186,7 +207,7 @@ impl Engine {
         let mut act = vec![0f32; n * f];
         for (l, b) in self.blocks.iter().enumerate() {
             rms_norm_rows(&x, &b.in_norm, self.eps, &mut h);
-            matmul_t(&h, n, d, &b.qkv, wqkv, &mut qkv, false);
+            b.qkv.matmul_t(&h, n, &mut qkv, false);
             if let Some(bias) = &b.qkv_bias {
                 for row in qkv.chunks_exact_mut(wqkv) {
                     row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
@@ -210,9 +231,9 @@ impl Engine {
                 .for_each_init(Vec::new, |scores, ((out, row), it)| {
                     self.attend(caches_ref, l, it, &row[..qd], out, scores)
                 });
-            matmul_t(&att, n, qd, &b.o, d, &mut x, true);
+            b.o.matmul_t(&att, n, &mut x, true);
             rms_norm_rows(&x, &b.post_norm, self.eps, &mut h);
-            matmul_t(&h, n, d, &b.gate_up, 2 * f, &mut gu, false);
+            b.gate_up.matmul_t(&h, n, &mut gu, false);
             act.par_chunks_mut(f)
                 .zip(gu.par_chunks(2 * f))
                 .for_each(|(a, g)| {
@@ -221,7 +242,7 @@ impl Engine {
                         *a = g / (1.0 + (-g).exp()) * u;
                     }
                 });
-            matmul_t(&act, n, f, &b.down, d, &mut x, true);
+            b.down.matmul_t(&act, n, &mut x, true);
         }
         let wanted: Vec<usize> = (0..n).filter(|&i| items[i].logits).collect();
         let m = wanted.len();
@@ -232,8 +253,7 @@ impl Engine {
         let mut hl = vec![0f32; m * d];
         rms_norm_rows(&last, &self.norm, self.eps, &mut hl);
         let mut logits = vec![0f32; m * self.vocab];
-        let head = self.head.as_deref().unwrap_or(&self.embed);
-        matmul_t(&hl, m, d, head, self.vocab, &mut logits, false);
+        self.head.matmul_t(&hl, m, &mut logits, false);
         logits
     }
 
@@ -245,8 +265,8 @@ impl Engine {
         )
     }
 
-    /// Causal attention of one token's query heads `q` `[nh * hd]` over its prefix and its
-    /// own cache up to its position; writes `[nh * hd]` to `out`.
+    /// Causal attention of one token's query heads `q` `[nh * hd]` over its chain of caches
+    /// up to its position; writes `[nh * hd]` to `out`.
     fn attend(
         &self,
         caches: &[Option<Kv>],
@@ -257,179 +277,27 @@ impl Engine {
         scores: &mut Vec<f32>,
     ) {
         let kvd = self.nkv * self.hd;
-        let prefix = it
-            .prefix
-            .map(|p| caches[p].as_ref().expect("a live prefix"));
-        let plen = prefix.map_or(0, |p| p.k[layer].len() / kvd);
-        let own = caches[it.own].as_ref().expect("a live cache");
-        let olen = it.pos + 1 - plen;
-        let keys = [
-            prefix.map(|p| &p.k[layer][..plen * kvd]),
-            Some(&own.k[layer][..olen * kvd]),
-        ];
-        let values = [
-            prefix.map(|p| &p.v[layer][..plen * kvd]),
-            Some(&own.v[layer][..olen * kvd]),
-        ];
+        let live = |i: usize| caches[i].as_ref().expect("a live cache");
+        let own = live(it.own);
+        // Later tokens of this forward may already be in the own cache: stop at `pos`.
+        let olen = it.pos + 1 - own.start;
+        let mut parts: [Part<'_>; DEPTH] = [(&[], &[]); DEPTH];
+        let mut first = DEPTH - 1;
+        parts[first] = (&own.k[layer][..olen * kvd], &own.v[layer][..olen * kvd]);
+        let mut up = own.parent;
+        while let Some(p) = up {
+            let kv = live(p);
+            first = first.checked_sub(1).expect("chains are at most DEPTH long");
+            parts[first] = (&kv.k[layer], &kv.v[layer]);
+            up = kv.parent;
+        }
         let a = Attend {
             nh: self.nh,
             nkv: self.nkv,
             hd: self.hd,
             s: it.pos + 1,
         };
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { a.run_fma(keys, values, q, out, scores) };
-        }
-        a.run::<false>(keys, values, q, out, scores)
-    }
-}
-
-/// The shape of one token's attention over `s` cached positions.
-struct Attend {
-    nh: usize,
-    nkv: usize,
-    hd: usize,
-    s: usize,
-}
-
-type Parts<'a> = [Option<&'a [f32]>; 2];
-
-impl Attend {
-    /// [`Attend::run`] compiled for AVX2 with fused multiply-adds.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_fma(
-        &self,
-        keys: Parts<'_>,
-        values: Parts<'_>,
-        q: &[f32],
-        out: &mut [f32],
-        scores: &mut Vec<f32>,
-    ) {
-        self.run::<true>(keys, values, q, out, scores)
-    }
-
-    /// The query heads of one key/value group are handled together, so each cached key and
-    /// value row is read once per group, not once per head.
-    #[inline(always)]
-    fn run<const FMA: bool>(
-        &self,
-        keys: Parts<'_>,
-        values: Parts<'_>,
-        q: &[f32],
-        out: &mut [f32],
-        scores: &mut Vec<f32>,
-    ) {
-        let (hd, s) = (self.hd, self.s);
-        let kvd = self.nkv * hd;
-        let rep = self.nh / self.nkv;
-        let scale = 1.0 / (hd as f32).sqrt();
-        scores.clear();
-        scores.resize(rep * s, 0.0);
-        for g in 0..self.nkv {
-            let qg = &q[g * rep * hd..(g + 1) * rep * hd];
-            let mut j = 0;
-            for part in keys.iter().flatten() {
-                for row in part.chunks_exact(kvd) {
-                    let k = &row[g * hd..(g + 1) * hd];
-                    for (r, qh) in qg.chunks_exact(hd).enumerate() {
-                        scores[r * s + j] = dot::<FMA>(qh, k) * scale;
-                    }
-                    j += 1;
-                }
-            }
-            debug_assert_eq!(j, s);
-            for sc in scores.chunks_exact_mut(s) {
-                let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for x in sc.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
-                let inv = 1.0 / sum;
-                sc.iter_mut().for_each(|x| *x *= inv);
-            }
-            let og = &mut out[g * rep * hd..(g + 1) * rep * hd];
-            og.fill(0.0);
-            let mut j = 0;
-            for part in values.iter().flatten() {
-                for row in part.chunks_exact(kvd) {
-                    let v = &row[g * hd..(g + 1) * hd];
-                    for (r, oh) in og.chunks_exact_mut(hd).enumerate() {
-                        axpy::<FMA>(oh, scores[r * s + j], v);
-                    }
-                    j += 1;
-                }
-            }
-        }
-    }
-}
-
-/// Dot product with eight partial sums (so the compiler vectorises it).
-#[inline(always)]
-fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] = if FMA {
-                x[i].mul_add(y[i], acc[i])
-            } else {
-                acc[i] + x[i] * y[i]
-            };
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `o += p · v`.
-#[inline(always)]
-fn axpy<const FMA: bool>(o: &mut [f32], p: f32, v: &[f32]) {
-    for (o, &v) in o.iter_mut().zip(v) {
-        *o = if FMA { p.mul_add(v, *o) } else { *o + p * v };
-    }
-}
-
-/// `out[m, n] (+)= a[m, k] · w[n, k]ᵀ` (accumulating into `out` when `acc`).
-fn matmul_t(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32], acc: bool) {
-    assert!(a.len() >= m * k && w.len() >= n * k && out.len() >= m * n);
-    if m == 0 {
-        return;
-    }
-    let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above bound every index gemm touches: dst is m×n row-major, lhs
-    // m×k row-major, rhs the k×n transpose of w (n×k row-major).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
+        a.run(&parts[first..], q, out, scores)
     }
 }
 
@@ -468,8 +336,72 @@ pub(crate) struct SampleJob<'a> {
     pub max_rows: usize,
 }
 
+/// The caches of one call. A slot is reused once its sequence ends; each counts the caches
+/// (or prompts still to come) that continue it, and is freed with its last one.
+struct Pool {
+    layers: usize,
+    caches: Vec<Option<Kv>>,
+    users: Vec<usize>,
+    free: Vec<usize>,
+}
+
+impl Pool {
+    fn alloc(&mut self, parent: Option<usize>, start: usize, users: usize) -> usize {
+        let kv = Some(Kv::new(self.layers, parent, start));
+        match self.free.pop() {
+            Some(i) => {
+                self.caches[i] = kv;
+                self.users[i] = users;
+                i
+            }
+            None => {
+                self.caches.push(kv);
+                self.users.push(users);
+                self.caches.len() - 1
+            }
+        }
+    }
+
+    /// Drops one user of cache `i`: frees it when that was the last, then its parent likewise.
+    fn release(&mut self, i: usize) {
+        let mut at = Some(i);
+        while let Some(c) = at {
+            self.users[c] -= 1;
+            if self.users[c] > 0 {
+                break;
+            }
+            at = self.caches[c].take().expect("a live cache").parent;
+            self.free.push(c);
+        }
+    }
+}
+
+/// How many leading tokens all prompts share, leaving each at least one of its own (whose
+/// logits start its samples); 0 for a single prompt.
+fn shared_prefix(prompts: &[Vec<u32>]) -> usize {
+    let Some((first, rest)) = prompts.split_first() else {
+        return 0;
+    };
+    if rest.is_empty() {
+        return 0;
+    }
+    let shortest = prompts.iter().map(Vec::len).min().unwrap_or(0);
+    rest.iter().fold(shortest.saturating_sub(1), |len, p| {
+        first
+            .iter()
+            .zip(p)
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count()
+    })
+}
+
 /// Samples every prompt's completions (prompt-major output, see `CausalLm::sample`), with
 /// sample `s` of prompt `p` drawing from a ChaCha8 stream seeded with `seed_of(p, s)`.
+///
+/// The prompts' common prefix (a chat template's system turn, say) is computed once and
+/// shared. A token's keys and values do not depend on what else is in its batch, so this
+/// changes no bit of the result where [`Matrix`] is packed (tested).
 pub(crate) fn sample(
     model: &CausalLm,
     job: &SampleJob<'_>,
@@ -482,25 +414,32 @@ pub(crate) fn sample(
     }
     let longest = job.prompts.iter().map(Vec::len).max().unwrap_or(0);
     let engine = Engine::new(model, longest + job.max_new_tokens)?;
-    let layers = engine.blocks.len();
-    let mut caches: Vec<Option<Kv>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    let alloc = |caches: &mut Vec<Option<Kv>>, free: &mut Vec<usize>| match free.pop() {
-        Some(i) => {
-            caches[i] = Some(Kv::new(layers));
-            i
-        }
-        None => {
-            caches.push(Some(Kv::new(layers)));
-            caches.len() - 1
-        }
+    let mut pool = Pool {
+        layers: engine.blocks.len(),
+        caches: Vec::new(),
+        users: Vec::new(),
+        free: Vec::new(),
     };
-    // Rows still referencing each prefix, to free it when the last one ends.
-    let mut users: Vec<usize> = Vec::new();
+    let mut items = Vec::new();
+    let shared = shared_prefix(job.prompts);
+    let root = (shared > 0).then(|| {
+        let root = pool.alloc(None, 0, job.prompts.len());
+        items.extend(
+            job.prompts[0][..shared]
+                .iter()
+                .enumerate()
+                .map(|(i, &token)| Item {
+                    token,
+                    pos: i,
+                    own: root,
+                    logits: false,
+                }),
+        );
+        root
+    });
     let mut rows: Vec<Row> = Vec::new();
     let mut next_prompt = 0;
     while next_prompt < job.prompts.len() || !rows.is_empty() {
-        let mut items = Vec::new();
         let mut admitted = Vec::new();
         while next_prompt < job.prompts.len()
             && (rows.len() + (admitted.len() + 1) * n <= job.max_rows
@@ -508,15 +447,11 @@ pub(crate) fn sample(
         {
             let p = next_prompt;
             next_prompt += 1;
-            let seq = alloc(&mut caches, &mut free);
-            if users.len() <= seq {
-                users.resize(seq + 1, 0);
-            }
+            let seq = pool.alloc(root, shared, n);
             let toks = &job.prompts[p];
-            items.extend(toks.iter().enumerate().map(|(i, &token)| Item {
-                token,
+            items.extend((shared..toks.len()).map(|i| Item {
+                token: toks[i],
                 pos: i,
-                prefix: None,
                 own: seq,
                 logits: i + 1 == toks.len(),
             }));
@@ -526,25 +461,23 @@ pub(crate) fn sample(
             items.push(Item {
                 token: *r.out.last().expect("a decoding row has a token"),
                 pos: job.prompts[r.prompt].len() + r.out.len() - 1,
-                prefix: Some(r.prefix),
                 own: r.own,
                 logits: true,
             });
         }
-        let logits = engine.forward(&mut caches, &items);
+        let logits = engine.forward(&mut pool.caches, &items);
+        items.clear();
         let v = engine.vocab;
         // Logits come in item order: the admitted prompts' last tokens, then the rows.
         let (fresh, decoding) = logits.split_at(admitted.len() * v);
         for (&(p, prefix), lg) in admitted.iter().zip(fresh.chunks_exact(v)) {
-            users[prefix] = n;
             for s in 0..n {
-                let own = alloc(&mut caches, &mut free);
+                let own = pool.alloc(Some(prefix), job.prompts[p].len(), 1);
                 let mut rng = ChaCha8Rng::seed_from_u64(seed_of(p, s));
                 let tok = choose_token(lg, &job.params, &mut rng);
                 rows.push(Row {
                     prompt: p,
                     sample: s,
-                    prefix,
                     own,
                     rng,
                     out: vec![tok],
@@ -563,13 +496,7 @@ pub(crate) fn sample(
         for r in rows.drain(..) {
             let last = *r.out.last().expect("a row has a token");
             if r.out.len() >= job.max_new_tokens || job.stop.contains(&last) {
-                caches[r.own] = None;
-                free.push(r.own);
-                users[r.prefix] -= 1;
-                if users[r.prefix] == 0 {
-                    caches[r.prefix] = None;
-                    free.push(r.prefix);
-                }
+                pool.release(r.own);
                 out[r.prompt * n + r.sample] = r.out;
             } else {
                 kept.push(r);
@@ -577,6 +504,7 @@ pub(crate) fn sample(
         }
         rows = kept;
     }
+    debug_assert!(pool.caches.iter().all(Option::is_none), "every cache freed");
     Ok(out)
 }
 

@@ -40,12 +40,11 @@ fn logits_match_the_differentiable_model_at_every_position() {
         let engine = Engine::new(&model, 16).unwrap();
         let toks = [1u32, 9, 200, 31, 4, 77, 5];
         // Prefill the first 4 tokens, then decode the rest one at a time.
-        let mut caches = vec![Some(Kv::new(2)), Some(Kv::new(2))];
+        let mut caches = vec![Some(Kv::new(2, None, 0)), Some(Kv::new(2, Some(0), 4))];
         let prefill: Vec<Item> = (0..4)
             .map(|i| Item {
                 token: toks[i],
                 pos: i,
-                prefix: None,
                 own: 0,
                 logits: true,
             })
@@ -55,7 +54,6 @@ fn logits_match_the_differentiable_model_at_every_position() {
             let item = Item {
                 token,
                 pos: i,
-                prefix: Some(0),
                 own: 1,
                 logits: true,
             };
@@ -115,4 +113,95 @@ fn stopped_rows_end_with_their_stop_token_and_others_run_to_the_budget() {
         }
     }
     assert!(stopped > 0 && stopped < 15, "{stopped} of 15 stopped");
+}
+
+#[test]
+fn the_shared_prefix_is_the_longest_common_one_short_of_every_prompt() {
+    let v = |t: &[u32]| t.to_vec();
+    assert_eq!(shared_prefix(&[]), 0);
+    assert_eq!(shared_prefix(&[v(&[1, 2, 3])]), 0);
+    assert_eq!(shared_prefix(&[v(&[1, 2, 3, 4]), v(&[1, 2, 3, 5])]), 3);
+    assert_eq!(
+        shared_prefix(&[v(&[1, 2, 3, 4]), v(&[1, 2, 9]), v(&[1, 2, 3])]),
+        2
+    );
+    // Identical prompts keep their last token to themselves.
+    assert_eq!(shared_prefix(&[v(&[1, 2, 3]), v(&[1, 2, 3])]), 2);
+    assert_eq!(shared_prefix(&[v(&[7, 2]), v(&[1, 2])]), 0);
+    assert_eq!(shared_prefix(&[v(&[1]), v(&[1, 2])]), 0);
+}
+
+/// Prompts that share their first five tokens.
+fn templated() -> Vec<Vec<u32>> {
+    let head = [1u32, 40, 41, 42, 43];
+    [vec![9, 10], vec![11], vec![12, 13, 14], vec![9, 15]]
+        .into_iter()
+        .map(|tail| head.iter().copied().chain(tail).collect())
+        .collect()
+}
+
+#[test]
+fn a_shared_prefix_changes_no_sample() {
+    for (kind, tied) in [("llama", true), ("qwen2", false)] {
+        let model = CausalLm::random(tiny_config(kind, tied), 8, &Device::Cpu).unwrap();
+        let prompts = templated();
+        let seed = |p: usize, s: usize| (p * 31 + s) as u64;
+        fn job(prompts: &[Vec<u32>], max_rows: usize) -> SampleJob<'_> {
+            SampleJob {
+                prompts,
+                n_per_prompt: 3,
+                max_new_tokens: 8,
+                stop: &[],
+                params: params(1.0, 1.0),
+                max_rows,
+            }
+        }
+        let together = sample(&model, &job(&prompts, 64), seed).unwrap();
+        // Admitted in waves, the later prompts continue a prefix computed steps earlier.
+        assert_eq!(sample(&model, &job(&prompts, 3), seed).unwrap(), together);
+        for (p, prompt) in prompts.iter().enumerate() {
+            let alone = sample(&model, &job(std::slice::from_ref(prompt), 64), |_, s| {
+                seed(p, s)
+            })
+            .unwrap();
+            assert_eq!(alone, together[p * 3..(p + 1) * 3], "{kind}: prompt {p}");
+        }
+    }
+}
+
+#[test]
+fn logits_after_a_shared_prefix_equal_those_of_the_whole_sequence() {
+    let model = CausalLm::random(tiny_config("llama", true), 5, &Device::Cpu).unwrap();
+    let engine = Engine::new(&model, 16).unwrap();
+    let toks = [1u32, 9, 200, 31, 4, 77, 5];
+    let item = |i: usize, own: usize| Item {
+        token: toks[i],
+        pos: i,
+        own,
+        logits: i == toks.len() - 1,
+    };
+    let mut whole = vec![Some(Kv::new(2, None, 0))];
+    let want = engine.forward(&mut whole, &(0..7).map(|i| item(i, 0)).collect::<Vec<_>>());
+    // A three-link chain: tokens 0-2, then 3-4, then 5-6, the first two in one forward.
+    let mut chain = vec![
+        Some(Kv::new(2, None, 0)),
+        Some(Kv::new(2, Some(0), 3)),
+        Some(Kv::new(2, Some(1), 5)),
+    ];
+    let first: Vec<Item> = (0..5).map(|i| item(i, usize::from(i >= 3))).collect();
+    engine.forward(&mut chain, &first);
+    let got = engine.forward(&mut chain, &[item(5, 2), item(6, 2)]);
+    assert_eq!(got.len(), want.len());
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    // Bit for bit where the packed kernel runs (rows do not interact); gemm may round a
+    // batch of 5 rows differently from one of 7.
+    let packed = engine.head.is_packed();
+    assert!(
+        if packed { worst == 0.0 } else { worst < 1e-5 },
+        "max |Δlogit| = {worst} (packed: {packed})"
+    );
 }

@@ -103,7 +103,7 @@ pub fn gguf_name(hf: &str) -> Option<String> {
 pub fn permute_rope_rows(w: &Tensor, heads: usize, to_gguf: bool) -> Result<Tensor> {
     let dims = w.dims().to_vec();
     let rows = dims[0];
-    if heads == 0 || rows % (2 * heads) != 0 {
+    if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(PolicyError::Config(format!(
             "cannot permute {rows} rows over {heads} heads"
         )));

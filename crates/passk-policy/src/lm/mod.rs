@@ -15,6 +15,7 @@
 //! RoPE is applied in the Hugging Face rotate-half layout everywhere; weights read from a
 //! llama.cpp GGUF file have llama.cpp's Q/K row permutation undone when they are loaded.
 
+mod attend;
 mod chat;
 mod config;
 mod decode;
@@ -23,6 +24,7 @@ mod init;
 mod load;
 mod model;
 mod ops;
+mod packed;
 mod sample;
 mod tokenizer;
 

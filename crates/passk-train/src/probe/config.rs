@@ -83,7 +83,7 @@ impl ProbeConfig {
                 "must be at least 2 (a Gram matrix needs pairs)",
             ));
         }
-        if self.n_samples < 4 || self.n_samples % 2 != 0 {
+        if self.n_samples < 4 || !self.n_samples.is_multiple_of(2) {
             return Err(bad(
                 "n_samples",
                 format!(
