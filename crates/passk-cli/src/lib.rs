@@ -200,12 +200,9 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
     if experiments.iter().any(|e| tiers::entry(e.tier).warm_starts) {
         warm_cache::seed_from_committed(results, cache)?;
     }
-    let experiments = select_cells(experiments, &args.cells)?;
-    let mut ran = 0;
-    let mut busy = 0;
+    // Against the whole matrix, before `--cell` narrows it: the other cells are not orphans.
     for exp in &experiments {
-        let stale = run::stale_cells(exp, results)?;
-        for dir in &stale {
+        for dir in &run::stale_cells(exp, results)? {
             if args.prune {
                 std::fs::remove_dir_all(dir)?;
                 eprintln!("pruned {}", dir.display());
@@ -218,6 +215,11 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
                 );
             }
         }
+    }
+    let experiments = select_cells(experiments, &args.cells)?;
+    let mut ran = 0;
+    let mut busy = 0;
+    for exp in &experiments {
         let ctx = tiers::RunContext {
             cache_dir: cache.clone(),
             device: device.clone(),

@@ -255,6 +255,11 @@ fn run_cell_runs_only_the_named_cells_and_leaves_the_manifest() {
     let mut bad = args.to_vec();
     bad.push("not-a-hash");
     assert!(cli(&bad).is_err());
+    // --prune deletes cells the matrix lost, never the ones --cell left out.
+    let mut prune = args[..5].to_vec();
+    prune.extend(["--prune", "--cell", hashes[1]]);
+    assert_eq!(cli(&prune).unwrap(), ExitCode::SUCCESS);
+    assert!(done(hashes[0]) && done(hashes[1]) && done(hashes[2]));
     // A plain run does the rest and writes the manifest.
     assert_eq!(cli(&args[..5]).unwrap(), ExitCode::SUCCESS);
     assert!(done(hashes[1]) && results.join("MANIFEST").is_file());

@@ -11,7 +11,7 @@
 //!
 //! The prompts share SmolLM2's system turn, which the engine computes once. `--unshared 1`
 //! starts each prompt with its own number, `(i) `, so they share at most a token or two: the
-//! rate without that saving (prompts 4-5 tokens longer).
+//! rate without that saving (prompts 4 tokens longer).
 //!
 //! With `--train-blocks N` it then also takes one training step's forward and backward pass
 //! (`batch_logprobs` of the sampled rows, last N blocks trainable) and prints
@@ -59,8 +59,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
         })
         .collect::<Result<_, _>>()?;
+    let shared = prompts[1..].iter().fold(prompts[0].len(), |n, p| {
+        prompts[0]
+            .iter()
+            .zip(p)
+            .take(n)
+            .take_while(|(a, b)| a == b)
+            .count()
+    });
     println!(
-        "# threads {}, batch {batch}, prompt {} tokens, {new} new tokens",
+        "# threads {}, batch {batch}, prompt {} tokens ({shared} shared by all), {new} new tokens",
         candle_core::utils::get_num_threads(),
         prompts[0].len()
     );

@@ -20,6 +20,15 @@ fn prompts() -> Vec<Vec<u32>> {
     ]
 }
 
+/// The largest elementwise |a - b| of two equally long vectors.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 fn run(model: &CausalLm, p: SamplingParams, max_rows: usize, stop: &[u32]) -> Vec<Vec<u32>> {
     let prompts = prompts();
     let job = SampleJob {
@@ -65,12 +74,7 @@ fn logits_match_the_differentiable_model_at_every_position() {
             .unwrap();
         let want = model.logits(&x).unwrap().i(0).unwrap();
         let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
-        assert_eq!(got.len(), want.len());
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = max_abs_diff(&got, &want);
         assert!(worst < 1e-4, "{kind}: max |Δlogit| = {worst}");
     }
 }
@@ -191,12 +195,7 @@ fn logits_after_a_shared_prefix_equal_those_of_the_whole_sequence() {
     let first: Vec<Item> = (0..5).map(|i| item(i, usize::from(i >= 3))).collect();
     engine.forward(&mut chain, &first);
     let got = engine.forward(&mut chain, &[item(5, 2), item(6, 2)]);
-    assert_eq!(got.len(), want.len());
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let worst = max_abs_diff(&got, &want);
     // Bit for bit where the packed kernel runs (rows do not interact); gemm may round a
     // batch of 5 rows differently from one of 7.
     let packed = engine.head.is_packed();
