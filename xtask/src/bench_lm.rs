@@ -117,6 +117,10 @@ pub fn lm(sh: &Shell, root: &Path, opts: &LmOptions) -> Result<()> {
                 )
                 .read()?;
                 for (k, v) in parse_times(&out)? {
+                    // The RSS column is the shared-prefix run's; the unshared run gives a rate.
+                    if unshared == "1" && k == "rss_mib" {
+                        continue;
+                    }
                     ours.entry(format!("{k}@{b}")).or_default().push(v);
                 }
             }
