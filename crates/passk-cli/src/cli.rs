@@ -21,7 +21,7 @@ use crate::slurm::SlurmOptions;
 const RUN_USAGE: &str = "\
 passk run <experiment.toml>... [--results DIR] [--quiet] [--prune] [--cache DIR]
                  [--device D] [--shard I/N] [--cell HASH[,HASH...]] [--wait] [--reuse DIR]
-                 [--strict] [--on-corrupt rerun|stop] [--force]";
+                 [--strict] [--accept-changes] [--on-corrupt rerun|stop] [--force]";
 const SLURM_USAGE: &str = "\
 passk slurm <experiment.toml>... [--results DIR] [--cache DIR] [--figures DIR]
                    [--device D] [--partition P] [--account A] [--time T] [--cpus N] [--mem M]
@@ -163,23 +163,25 @@ pub enum Command {
     /// Regenerate every figure and table under figures/ from results/ only, write the report
     /// page figures/index.html (experiments, cell counts, claim verdicts, every figure and
     /// table, provenance), and refill the generated blocks (`<!-- generated: PATH -->`) of the
-    /// README.md beside figures/.
+    /// README.md beside figures/ and of docs/*.md. Refuses, writing nothing, while a cell
+    /// under results/ fails its completion record.
     #[command(
         args_override_self = true,
         override_usage = REPORT_USAGE
     )]
     Report(ReportArgs),
-    /// Rewrite results/MANIFEST (sha256 and size of every result file)
+    /// Rewrite results/MANIFEST (sha256 and size of every result file), approving every file
+    /// as it now is; prints each change it approves
     #[command(
         args_override_self = true,
         override_usage = MANIFEST_USAGE
     )]
     Manifest(ManifestArgs),
-    /// Fail when results, records, figures or README blocks differ from their sources
+    /// Fail when results, records, figures or generated doc blocks differ from their sources
     ///
     /// Fail (exit status 1) when a result file differs from MANIFEST, a cell from its
-    /// completion record, figures/ from a fresh regeneration, or a generated README block from
-    /// its source.
+    /// completion record, figures/ from a fresh regeneration, or a generated block of README.md
+    /// or docs/*.md from its source.
     ///
     /// With --against DIR (a fresh recomputation of some cells, e.g. the CI gate's
     /// target/passk-check), also when a cell there differs from the committed cell of the same
@@ -300,7 +302,7 @@ pub struct ResultsArg {
 /// `--figures DIR`.
 #[derive(Args, Debug, Clone)]
 pub struct FiguresArg {
-    /// The figures folder (its README.md sibling holds the generated blocks)
+    /// The figures folder (its README.md and docs/ siblings hold the generated blocks)
     #[arg(long, value_name = "DIR", default_value = "figures")]
     pub figures: PathBuf,
 }
@@ -394,6 +396,11 @@ pub struct RunArgs {
     /// A cached warm start that fails its integrity check is an error, not retrained
     #[arg(long)]
     pub strict: bool,
+    /// Also approve into MANIFEST files under the results folder that this run neither wrote
+    /// nor could verify against a completion record (edited or added by hand); without it
+    /// the run ends with an error that names them and leaves MANIFEST alone
+    #[arg(long)]
+    pub accept_changes: bool,
     #[command(flatten)]
     pub on_corrupt: OnCorruptArg,
     /// Rerun done cells whose record names other code (stale-code) or none (unknown-code);

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use passk_report::tier::Tier;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// A parsed and validated experiment file.
 #[derive(Debug, Clone)]
@@ -444,28 +443,8 @@ pub fn describe(coords: &[(String, Value)]) -> String {
         .join(", ")
 }
 
-/// The cell hash: sha256 over `tier` and the canonical JSON of the config, 16 hex digits
-/// (the first 16 of [`config_sha256`]).
-pub fn cell_hash(tier: &str, config: &Map<String, Value>) -> String {
-    config_sha256(tier, config)[..16].to_string()
-}
-
-/// The full sha256 (64 hex digits) over `tier`, a zero byte and the canonical JSON of the
-/// config: what a cell's hash abbreviates, recorded whole in its completion record.
-pub fn config_sha256(tier: &str, config: &Map<String, Value>) -> String {
-    let canonical = serde_json::to_string(&Value::Object(config.clone()))
-        .expect("a JSON map always serialises");
-    let mut hasher = Sha256::new();
-    hasher.update(tier.as_bytes());
-    hasher.update([0u8]);
-    hasher.update(canonical.as_bytes());
-    hex(&hasher.finalize())
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use passk_report::manifest::hex;
+pub use passk_report::record::{cell_hash, config_sha256};
 
 /// The value at a dotted path (`rl.objective`) in a TOML table.
 fn lookup<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {

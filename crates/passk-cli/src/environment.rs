@@ -8,6 +8,9 @@ use serde_json::json;
 use crate::provenance;
 use crate::write::write_json;
 
+/// Its file name inside the results folder.
+pub const FILE: &str = "ENVIRONMENT.json";
+
 /// Records versions, provenance, CPU features, thread settings and device beside the
 /// manifest: `git` (`{"commit", "dirty"}` of the checkout the binary was built from, `dirty`
 /// when tracked files other than results/ and figures/ differ from the commit; `null` when it
@@ -38,7 +41,7 @@ pub fn write(results: &Path, device: &str) -> Result<()> {
         "device": device,
         "debug_build": cfg!(debug_assertions),
     });
-    write_json(&results.join("ENVIRONMENT.json"), &record)
+    write_json(&results.join(FILE), &record)
 }
 
 fn cpu_features() -> Vec<&'static str> {

@@ -3,6 +3,7 @@
 //! end-to-end tests call [`run_cli`] in-process.
 
 mod against;
+mod approve;
 pub mod cli;
 pub mod compare;
 pub mod config;
@@ -102,9 +103,25 @@ fn cmd_warm_starts(args: &WarmStartsArgs) -> Result<ExitCode> {
 fn cmd_report(args: &ReportArgs) -> Result<ExitCode> {
     let (results, figures) = (&args.results.results, &args.figures.figures);
     let claims = &args.claims.claims;
+    if results.is_dir() {
+        let failing = record::verify_all(results)?;
+        if !failing.is_empty() {
+            for f in &failing {
+                eprintln!("CORRUPT: {f}");
+            }
+            bail!(
+                "report: {} cell(s) under {} fail their completion records (listed above); no \
+                 figure is drawn from them and nothing was written. `passk run` moves them \
+                 aside and recomputes them; committed ones can be restored with `git checkout \
+                 -- results/`",
+                failing.len(),
+                results.display()
+            );
+        }
+    }
     let files = page_files::beside(results, claims)?;
     let written = figures::regenerate(results, figures, claims, &files, args.force)?;
-    let readme = readme::sync(figures)?;
+    let refreshed = readme::sync_all(figures)?;
     if let Some(dir) = &args.per_cell {
         let n = figures::render_cell_figures(results, dir)?;
         eprintln!(
@@ -116,10 +133,12 @@ fn cmd_report(args: &ReportArgs) -> Result<ExitCode> {
         eprintln!(
             "report: wrote {written} files under {}{}",
             figures.display(),
-            if readme {
-                format!(" and refreshed {}", readme::readme_of(figures).display())
-            } else {
+            if refreshed.is_empty() {
                 String::new()
+            } else {
+                let names: Vec<String> =
+                    refreshed.iter().map(|p| p.display().to_string()).collect();
+                format!(" and refreshed {}", names.join(", "))
             }
         );
     }
@@ -128,12 +147,24 @@ fn cmd_report(args: &ReportArgs) -> Result<ExitCode> {
 
 fn cmd_manifest(args: &ManifestArgs) -> Result<ExitCode> {
     let results = &args.results.results;
-    let n = passk_report::manifest::write_manifest(results)
+    if !results.is_dir() {
+        bail!(
+            "{} is not a folder: name the results folder with --results",
+            results.display()
+        );
+    }
+    let updated = approve::update(results, &approve::Vouched::default(), true)
         .with_context(|| format!("cannot write the manifest of {}", results.display()))?;
+    // Says what it approves: this is the one command that lists files nobody verified.
+    for (change, path) in &updated.approved {
+        println!("manifest: approved {}: {path}", change.word());
+    }
     if !args.quiet.get() {
         eprintln!(
-            "manifest: {n} files listed in {}/MANIFEST",
-            results.display()
+            "manifest: {} files listed in {}/MANIFEST, {} change(s) approved",
+            updated.listed,
+            results.display(),
+            updated.approved.len()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -200,11 +231,16 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
     if experiments.iter().any(|e| tiers::entry(e.tier).warm_starts) {
         warm_cache::seed_from_committed(results, cache)?;
     }
+    // What this run may approve into MANIFEST: the cells it writes or removes.
+    let mut vouched = approve::Vouched::default();
     // Against the whole matrix, before `--cell` narrows it: the other cells are not orphans.
     for exp in &experiments {
         for dir in &run::stale_cells(exp, results)? {
             if args.prune {
                 std::fs::remove_dir_all(dir)?;
+                vouched
+                    .cells
+                    .insert(passk_report::manifest::relative(results, dir));
                 eprintln!("pruned {}", dir.display());
             } else {
                 eprintln!(
@@ -242,6 +278,9 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
                 );
             }
         }
+        vouched
+            .cells
+            .extend(run::to_write(exp, results, args.force));
         let wait = if args.wait {
             run::Busy::Wait
         } else {
@@ -282,11 +321,12 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
         }
     } else {
         // Also when a run killed after its last cell but before this line left none.
-        if ran > 0 || !results.join("ENVIRONMENT.json").exists() {
+        if ran > 0 || !results.join(environment::FILE).exists() {
             environment::write(results, &device)?;
+            vouched.environment = true;
         }
-        passk_report::manifest::write_manifest(results)
-            .with_context(|| format!("cannot write the manifest of {}", results.display()))?;
+        approve::update(results, &vouched, args.accept_changes)
+            .with_context(|| format!("the manifest of {} was not updated", results.display()))?;
     }
     if busy > 0 {
         eprintln!(
@@ -531,8 +571,11 @@ fn cmd_check(args: &CheckArgs) -> Result<ExitCode> {
             );
         }
     }
-    let verdicts = passk_report::claims::evaluate(&claims, results, &args.baseline);
-    let failed = machine::failed(&verdicts, args.strict);
+    let mut verdicts = passk_report::claims::evaluate(&claims, results, &args.baseline);
+    let unverified = withhold_unverified(&mut verdicts, results, &args.baseline)?;
+    // A claim withheld because its cells fail their records fails the check even without
+    // --strict: its data cannot be trusted, unlike an experiment that was simply not run.
+    let failed = machine::failed(&verdicts, args.strict) + if args.strict { 0 } else { unverified };
     if args.json {
         println!("{:#}", machine::verdicts_json(&verdicts, args.strict));
         return Ok(if failed > 0 {
@@ -544,6 +587,13 @@ fn cmd_check(args: &CheckArgs) -> Result<ExitCode> {
     print!("{}", passk_report::claims::render_table(&verdicts));
     let skipped = verdicts.iter().filter(|v| v.not_evaluated).count();
     let evaluated = verdicts.len() - skipped;
+    if unverified > 0 {
+        println!(
+            "check: {unverified} claim(s) NOT EVALUATED because cells they read fail their \
+             completion records (listed above; `passk verify` names them too): rerun them with \
+             `passk run` (it moves them aside and recomputes them) or restore them"
+        );
+    }
     if failed > 0 {
         println!("check: {failed} of {} claims FAILED", verdicts.len());
         Ok(ExitCode::from(1))
@@ -559,6 +609,53 @@ fn cmd_check(args: &CheckArgs) -> Result<ExitCode> {
         println!("check: all {} claims hold", verdicts.len());
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Marks NOT EVALUATED every verdict whose experiment (under `results`, or `baseline` for a
+/// baseline claim) holds a cell whose completion record fails: such a cell's numbers, and even
+/// its coordinates (`cell.json`), are not to be trusted, so no verdict may rest on them.
+/// Returns how many verdicts it withheld.
+fn withhold_unverified(
+    verdicts: &mut [passk_report::claims::Verdict],
+    results: &std::path::Path,
+    baseline: &std::path::Path,
+) -> Result<usize> {
+    let mut failing: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
+    let mut withheld = 0;
+    for v in verdicts.iter_mut() {
+        let root = if v.claim.baseline { baseline } else { results };
+        let dir = root.join(&v.claim.experiment);
+        if !dir.is_dir() {
+            continue;
+        }
+        if !failing.contains_key(&dir) {
+            let (_, bad) = passk_report::record::cells_by_check(&dir)
+                .with_context(|| format!("cannot read {}", dir.display()))?;
+            let names = bad
+                .iter()
+                .map(|(d, _)| passk_report::manifest::relative(root, d))
+                .collect();
+            failing.insert(dir.clone(), names);
+        }
+        let bad = &failing[&dir];
+        if bad.is_empty() {
+            continue;
+        }
+        v.not_evaluated = true;
+        v.passed = false;
+        v.measured = None;
+        v.estimate = None;
+        v.interval = None;
+        v.error = Some(format!(
+            "NOT EVALUATED: {} cell(s) of `{}` fail their completion record ({}{})",
+            bad.len(),
+            v.claim.experiment,
+            bad.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            if bad.len() > 3 { ", ..." } else { "" }
+        ));
+        withheld += 1;
+    }
+    Ok(withheld)
 }
 
 #[cfg(test)]

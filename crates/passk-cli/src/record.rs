@@ -35,13 +35,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use passk_report::manifest::{sha256_hex, Entry, MANIFEST};
 use passk_report::tier::Tier;
-use passk_schema::cell::{
-    CellRecord, CompletionRecord, FileEntry, WarmStartRef, RECORD_FILE, RECORD_SCHEMA,
-};
+use passk_schema::cell::{CompletionRecord, FileEntry, WarmStartRef, RECORD_FILE, RECORD_SCHEMA};
 use serde_json::{Map, Value};
 
-use crate::config::{cell_hash, config_sha256};
 use crate::write::write_json;
+pub use passk_report::record::{check, scan_files};
+use passk_report::record::{compare_files, dir_name, read_cell_json};
 
 /// Where cells that fail their check are moved: `results/<experiment>/.quarantine/`.
 pub const QUARANTINE: &str = ".quarantine";
@@ -76,58 +75,6 @@ impl std::str::FromStr for OnCorrupt {
             other => bail!("--on-corrupt {other:?}: expected rerun|stop"),
         }
     }
-}
-
-/// Every non-hidden file under the cell directory `dir` except the top-level record, sorted.
-pub fn scan_files(dir: &Path) -> Result<Vec<FileEntry>> {
-    // The manifest's walk: the same files, hashes and `/`-joined relative paths, sorted.
-    let files = passk_report::manifest::scan(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?;
-    Ok(files
-        .into_iter()
-        .filter(|(path, _)| path != RECORD_FILE)
-        .map(|(path, e)| FileEntry {
-            path,
-            size: e.size,
-            sha256: e.sha256,
-        })
-        .collect())
-}
-
-/// The directory's name.
-fn dir_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Reads `cell.json` of the cell directory named `hash` and checks that it names that cell and
-/// that its configuration hashes to it; returns the record, its configuration and the
-/// configuration's [`config_sha256`].
-fn read_cell_json(
-    dir: &Path,
-    hash: &str,
-) -> Result<(CellRecord, Map<String, Value>, String), String> {
-    let path = dir.join("cell.json");
-    let bytes = std::fs::read(&path).map_err(|e| format!("cell.json is unreadable ({e})"))?;
-    let record: CellRecord =
-        serde_json::from_slice(&bytes).map_err(|e| format!("cell.json does not parse ({e})"))?;
-    let Value::Object(config) = &record.config else {
-        return Err("cell.json's config is not a JSON object".into());
-    };
-    if record.hash != hash {
-        return Err(format!("cell.json names cell {} instead", record.hash));
-    }
-    let found = cell_hash(&record.tier, config);
-    if found != hash {
-        return Err(format!(
-            "cell.json's configuration hashes to {found}, not to its directory name (it was \
-             edited)"
-        ));
-    }
-    let sha = config_sha256(&record.tier, config);
-    let config = config.clone();
-    Ok((record, config, sha))
 }
 
 /// The warm start of a cell of `tier` with `config`, its sha256 taken from the first of
@@ -187,80 +134,6 @@ pub fn write(dir: &Path, hash: &str, caches: &[PathBuf], code: Code) -> Result<C
     let record = build(dir, hash, caches, code)?;
     write_json(&dir.join(RECORD_FILE), &record)?;
     Ok(record)
-}
-
-/// Checks the cell directory `dir` against its completion record; `Err` says what is wrong.
-pub fn check(dir: &Path) -> std::result::Result<(), String> {
-    let hash = dir_name(dir);
-    let path = dir.join(RECORD_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!(
-                "no completion record ({RECORD_FILE}): the cell never finished, or it predates \
-                 completion records (`passk seal` adds them to cells whose files match MANIFEST)"
-            ))
-        }
-        Err(e) => return Err(format!("{RECORD_FILE} is unreadable ({e})")),
-    };
-    let record: CompletionRecord = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{RECORD_FILE} does not parse ({e})"))?;
-    if record.schema != RECORD_SCHEMA {
-        return Err(format!(
-            "{RECORD_FILE} has schema {}, this build reads {RECORD_SCHEMA}",
-            record.schema
-        ));
-    }
-    if record.hash != hash {
-        return Err(format!("{RECORD_FILE} names cell {} instead", record.hash));
-    }
-    let (cell, _, sha) = read_cell_json(dir, &hash)?;
-    if cell.tier != record.tier || sha != record.config_sha256 {
-        return Err(format!(
-            "cell.json's tier and configuration ({}, sha256 {sha}) are not the recorded ones \
-             ({}, {})",
-            cell.tier, record.tier, record.config_sha256
-        ));
-    }
-    let found = scan_files(dir).map_err(|e| format!("{e:#}"))?;
-    let problems = compare_files(&record.files, &found);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
-/// How the files `found` differ from `recorded`, at most five, then a count.
-fn compare_files(recorded: &[FileEntry], found: &[FileEntry]) -> Vec<String> {
-    let found: BTreeMap<&str, &FileEntry> = found.iter().map(|f| (f.path.as_str(), f)).collect();
-    let recorded_map: BTreeMap<&str, &FileEntry> =
-        recorded.iter().map(|f| (f.path.as_str(), f)).collect();
-    let mut problems = Vec::new();
-    for r in recorded {
-        match found.get(r.path.as_str()) {
-            None => problems.push(format!("{} is missing", r.path)),
-            Some(f) if f.size != r.size => problems.push(format!(
-                "{} has {} bytes, {} recorded (truncated or extended)",
-                r.path, f.size, r.size
-            )),
-            Some(f) if f.sha256 != r.sha256 => {
-                problems.push(format!("{} differs from its recorded sha256", r.path))
-            }
-            Some(_) => {}
-        }
-    }
-    for path in found.keys() {
-        if !recorded_map.contains_key(path) {
-            problems.push(format!("{path} is not recorded"));
-        }
-    }
-    if problems.len() > 5 {
-        let more = problems.len() - 5;
-        problems.truncate(5);
-        problems.push(format!("and {more} more"));
-    }
-    problems
 }
 
 /// The state of cell `hash` of `experiment` under `results`.

@@ -2,9 +2,11 @@
 //! sealing and `verify`.
 
 use super::*;
+use crate::config::cell_hash;
 use crate::config::Experiment;
 use crate::run::{cell_dir, run_experiment, RunStats};
 use crate::tiers::RunContext;
+use passk_schema::cell::CellRecord;
 
 /// A two-cell theory experiment named `t`.
 fn experiment() -> Experiment {

@@ -96,6 +96,24 @@ pub enum Busy {
     Wait,
 }
 
+/// The cells (`<experiment>/<hash>`) of `exp` a run may write or replace: those not complete
+/// now (missing, or corrupt and so moved aside and rerun) and, with `force`, complete ones
+/// whose record names other code or none. What `passk run` vouches for in MANIFEST.
+pub fn to_write(exp: &Experiment, results: &Path, force: bool) -> Vec<String> {
+    exp.cells
+        .iter()
+        .filter(
+            |c| match crate::record::state(results, &exp.name, &c.hash) {
+                CellState::Complete => {
+                    force && code_state(&cell_dir(results, &exp.name, &c.hash)) != CodeState::Same
+                }
+                _ => true,
+            },
+        )
+        .map(|c| format!("{}/{}", exp.name, c.hash))
+        .collect()
+}
+
 /// Runs every cell of `exp` that has no results yet, skipping cells other processes run.
 pub fn run_experiment(exp: &Experiment, results: &Path, ctx: &RunContext) -> Result<RunStats> {
     run_experiment_with(exp, results, ctx, Busy::Skip)

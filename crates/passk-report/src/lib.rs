@@ -17,6 +17,7 @@ pub mod plot;
 pub mod probe;
 pub mod probe_pooled;
 pub mod readme;
+pub mod record;
 pub mod tables;
 pub mod theory;
 pub mod tier;

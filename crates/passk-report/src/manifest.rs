@@ -51,10 +51,12 @@ impl fmt::Display for Problem {
 
 /// Lower-case hex of a sha256 digest of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every non-hidden file under `root` except the manifest, with its entry, keyed by relative path.

@@ -3,9 +3,12 @@
 //! The cache holds, per warm start, `sft-<hash>.safetensors` (the weights), `sft-<hash>.csv`
 //! (the loss log) and `sft-<hash>.json` (the sidecar: sha256 of the weights and the config
 //! fields they were trained from), and per shared stage 1 `sft1-<hash>.{safetensors,
-//! optimizer.safetensors,csv}`. Writers hold `.sft-<hash>.lock` (and `.sft1-<hash>.lock`), see
-//! [`crate::lock`]. A load checks the sidecar (when present) and that every weight is finite;
-//! a failed check retrains with a warning, or fails when strict.
+//! optimizer.safetensors,csv}` with its sidecar `sft1-<hash>.json` (the sha256 of all three).
+//! Writers hold `.sft-<hash>.lock` (and `.sft1-<hash>.lock`), see [`crate::lock`]. A load
+//! checks the sidecar (a warm start without one, as committed, is checked for finite weights
+//! and given one; a stage 1 without one is not trusted) and that every weight is finite; a
+//! failed check retrains from the last verified ancestor (stage 1 from scratch, stage 2 from a
+//! verified stage 1) with a warning, or fails when strict, naming the file.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -51,6 +54,13 @@ pub fn train_sft(
     train_sft_stages(cfg, device, progress, None, &mut |_, _, _| Ok(()))
 }
 
+/// Where [`train_sft_stages`] caches stage 1, and whether a cached stage 1 that fails its
+/// check is an error (`strict`) instead of being retrained.
+struct Stage1Cache<'a> {
+    dir: &'a Path,
+    strict: bool,
+}
+
 /// [`train_sft`] without a cache, calling `observe(stage, steps_done, model)` after every
 /// optimiser step: competence curves along one run (the learning rate is constant, so the model
 /// after `s` stage-1 steps is exactly the warm start of `stage1_steps = s`, `stage2_steps = 0`).
@@ -72,6 +82,96 @@ fn stage1_paths(cfg: &TinyCellConfig, dir: &Path) -> [PathBuf; 3] {
     ]
 }
 
+/// `sft1-<hash>.json`: what a cached stage 1's three files must be. Written before the model
+/// is renamed into place, so a stage 1 in place always has one (a cache from before sidecars
+/// existed does not, and its stage 1 is retrained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Stage1Record {
+    /// [`TinyCellConfig::sft_stage1_hash`] of the config it was trained from.
+    stage1_hash: String,
+    /// sha256 (lower-case hex) of `sft1-<hash>.safetensors`.
+    model_sha256: String,
+    /// sha256 of `sft1-<hash>.optimizer.safetensors`.
+    optimizer_sha256: String,
+    /// sha256 of `sft1-<hash>.csv`.
+    log_sha256: String,
+}
+
+fn stage1_sidecar(dir: &Path, cfg: &TinyCellConfig) -> PathBuf {
+    dir.join(format!("sft1-{}.json", cfg.sft_stage1_hash()))
+}
+
+fn file_sha256(path: &Path) -> std::result::Result<String, String> {
+    std::fs::read(path)
+        .map(|b| hex(&Sha256::digest(&b)))
+        .map_err(|e| format!("{} is unreadable ({e})", path.display()))
+}
+
+/// Checks the cached stage 1 of `cfg` in `dir` against its sidecar and loads it; `Err(why)`
+/// when a file is missing, unreadable, differs from the sidecar, does not load or holds a
+/// non-finite weight.
+fn load_stage1(
+    cfg: &TinyCellConfig,
+    dir: &Path,
+    device: &Device,
+) -> Result<std::result::Result<(Gpt, Optimizer, Vec<SftLogRow>), String>> {
+    let sidecar = stage1_sidecar(dir, cfg);
+    let checked = (|| {
+        let record: Stage1Record = crate::files::read_json(&sidecar).map_err(|e| {
+            format!(
+                "its sidecar {} is missing or unreadable ({e})",
+                sidecar.display()
+            )
+        })?;
+        if record.stage1_hash != cfg.sft_stage1_hash() {
+            return Err(format!(
+                "{} records stage 1 {}, not {}",
+                sidecar.display(),
+                record.stage1_hash,
+                cfg.sft_stage1_hash()
+            ));
+        }
+        let [model_path, opt_path, log_path] = stage1_paths(cfg, dir);
+        for (path, want) in [
+            (&model_path, &record.model_sha256),
+            (&opt_path, &record.optimizer_sha256),
+            (&log_path, &record.log_sha256),
+        ] {
+            let found = file_sha256(path)?;
+            if &found != want {
+                return Err(format!(
+                    "{} has sha256 {found} but {} records {want}",
+                    path.display(),
+                    sidecar.display()
+                ));
+            }
+        }
+        Ok([model_path, opt_path, log_path])
+    })();
+    let [model_path, opt_path, log_path] = match checked {
+        Ok(paths) => paths,
+        Err(why) => return Ok(Err(why)),
+    };
+    let model = match Gpt::from_checkpoint(cfg.gpt_config()?, &model_path, device) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(format!("it does not load ({e})"))),
+    };
+    if let Some(name) = first_non_finite(&model)? {
+        return Ok(Err(format!(
+            "weight `{name}` holds a NaN or infinite value"
+        )));
+    }
+    let mut opt = Optimizer::new(OptimizerKind::Adamw, cfg.sft.lr, &model.params())?;
+    if let Err(e) = opt.load(&opt_path) {
+        return Ok(Err(format!("its optimiser state does not load ({e})")));
+    }
+    let log = match crate::files::read_csv(&log_path) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(format!("its loss log does not parse ({e})"))),
+    };
+    Ok(Ok((model, opt, log)))
+}
+
 /// [`train_sft`], reusing (or saving) the stage-1 model and optimiser in `stage1_cache`: every
 /// q shares stage 1, which is most of the warm start's cost. Loading is exact, so the result is
 /// bit-identical to training both stages in one go.
@@ -79,7 +179,7 @@ fn train_sft_stages(
     cfg: &TinyCellConfig,
     device: &Device,
     progress: &mut dyn FnMut(Progress),
-    stage1_cache: Option<&Path>,
+    stage1_cache: Option<Stage1Cache>,
     observe: &mut dyn FnMut(u32, u64, &Gpt) -> Result<()>,
 ) -> Result<(Gpt, Vec<SftLogRow>)> {
     cfg.validate()?;
@@ -91,20 +191,33 @@ fn train_sft_stages(
     // Held from the cache check until stage 1 is saved (or loaded): processes training
     // different q of one seed train the shared stage 1 once.
     let mut stage1_lock = None;
-    if let Some(dir) = stage1_cache {
+    if let Some(Stage1Cache { dir, strict }) = &stage1_cache {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         stage1_lock = Some(FileLock::acquire(
             &dir.join(format!(".sft1-{}.lock", cfg.sft_stage1_hash())),
         )?);
-        let [model_path, opt_path, log_path] = stage1_paths(cfg, dir);
-        // The model file is renamed into place last, so its presence means all three exist.
+        let [model_path, ..] = stage1_paths(cfg, dir);
+        // The model file is renamed into place last, so its presence means all four exist.
         if model_path.exists() {
-            model = Gpt::from_checkpoint(cfg.gpt_config()?, &model_path, device)?;
-            opt = Optimizer::new(OptimizerKind::Adamw, cfg.sft.lr, &model.params())?;
-            opt.load(&opt_path)?;
-            log = crate::files::read_csv(&log_path)?;
-            skip_stage1 = true;
-            drop(stage1_lock.take());
+            match load_stage1(cfg, dir, device)? {
+                Ok((m, o, l)) => {
+                    (model, opt, log) = (m, o, l);
+                    skip_stage1 = true;
+                    drop(stage1_lock.take());
+                }
+                Err(detail) if *strict => {
+                    return Err(TrainError::WarmStart {
+                        path: model_path,
+                        detail,
+                    })
+                }
+                // Still holding the lock: train stage 1 again from the fresh model.
+                Err(detail) => eprintln!(
+                    "warning: cached stage-1 model {} failed its integrity check: {detail}; \
+                     retraining stage 1",
+                    model_path.display()
+                ),
+            }
         }
     }
     let params = model.params();
@@ -173,16 +286,16 @@ fn train_sft_stages(
             step: steps,
             total: steps,
         });
-        if let (1, Some(dir)) = (stage, stage1_cache) {
-            save_stage1(cfg, dir, &model, &opt, &log)?;
+        if let (1, Some(cache)) = (stage, &stage1_cache) {
+            save_stage1(cfg, cache.dir, &model, &opt, &log)?;
             drop(stage1_lock.take());
         }
     }
     Ok((model, log))
 }
 
-/// Saves the stage-1 model, optimiser and log under temporary names, then renames them into
-/// place, the model last.
+/// Saves the stage-1 log, optimiser, sidecar and model, each under a temporary name renamed
+/// into place, the model last (its presence means the other three are in place).
 fn save_stage1(
     cfg: &TinyCellConfig,
     dir: &Path,
@@ -200,6 +313,14 @@ fn save_stage1(
     std::fs::rename(&tmp_opt, &opt_path).map_err(io_err(&opt_path))?;
     let tmp_model = unique_tmp(&model_path);
     model.save(&tmp_model)?;
+    let sha = |p: &Path| file_sha256(p).map_err(|e| io_err(p)(std::io::Error::other(e)));
+    let record = Stage1Record {
+        stage1_hash: cfg.sft_stage1_hash(),
+        model_sha256: sha(&tmp_model)?,
+        optimizer_sha256: sha(&opt_path)?,
+        log_sha256: sha(&log_path)?,
+    };
+    crate::files::write_json_atomic(&stage1_sidecar(dir, cfg), &record)?;
     std::fs::rename(&tmp_model, &model_path).map_err(io_err(&model_path))
 }
 
@@ -325,14 +446,16 @@ pub fn warm_start_checked(
             ),
         }
     }
-    let (model, log) =
-        train_sft_stages(
-            cfg,
-            device,
-            progress,
-            Some(cache_dir),
-            &mut |_, _, _| Ok(()),
-        )?;
+    let (model, log) = train_sft_stages(
+        cfg,
+        device,
+        progress,
+        Some(Stage1Cache {
+            dir: cache_dir,
+            strict,
+        }),
+        &mut |_, _, _| Ok(()),
+    )?;
     let csv_path = path.with_extension("csv");
     // Log, weights and sidecar belong together: a stop (SIGTERM) lets all of them be written.
     let _section = passk_core::interrupt::write_section();

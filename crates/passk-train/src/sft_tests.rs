@@ -152,6 +152,67 @@ fn strict_failure(cfg: &TinyCellConfig, cache: &Path) -> String {
     }
 }
 
+/// The strict-mode failure of a warm start whose own file is gone, so its stage 1 is read:
+/// the path named and the detail.
+fn strict_stage1_failure(cfg: &TinyCellConfig, cache: &Path) -> (PathBuf, String) {
+    let ws = warm_start_path(cfg, cache);
+    let _ = std::fs::remove_file(&ws);
+    let _ = std::fs::remove_file(ws.with_extension("json"));
+    match warm_start_checked(cfg, cache, &Device::Cpu, &mut |_| {}, true) {
+        Err(TrainError::WarmStart { path, detail }) => (path, detail),
+        Err(e) => panic!("expected an integrity failure, got {e}"),
+        Ok(_) => panic!("a damaged stage 1 was used"),
+    }
+}
+
+#[test]
+fn a_damaged_truncated_or_unrecorded_stage1_is_never_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TinyCellConfig::nano_smoke(0.75, "pass1_rloo");
+    let a = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
+    let [model1, opt1, _] = stage1_paths(&cfg, dir.path());
+    let sidecar1 = stage1_sidecar(dir.path(), &cfg);
+    let (original1, original_opt) = (
+        std::fs::read(&model1).unwrap(),
+        std::fs::read(&opt1).unwrap(),
+    );
+    // One flipped bit in the last weight: a finite number, so only the sha256 sees it.
+    let mut damaged = original1.clone();
+    let at = damaged.len() - 4;
+    damaged[at] ^= 0x01;
+    std::fs::write(&model1, &damaged).unwrap();
+    let (path, detail) = strict_stage1_failure(&cfg, dir.path());
+    assert_eq!(path, model1);
+    assert!(detail.contains("sha256"), "{detail}");
+    // By default: stage 1 is retrained (not stage 2 from the damaged one), bit-identically.
+    let mut phases = Vec::new();
+    let b = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |p| {
+        phases.push(p.phase)
+    })
+    .unwrap();
+    assert!(phases.contains(&Phase::Sft1), "stage 1 was not retrained");
+    assert_same_weights(&a.model, &b.model);
+    assert_eq!(std::fs::read(&model1).unwrap(), original1);
+    // A truncated optimiser state: named as an integrity failure, not a tensor error.
+    std::fs::write(&opt1, &original_opt[..10]).unwrap();
+    let (_, detail) = strict_stage1_failure(&cfg, dir.path());
+    assert!(
+        detail.contains("optimizer") && detail.contains("sha256"),
+        "{detail}"
+    );
+    std::fs::write(&opt1, &original_opt).unwrap();
+    // No sidecar (a cache from before they existed): not trusted.
+    std::fs::remove_file(&sidecar1).unwrap();
+    let (_, detail) = strict_stage1_failure(&cfg, dir.path());
+    assert!(detail.contains("sidecar"), "{detail}");
+    let c = warm_start_with(&cfg, dir.path(), &Device::Cpu, &mut |_| {}).unwrap();
+    assert_same_weights(&a.model, &c.model);
+    assert!(
+        sidecar1.exists(),
+        "the retrained stage 1 has a sidecar again"
+    );
+}
+
 #[test]
 fn a_flipped_byte_in_a_cached_warm_start_is_detected() {
     let dir = tempfile::tempdir().unwrap();
