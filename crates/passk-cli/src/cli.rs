@@ -250,8 +250,9 @@ pub enum Command {
     /// Copy the committed SFT warm starts into a cache; list the cache's uncommitted ones
     ///
     /// With --seed, copy every committed warm-start file (sft-*) of --committed into --cache,
-    /// replacing the cache's copy and without checking MANIFEST (a later `passk run --strict`
-    /// fails on one that does not load): how the CI gate starts its cache. Then print how many
+    /// replacing the cache's copy, atomically and under each warm start's lock, after checking
+    /// every one against the MANIFEST of the results folder holding --committed (one that
+    /// differs is an error and nothing is copied): how the CI gate starts its cache. Then print how many
     /// were copied and the warm starts (sft-<hash>.safetensors) in --cache that --committed
     /// lacks, i.e. that were trained there; with --json as one object: cache, committed,
     /// copied, not_committed.

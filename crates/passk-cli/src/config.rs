@@ -71,10 +71,35 @@ pub struct Cell {
 
 /// Reads, validates and expands `path`. Nothing is written.
 pub fn load_experiment(path: &Path) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path)
+    use std::io::Read;
+    let file = std::fs::File::open(path)
         .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    // Read one byte past the cap, so a larger file (or /dev/zero) is refused, not swallowed.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bail!(
+            "{}: larger than {MAX_FILE_BYTES} bytes; an experiment file is a short TOML file \
+             (the largest committed one is under 10 KB)",
+            path.display()
+        );
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text; expected TOML", path.display()))?;
     parse_experiment(&text, path)
 }
+
+/// The largest experiment file read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The most cells one experiment's matrix may have, after exclusions (the largest committed
+/// matrix has under 200): a bound that keeps `list` and `run` from allocating without limit.
+pub const MAX_CELLS: usize = 100_000;
+
+/// The longest experiment name: it names a folder, and file systems cap a name at 255 bytes.
+pub const MAX_NAME_CHARS: usize = 100;
 
 /// Names an experiment cannot take: they are files or folders of the results directory itself
 /// (compared ignoring case, for case-insensitive file systems).
@@ -113,6 +138,11 @@ fn check_name(name: &str, file: &str) -> Result<()> {
     let quoted = format!("{:?}", excerpt(name));
     let problem = if name.is_empty() {
         Some("is empty".to_string())
+    } else if name.len() > MAX_NAME_CHARS {
+        Some(format!(
+            "has {} characters, more than {MAX_NAME_CHARS}",
+            name.chars().count()
+        ))
     } else if name.starts_with('.') {
         Some("starts with `.` (hidden names are in-progress temporaries)".to_string())
     } else if name.contains('/') || name.contains('\\') {
@@ -231,6 +261,27 @@ fn parse_uncapped(text: &str, path: &Path) -> Result<Experiment> {
         );
     }
 
+    // The full cross product's size, before anything is built (saturating: axes of thousands
+    // of values multiply past any integer).
+    let product = axes
+        .iter()
+        .fold(1usize, |n, (_, values)| n.saturating_mul(values.len()));
+    if product > MAX_CELLS {
+        let sizes: Vec<String> = axes
+            .iter()
+            .map(|(k, v)| format!("{} ({})", excerpt(k), v.len()))
+            .collect();
+        bail!(
+            "{file}: the matrix has {} cells (axes: {}), more than the {MAX_CELLS} one \
+             experiment may have; split it into several experiment files",
+            if product == usize::MAX {
+                "too many".to_string()
+            } else {
+                product.to_string()
+            },
+            sizes.join(" x ")
+        );
+    }
     let excludes = exclusions(&root, &axes, &file.to_string())?;
     let settings = settings(&root, &axes, params, &file.to_string())?;
     let mut cells = Vec::new();
@@ -413,6 +464,13 @@ fn finish(
     in_all: bool,
     cells: Vec<Cell>,
 ) -> Result<Experiment> {
+    if cells.is_empty() {
+        bail!(
+            "{}: the [[exclude]] entries remove every cell of the matrix, so the experiment has \
+             nothing to run; drop an exclusion or add matrix values",
+            path.display()
+        );
+    }
     let mut seen = BTreeMap::new();
     for cell in &cells {
         if let Some(previous) = seen.insert(cell.hash.clone(), describe(&cell.coords)) {

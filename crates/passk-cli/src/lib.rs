@@ -19,6 +19,7 @@ pub mod signals;
 pub mod slurm;
 pub mod status;
 pub mod theory;
+mod tidy;
 pub mod tiers;
 pub mod tiny;
 mod warm_cache;
@@ -103,6 +104,12 @@ fn cmd_warm_starts(args: &WarmStartsArgs) -> Result<ExitCode> {
 fn cmd_report(args: &ReportArgs) -> Result<ExitCode> {
     let (results, figures) = (&args.results.results, &args.figures.figures);
     let claims = &args.claims.claims;
+    // Leftovers of killed writers of the documents this refills.
+    let readme = readme::readme_of(figures);
+    let beside = readme.parent().unwrap_or(std::path::Path::new("."));
+    for dir in [beside.to_path_buf(), beside.join("docs")] {
+        tidy::remove_dead_temporaries(&dir)?;
+    }
     if results.is_dir() {
         let failing = record::verify_all(results)?;
         if !failing.is_empty() {
@@ -224,8 +231,99 @@ fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Checks, before anything is created, what would otherwise fail only at the first cell: the
+/// device opens, the cache is a writable folder (or can be made), `--reuse` names a folder,
+/// and `--shard` leaves each experiment at least one cell.
+fn validate_run(args: &RunArgs, experiments: &[config::Experiment]) -> Result<()> {
+    let trained = experiments
+        .iter()
+        .any(|e| e.tier != passk_report::tier::Tier::Theory);
+    if trained {
+        args.device
+            .device
+            .device()
+            .map_err(|e| anyhow::anyhow!("--device {}: {e}", args.device.device))?;
+    }
+    if experiments.iter().any(|e| tiers::entry(e.tier).warm_starts) {
+        writable_folder(&args.cache.cache, "--cache")?;
+    }
+    if let Some(from) = &args.reuse {
+        if !from.is_dir() {
+            bail!(
+                "--reuse {}: not a folder; name a results folder (e.g. --reuse results)",
+                from.display()
+            );
+        }
+    }
+    if let Some((i, n)) = args.shard {
+        for exp in experiments {
+            if exp.shard(i, n).cells.is_empty() {
+                bail!(
+                    "--shard {i}/{n}: {} has {} cell(s), so shard {i} of {n} has none; use at \
+                     most {} shards",
+                    exp.name,
+                    exp.cells.len(),
+                    exp.cells.len()
+                );
+            }
+        }
+    }
+    let results = &args.results.results;
+    if results.exists() && !results.is_dir() {
+        bail!("--results {}: not a folder", results.display());
+    }
+    Ok(())
+}
+
+/// Fails unless `dir` is a folder this process can write in, or a path where one can be made
+/// (its nearest existing ancestor is a writable folder); leaves nothing behind.
+fn writable_folder(dir: &std::path::Path, flag: &str) -> Result<()> {
+    let mut probe = dir;
+    loop {
+        if probe.exists() {
+            break;
+        }
+        match probe.parent() {
+            Some(p) if !p.as_os_str().is_empty() => probe = p,
+            _ => return Ok(()),
+        }
+    }
+    if !probe.is_dir() {
+        bail!(
+            "{flag} {}: {} is a file, not a folder",
+            dir.display(),
+            probe.display()
+        );
+    }
+    let meta = std::fs::metadata(probe)?;
+    let read_only = meta.permissions().readonly() || !access_writable(probe);
+    if read_only {
+        bail!(
+            "{flag} {}: {} is not writable; name a folder this user can write in",
+            dir.display(),
+            probe.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether this process may create a file in `dir` (tried with a hidden temporary that is
+/// removed at once; root ignores permission bits, so the bits alone do not say).
+fn access_writable(dir: &std::path::Path) -> bool {
+    // Named as a temporary, so a kill here leaves what the next run tidies.
+    let probe = dir.join(format!(".write-test.tmp-{}-0", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
     let experiments = load_all(&args.experiments)?;
+    validate_run(args, &experiments)?;
     let (results, cache) = (&args.results.results, &args.cache.cache);
     let (quiet, device) = (args.quiet.get(), args.device.device.to_string());
     if experiments.iter().any(|e| tiers::entry(e.tier).warm_starts) {
@@ -233,6 +331,8 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
     }
     // What this run may approve into MANIFEST: the cells it writes or removes.
     let mut vouched = approve::Vouched::default();
+    // MANIFEST's and ENVIRONMENT.json's temporaries from killed runs.
+    tidy::remove_dead_temporaries(results)?;
     // Against the whole matrix, before `--cell` narrows it: the other cells are not orphans.
     for exp in &experiments {
         for dir in &run::stale_cells(exp, results)? {

@@ -419,7 +419,8 @@ pub fn stale_cells(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.file_type()?.is_dir() {
+        // A folder whose name is no cell hash was not made by passk: never pruned.
+        if !crate::approve::is_cell_hash(&name) || !entry.file_type()?.is_dir() {
             continue;
         }
         if !exp.cells.iter().any(|c| c.hash == name) {
@@ -461,12 +462,13 @@ pub fn remove_orphans(exp: &Experiment, results: &Path) -> Result<Vec<PathBuf>> 
         let copy = name
             .strip_prefix('.')
             .and_then(|n| n.strip_suffix(".copy"))
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()));
-        let (hash, is_tmp) = match (
-            name.strip_prefix(".tmp-"),
-            name.strip_prefix(".lock-"),
-            copy,
-        ) {
+            .filter(|h| crate::approve::is_cell_hash(h));
+        // Only names this crate makes: a cell's hash after the prefix (`.tmp-notes` is not).
+        let hash_of = |h: &'static str| -> Option<&str> {
+            name.strip_prefix(h)
+                .filter(|h| crate::approve::is_cell_hash(h))
+        };
+        let (hash, is_tmp) = match (hash_of(".tmp-"), hash_of(".lock-"), copy) {
             (Some(h), _, _) => (h, true),
             (_, Some(h), _) => (h, false),
             (_, _, Some(h)) => (h, true),

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use passk_report::manifest::{parse, sha256_hex, MANIFEST};
 
 /// The folder of committed warm starts inside a results directory.
@@ -66,25 +66,64 @@ fn is_warm_start_file(name: &str) -> bool {
 }
 
 /// Copies every warm-start file of the folder `committed` (`results/warm-starts/`) into
-/// `cache` as it is, replacing the cache's copy, without the MANIFEST check of
-/// [`seed_from_committed`]: for the CI gate, whose `passk run --strict` then fails on one that
-/// does not load. Returns how many files were copied (0 when `committed` does not exist).
+/// `cache`, replacing the cache's copy: for the CI gate. Each file must match the MANIFEST of
+/// the results folder holding `committed` (its parent); one that differs or is not listed is an
+/// error naming it, before anything is copied. Each copy is atomic (temporary, then rename) and
+/// runs under the warm start's lock, as its trainer holds it. Returns how many files were
+/// copied (0 when `committed` does not exist).
 pub fn copy_all(committed: &Path, cache: &Path) -> Result<usize> {
     std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
     if !committed.is_dir() {
         return Ok(0);
     }
-    let mut copied = 0;
+    let results = committed.parent().unwrap_or(Path::new("."));
+    let manifest_path = results.join(MANIFEST);
+    let text = std::fs::read_to_string(&manifest_path).with_context(|| {
+        format!(
+            "cannot read {}: the committed warm starts are checked against it before they are \
+             copied",
+            manifest_path.display()
+        )
+    })?;
+    let listed = parse(&text).map_err(anyhow::Error::msg)?;
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(committed)? {
         let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if is_warm_start_file(&name) {
-            std::fs::copy(&path, cache.join(&*name))
-                .with_context(|| format!("cannot copy {}", path.display()))?;
-            copied += 1;
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if !is_warm_start_file(&name) {
+            continue;
         }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let key = passk_report::manifest::relative(results, &path);
+        match listed.get(&key) {
+            Some(e) if e.size == bytes.len() as u64 && e.sha256 == sha256_hex(&bytes) => {}
+            found => bail!(
+                "{} {} {}; nothing was copied. Restore it (`git checkout -- {}`)",
+                path.display(),
+                if found.is_some() {
+                    "differs from its entry in"
+                } else {
+                    "is not listed in"
+                },
+                manifest_path.display(),
+                path.display()
+            ),
+        }
+        files.push((name, bytes));
     }
-    Ok(copied)
+    files.sort();
+    for (name, bytes) in &files {
+        let hash = name["sft-".len()..].split('.').next().unwrap_or_default();
+        let _lock = passk_train::FileLock::acquire(&cache.join(format!(".sft-{hash}.lock")))?;
+        passk_schema::write_atomic(&cache.join(name), bytes)
+            .with_context(|| format!("cannot write {}", cache.join(name).display()))?;
+    }
+    Ok(files.len())
 }
 
 /// The warm starts (`sft-<hash>.safetensors`) in `cache` that the folder `committed` lacks:
@@ -164,6 +203,9 @@ mod tests {
             std::fs::write(committed.join(name), body).unwrap();
         }
         std::fs::write(cache.join("sft-aa.safetensors"), "stale").unwrap();
+        // Without a MANIFEST beside them, nothing is copied.
+        assert!(copy_all(&committed, &cache).is_err());
+        passk_report::manifest::write_manifest(dir.path()).unwrap();
         assert_eq!(copy_all(&committed, &cache).unwrap(), 2);
         let read = |n: &str| std::fs::read_to_string(cache.join(n)).ok();
         assert_eq!(read("sft-aa.safetensors").as_deref(), Some("a"), "replaced");
@@ -178,5 +220,32 @@ mod tests {
         assert!(not_committed(&dir.path().join("none"), &committed)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn copy_all_refuses_a_committed_file_that_differs_from_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (committed, cache) = (dir.path().join("warm-starts"), dir.path().join("cache"));
+        std::fs::create_dir_all(&committed).unwrap();
+        std::fs::write(committed.join("sft-aa.safetensors"), "a").unwrap();
+        std::fs::write(committed.join("sft-bb.safetensors"), "b").unwrap();
+        passk_report::manifest::write_manifest(dir.path()).unwrap();
+        std::fs::write(committed.join("sft-bb.safetensors"), "B").unwrap();
+        let err = format!("{:#}", copy_all(&committed, &cache).unwrap_err());
+        assert!(
+            err.contains("sft-bb.safetensors") && err.contains("differs"),
+            "{err}"
+        );
+        assert!(
+            !cache.join("sft-aa.safetensors").exists(),
+            "copied before the check"
+        );
+        std::fs::write(committed.join("sft-cc.safetensors"), "c").unwrap();
+        std::fs::write(committed.join("sft-bb.safetensors"), "b").unwrap();
+        let err = format!("{:#}", copy_all(&committed, &cache).unwrap_err());
+        assert!(
+            err.contains("sft-cc.safetensors") && err.contains("not listed"),
+            "{err}"
+        );
     }
 }

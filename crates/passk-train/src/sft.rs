@@ -107,6 +107,9 @@ fn file_sha256(path: &Path) -> std::result::Result<String, String> {
         .map_err(|e| format!("{} is unreadable ({e})", path.display()))
 }
 
+/// A loaded stage 1: the model, its optimiser state and its loss log.
+type Stage1 = (Gpt, Optimizer, Vec<SftLogRow>);
+
 /// Checks the cached stage 1 of `cfg` in `dir` against its sidecar and loads it; `Err(why)`
 /// when a file is missing, unreadable, differs from the sidecar, does not load or holds a
 /// non-finite weight.
@@ -114,7 +117,7 @@ fn load_stage1(
     cfg: &TinyCellConfig,
     dir: &Path,
     device: &Device,
-) -> Result<std::result::Result<(Gpt, Optimizer, Vec<SftLogRow>), String>> {
+) -> Result<std::result::Result<Stage1, String>> {
     let sidecar = stage1_sidecar(dir, cfg);
     let checked = (|| {
         let record: Stage1Record = crate::files::read_json(&sidecar).map_err(|e| {
