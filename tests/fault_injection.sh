@@ -12,7 +12,14 @@
 #   concurrent two `passk run` at once on one results folder and one cache: each exits 0 or 3
 #              (incomplete), a third run completes, results are byte-identical
 #   disk-full  a run on a 256 KiB tmpfs fails without leaving a cell in place that fails its
-#              check; skipped, with the reason, where a tmpfs cannot be mounted
+#              check, and succeeds and verifies once the tmpfs is grown; skipped, with the
+#              reason, where a tmpfs cannot be mounted
+#   integrity  a cell changed together with its record, and an extra file, are refused by
+#              `run` (MANIFEST untouched, folders passk did not make left alone); `report`
+#              refuses a corrupt cell; a damaged stage-1 SFT model fails `--strict` by name and
+#              is otherwise retrained; a kill (strace injection) at the MANIFEST rename is
+#              recovered by the next run; report killed while replacing an existing figure set
+#   The concurrency case also counts the cells both runs computed: no cell twice.
 #
 # Comparisons ignore only the documented run-dependent fields of tiny cells (passk-train's
 # `TinyOutcome`, `TrainLogRow`): `wall_seconds` and `resumed_from_step` (the step a resumed
@@ -106,6 +113,7 @@ say "fault: reference run ${RUN_S} s, report ${REPORT_S} s"
 "$PASSK" verify --results "$REF/results" --figures "$REF/figures" >>"$LOG" 2>&1 ||
     { say "fault: the reference does not verify (see $LOG)"; exit 1; }
 normalized "$REF/results" "$W/ref-normalized"
+CELLS=$(find "$REF/results" -mindepth 3 -maxdepth 3 -name complete.json | wc -l)
 
 # 1. kill -9 during run, then rerun.
 say "kill -9 during run ($KILLS trials, delays in [0, ${RUN_S}) s):"
@@ -222,17 +230,22 @@ result "warm start with overwritten bytes: --strict fails, retrained otherwise" 
 say "concurrent runs:"
 for i in 1 2 3; do
     T=$W/concurrent-$i
-    "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet >>"$LOG" 2>&1 &
+    "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet >"$T.a" 2>&1 &
     a=$!
-    "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet >>"$LOG" 2>&1 &
+    "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet >"$T.b" 2>&1 &
     b=$!
     wait "$a"
     ra=$?
     wait "$b"
     rb=$?
+    cat "$T.a" "$T.b" >>"$LOG"
+    # Every cell is computed once: the two runs' "ran N cells" add up to the matrix.
+    ran=$(cat "$T.a" "$T.b" | sed -n -E 's/^[a-z0-9-]+: ran ([0-9]+) cells.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
     why=0
     if { [ "$ra" != 0 ] && [ "$ra" != 3 ]; } || { [ "$rb" != 0 ] && [ "$rb" != 3 ]; }; then
         why="exit statuses $ra and $rb (0 or 3 expected)"
+    elif [ "${ran:-0}" -gt "$CELLS" ]; then
+        why="$ran cells computed for a matrix of $CELLS: work was duplicated"
     elif ! run "$T/results" "$T/cache"; then
         why="the third run failed"
     elif ! same_results "$T/results"; then
@@ -254,12 +267,152 @@ if mount -t tmpfs -o size=256k tmpfs "$T" 2>"$W/mount"; then
         why="the run succeeded on a full disk"
     elif "$PASSK" list "$ROOT/experiments/theory.toml" --results "$T/results" | grep -q corrupt; then
         why="a cell in place fails its check"
+    elif ! mount -o remount,size=64m "$T" 2>>"$W/mount"; then
+        why="cannot grow the tmpfs to rerun ($(head -c 200 "$W/mount"))"
+    elif ! "$PASSK" run "$ROOT/experiments/theory.toml" --results "$T/results" --cache "$T/cache" \
+        --quiet >>"$LOG" 2>&1; then
+        why="the rerun after freeing space failed"
+    elif ls -A "$T/results" | grep -q '\.tmp-'; then
+        why="a temporary is left after the rerun"
+    elif ! "$PASSK" report --results "$T/results" --figures "$T/figures" --quiet >>"$LOG" 2>&1 ||
+        ! "$PASSK" verify --results "$T/results" --figures "$T/figures" >>"$LOG" 2>&1; then
+        why="the rerun's results do not verify"
     fi
     umount "$T"
-    result "run on a 256 KiB tmpfs fails cleanly" "$why"
+    result "run on a 256 KiB tmpfs fails cleanly, and succeeds once space is freed" "$why"
 else
     say "  skip  disk full: cannot mount a tmpfs here ($(head -c 200 "$W/mount"))"
 fi
+
+# 7. Integrity (issue 33): nothing unverified is approved into MANIFEST or reaches a number.
+say "integrity:"
+T=$W/forged
+cp -a "$REF" "$T"
+D=$T/results/tiny-smoke/$CELL
+sed -i '2s/[0-9]$/7/' "$D/eval.csv"
+# A forged record: the edited file's new sha256 and size written into complete.json.
+sha=$(sha256sum "$D/eval.csv" | cut -d' ' -f1)
+size=$(stat -c %s "$D/eval.csv")
+sed -i -E "/\"path\": \"eval.csv\"/{n;s/\"size\": [0-9]+/\"size\": $size/;n;s/\"sha256\": \"[0-9a-f]+\"/\"sha256\": \"$sha\"/}" \
+    "$D/complete.json"
+cp "$T/results/MANIFEST" "$T/manifest.before"
+why=0
+if run "$T/results" "$T/cache"; then
+    why="run approved a cell changed together with its record"
+elif ! cmp -s "$T/results/MANIFEST" "$T/manifest.before"; then
+    why="run rewrote MANIFEST"
+elif "$PASSK" verify --results "$T/results" --figures "$T/figures" >>"$LOG" 2>&1; then
+    why="verify passes after the refused run"
+elif ! "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet \
+    --accept-changes >>"$LOG" 2>&1; then
+    why="--accept-changes did not approve it"
+fi
+result "a cell changed with its record is refused, not approved" "$why"
+
+T=$W/extra
+cp -a "$REF" "$T"
+echo "not a result" >"$T/results/notes.txt"
+mkdir -p "$T/results/theory/notes" && echo x >"$T/results/theory/notes/a" && echo x >"$T/results/theory/.lock-notes"
+cp "$T/results/MANIFEST" "$T/manifest.before"
+why=0
+if "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet >"$T/run" 2>&1; then
+    why="run approved an extra file"
+elif ! grep -q "notes.txt" "$T/run"; then
+    why="the refusal does not name the file"
+elif ! cmp -s "$T/results/MANIFEST" "$T/manifest.before"; then
+    why="run rewrote MANIFEST"
+elif [ ! -f "$T/results/theory/notes/a" ] || [ ! -f "$T/results/theory/.lock-notes" ]; then
+    why="run deleted a folder or file it did not make"
+fi
+result "an extra file is refused by name; folders passk did not make are left alone" "$why"
+
+T=$W/report-corrupt
+cp -a "$REF" "$T"
+sed -i '2s/[0-9]$/7/' "$T/results/tiny-smoke/$CELL/eval.csv"
+why=0
+if "$PASSK" report --results "$T/results" --figures "$T/figures" --quiet >"$T/report" 2>&1; then
+    why="report rendered from a corrupt cell"
+elif ! grep -q "$CELL" "$T/report"; then
+    why="report did not name the cell"
+elif ! same "$T/figures" "$REF/figures"; then
+    why="report changed the figures"
+fi
+result "report refuses while a cell fails its record" "$why"
+
+T=$W/stage1
+cp -a "$REF" "$T"
+S1=$(ls "$T/cache"/sft1-*.safetensors | grep -v optimizer | head -1)
+size=$(stat -c %s "$S1")
+printf '\x5a\xa5\x5a\xa5' | dd of="$S1" bs=1 seek=$((size - 8)) conv=notrunc status=none
+rm -f "$T/cache"/sft-*
+rm -rf "$T/results/tiny-smoke"
+why=0
+if "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet --strict >"$T/run" 2>&1; then
+    why="run --strict used a damaged stage 1"
+elif ! grep -q "$(basename "$S1")" "$T/run"; then
+    why="the --strict error does not name the stage-1 file"
+elif ! "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet >"$T/run" 2>&1; then
+    why="the run without --strict failed"
+elif ! grep -q "stage 1" "$T/run"; then
+    why="no warning about stage 1"
+elif ! same_results "$T/results"; then
+    why="results differ: $(head -c 300 "$W/diff")"
+elif ! same "$T/cache" "$REF/cache"; then
+    why="the retrained cache differs: $(head -c 300 "$W/diff")"
+fi
+result "a damaged stage-1 model: --strict names it, otherwise stage 1 is retrained" "$why"
+
+# A kill at the rename that puts MANIFEST in place: the temporary is tidied by the next run,
+# which approves the killed run's cells (their records verify) and leaves nothing behind.
+# A fresh run renames in the same order every time: count the renames up to MANIFEST's in one
+# traced run, then kill the next fresh run at that rename.
+T=$W/manifest-kill
+mkdir -p "$T"
+why=0
+strace -f -qq -o "$T.trace" -e trace=rename \
+    "$PASSK" run "${EXPS[@]}" --results "$T/count/results" --cache "$T/count/cache" --quiet >>"$LOG" 2>&1
+nth=$(grep -E '^[0-9]+ +rename\(' "$T.trace" | grep -n '/MANIFEST") = 0' | head -1 | cut -d: -f1)
+strace -f -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when="${nth:-1}" \
+    "$PASSK" run "${EXPS[@]}" --results "$T/results" --cache "$T/cache" --quiet >>"$LOG" 2>&1
+if [ -z "$nth" ]; then
+    why="the traced run renamed no MANIFEST"
+elif [ -f "$T/results/MANIFEST" ]; then
+    why="MANIFEST was written although the kill came at its rename"
+elif ! ls -A "$T/results" | grep -q '^\.MANIFEST\.tmp-'; then
+    why="the kill did not land at the MANIFEST rename (no temporary left)"
+elif ! run "$T/results" "$T/cache"; then
+    why="the rerun failed"
+elif ls -A "$T/results" | grep -q '\.tmp-'; then
+    why="a temporary is left: $(ls -A "$T/results" | grep '\.tmp-')"
+elif ! same_results "$T/results"; then
+    why="results differ: $(head -c 300 "$W/diff")"
+elif ! consistent "$T/results"; then
+    why="the results do not verify"
+fi
+result "run killed at the MANIFEST rename" "$why"
+
+# Report killed while it replaces an existing figure set.
+for i in 1 2 3; do
+    T=$W/report-over-$i
+    mkdir -p "$T"
+    cp -a "$REF/results" "$T/results"
+    cp -a "$REF/figures" "$T/figures"
+    delay=$(seconds_between 0 "$REPORT_S")
+    "$PASSK" report --results "$T/results" --figures "$T/figures" --quiet >>"$LOG" 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    why=0
+    if ! "$PASSK" report --results "$T/results" --figures "$T/figures" --quiet >>"$LOG" 2>&1; then
+        why="the rerun failed"
+    elif ! same "$T/figures" "$REF/figures"; then
+        why="figures differ: $(head -c 300 "$W/diff")"
+    elif [ "$(ls -A "$T" | tr '\n' ' ')" != "figures results " ]; then
+        why="leftovers beside the figures: $(ls -A "$T" | tr '\n' ' ')"
+    fi
+    result "report over an existing figure set killed at ${delay} s" "$why"
+done
 
 elapsed=$(($(date +%s) - started))
 say "fault: $tried cases tried, $passed passed, ${#failed[@]} failed in ${elapsed} s (seed $SEED)"

@@ -214,3 +214,38 @@ fn bad_input_names_the_file_and_key() {
     assert!(e.contains("duplicate"), "{e}");
     assert!(err(&GOOD.replace("p_hard = 0.2", "p_hard = 2.0")).contains("exp.toml"));
 }
+
+#[test]
+fn bounds_are_refused_up_front_with_their_numbers() {
+    // A matrix of 10^10 cells from a short file: refused before anything is expanded.
+    let axis: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let axis = format!("[{}]", axis.join(", "));
+    let huge = GOOD.replace(
+        "seed = [0]",
+        &format!("seed = {axis}\na = {axis}\nb = {axis}\nc = {axis}\nd = {axis}"),
+    );
+    let err = format!("{:#}", parse(&huge).unwrap_err());
+    assert!(err.contains("more than the 100000"), "{err}");
+    // A name longer than a folder name should be.
+    let long = GOOD.replace("name = \"t\"", &format!("name = \"{}\"", "n".repeat(300)));
+    let err = format!("{:#}", parse(&long).unwrap_err());
+    assert!(err.contains("300 characters"), "{err}");
+    // Exclusions that drop every cell.
+    let all_out = format!("{GOOD}\n[[exclude]]\nseed = 0\n");
+    let err = format!("{:#}", parse(&all_out).unwrap_err());
+    assert!(err.contains("remove every cell"), "{err}");
+}
+
+#[test]
+fn a_file_over_the_size_cap_is_refused_without_reading_it_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.toml");
+    std::fs::write(&path, vec![b'#'; MAX_FILE_BYTES as usize + 10]).unwrap();
+    let err = format!("{:#}", load_experiment(&path).unwrap_err());
+    assert!(err.contains("larger than"), "{err}");
+    // An endless stream is cut at the cap too.
+    if Path::new("/dev/zero").exists() {
+        let err = format!("{:#}", load_experiment(Path::new("/dev/zero")).unwrap_err());
+        assert!(err.contains("larger than"), "{err}");
+    }
+}

@@ -257,6 +257,7 @@ fn evaluate_tiny(claim: &Claim, stat: Statistic, dir: &Path) -> Result<Verdict, 
         Statistic::TinyProbe(block) => return evaluate_probe(claim, block, dir, &selected),
         Statistic::TinyDid { upper } => return evaluate_did(claim, upper, &selected),
         Statistic::TinyTrend { p_value } => return evaluate_trend(claim, p_value, &selected),
+        Statistic::TinySwitch(which) => return evaluate_switch(claim, which, dir, &selected),
         Statistic::TinyDelta(delta) => delta,
         other => return Err(format!("{} is not a tiny-tier statistic", other.name())),
     };
@@ -339,6 +340,34 @@ fn evaluate_did(claim: &Claim, upper: bool, selected: &[&TinyCell]) -> Result<Ve
         Some(mean(&diffs)),
         Some(interval),
         selected.len(),
+    ))
+}
+
+/// The pre-registered switch point: see [`switch`].
+fn evaluate_switch(
+    claim: &Claim,
+    which: Switch,
+    dir: &Path,
+    selected: &[&TinyCell],
+) -> Result<Verdict, String> {
+    let (qs, curves) = switch::seed_curves(dir, selected)?;
+    let points = switch::switch_points(&qs, &curves);
+    let cells = curves.len() * qs.len();
+    let (estimate, interval) = match which {
+        Switch::FallCiLow | Switch::FallCiHigh => points.fall,
+        Switch::GapCiAbsMax => points.gap,
+    };
+    let value = match which {
+        Switch::FallCiLow => interval.0,
+        Switch::FallCiHigh => interval.1,
+        Switch::GapCiAbsMax => interval.0.abs().max(interval.1.abs()),
+    };
+    Ok(measured(
+        claim,
+        value,
+        Some(estimate),
+        Some(interval),
+        cells,
     ))
 }
 
@@ -447,8 +476,19 @@ fn evaluate_probe(
             block,
             ProbeBlock::EndCiHighMax | ProbeBlock::EndNegativeShare
         );
-        let first = if at_end { steps.last() } else { steps.first() }
-            .ok_or_else(|| format!("cell {} has no probe", cell.record.hash))?;
+        // The warm start is step 0 exactly; a cell without it has no warm-start probe.
+        let first = if at_end {
+            steps.last()
+        } else {
+            steps.iter().find(|s| s.step == 0)
+        }
+        .ok_or_else(|| {
+            format!(
+                "cell {} has no {} probe",
+                cell.record.hash,
+                if at_end { "" } else { "step-0" }
+            )
+        })?;
         let k = cell.objective_k();
         let row = first.row(k, RF_BLOCK).ok_or_else(|| {
             format!(
@@ -517,7 +557,8 @@ pub use render::{render_table, verdict_word};
 use theory_tier::theory_statistic;
 
 mod statistic;
-pub use statistic::{Delta, ProbeBlock, Statistic, Tested, STATISTICS};
+pub use statistic::{Delta, ProbeBlock, Statistic, Switch, Tested, STATISTICS};
+pub mod switch;
 
 #[cfg(test)]
 #[path = "claims_tests.rs"]

@@ -180,7 +180,8 @@ pub fn sign_rows(cells: &[ProbeCell]) -> Vec<SignRow> {
     cells
         .iter()
         .filter_map(|c| {
-            let first = c.steps.first()?;
+            // The warm start is step 0 exactly: a cell without that probe has no sign to give.
+            let first = c.steps.iter().find(|s| s.step == 0)?;
             let k = c.cell.objective_k();
             Some(SignRow {
                 q: c.cell.q,
@@ -202,7 +203,7 @@ pub fn sign_rows(cells: &[ProbeCell]) -> Vec<SignRow> {
 pub fn sign_prediction_table(rows: &[SignRow]) -> Table {
     let mut table = Table::new(
         "probe_sign_prediction",
-        "Does the sign of ⟨∇J_k, ∇J_1⟩ at the warm start (k of the RL objective) predict a fall of held-out pass@1 (final − warm start < 0)? Global: all probe prompts; cross-family: the sum of the blocks between different families. Counts of cells by sign and outcome; 'agreement' is the share of cells where a negative sign went with a fall or a non-negative sign with no fall.",
+        "Does the sign of ⟨∇J_k, ∇J_1⟩ at the warm start (step 0; k of the RL objective) predict a fall of held-out pass@1 (final − warm start < 0)? Pass@k cells only: for a pass@1 objective (k = 1) the global inner product is ‖∇J_1‖² ≥ 0, so it agrees with 'no fall' by construction and is no prediction. Global: all probe prompts; cross-family: the sum of the blocks between different families. Counts of cells by sign and outcome; 'agreement' is the share of cells where a negative sign went with a fall or a non-negative sign with no fall. Cells sharing a warm start are not independent.",
         &["predictor", "cells", "negative, fell", "negative, held", "non-negative, fell", "non-negative, held", "agreement"],
     );
     fn global(r: &SignRow) -> Option<f64> {
@@ -215,7 +216,7 @@ pub fn sign_prediction_table(rows: &[SignRow]) -> Table {
     let predictors: [(&str, Predictor); 2] = [("global", global), ("cross-family", cross)];
     for (name, value) in predictors {
         let mut counts = [0usize; 4];
-        for r in rows {
+        for r in rows.iter().filter(|r| r.k > 1) {
             let Some(v) = value(r) else { continue };
             if !v.is_finite() || !r.pass1_delta.is_finite() {
                 continue;

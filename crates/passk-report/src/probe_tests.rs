@@ -244,12 +244,13 @@ fn sign_table_counts_outcomes() {
     assert!(rows[0].global_inner < 0.0 && rows[0].pass1_delta < 0.0);
     assert_eq!(rows[2].k, 1);
     let table = sign_prediction_table(&rows);
-    // global: aaaa negative & fell, bbbb non-negative & held, cccc non-negative & fell.
-    assert_eq!(table.rows[0], ["global", "3", "1", "0", "1", "1", "0.67"]);
-    // cross-family: aaaa negative & fell, bbbb non-negative & held, cccc negative & fell.
+    // cccc is a pass@1 cell (k = 1): not counted as a prediction.
+    // global: aaaa negative & fell, bbbb non-negative & held.
+    assert_eq!(table.rows[0], ["global", "2", "1", "0", "0", "1", "1.00"]);
+    // cross-family: the same two.
     assert_eq!(
         table.rows[1],
-        ["cross-family", "3", "2", "0", "0", "1", "1.00"]
+        ["cross-family", "2", "1", "0", "0", "1", "1.00"]
     );
     table.validate().unwrap();
     assert_eq!(sign_prediction_table(&[]).rows[0][6], "n/a");

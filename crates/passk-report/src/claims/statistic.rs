@@ -36,6 +36,17 @@ pub enum ProbeBlock {
     EndNegativeShare,
 }
 
+/// Which value of the switch point in q (tiny tier, see `claims::switch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Lower end of the 95% interval of q*_fall.
+    FallCiLow,
+    /// Upper end of that interval.
+    FallCiHigh,
+    /// The larger of |low| and |high| of the interval of q*_fall − q*_int.
+    GapCiAbsMax,
+}
+
 /// A statistic a claim can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statistic {
@@ -67,6 +78,8 @@ pub enum Statistic {
     TinyTrend { p_value: bool },
     /// Tiny tier: the probe's interference block.
     TinyProbe(ProbeBlock),
+    /// Tiny tier: the switch point in q of the fall and of the warm-start interference.
+    TinySwitch(Switch),
 }
 
 /// What the value a claim compares with its threshold is.
@@ -110,6 +123,9 @@ pub const STATISTICS: &[(Statistic, &str, &str)] = &[
     (S::TinyProbe(ProbeBlock::NegativeShare), "tiny_probe_rf_negative_share", "tiny tier: share of the selected cells whose warm-start block reversed_addition->addition has its whole 95% interval below 0"),
     (S::TinyProbe(ProbeBlock::EndCiHighMax), "tiny_probe_rf_end_ci_high_max", "tiny tier: as tiny_probe_rf_ci_high_max, at each cell's last probe (the end of RL) instead of the warm start"),
     (S::TinyProbe(ProbeBlock::EndNegativeShare), "tiny_probe_rf_end_negative_share", "tiny tier: as tiny_probe_rf_negative_share, at each cell's last probe"),
+    (S::TinySwitch(Switch::FallCiLow), "tiny_switch_fall_ci_low", "tiny tier, pass@8 cells at several q: lower end of the 95% seed-bootstrap interval of q*_fall, the first q (scanning up) where the mean change of held-out pass@1 under pass@8 rises through 0 (experiments/tiny-dose.toml, THE SWITCH POINT)"),
+    (S::TinySwitch(Switch::FallCiHigh), "tiny_switch_fall_ci_high", "tiny tier: upper end of that interval of q*_fall"),
+    (S::TinySwitch(Switch::GapCiAbsMax), "tiny_switch_gap_ci_abs_max", "tiny tier: the larger absolute end of the 95% paired seed-bootstrap interval of q*_fall - q*_int, q*_int the same crossing of the warm-start cross-family <grad J_8, grad J_1>; < 0.05: the two switch points coincide within the grid spacing"),
 ];
 
 impl Statistic {
@@ -133,9 +149,11 @@ impl Statistic {
     /// The tier whose cells it reads.
     pub fn tier(self) -> Tier {
         match self {
-            S::TinyDelta(_) | S::TinyDid { .. } | S::TinyTrend { .. } | S::TinyProbe(_) => {
-                Tier::Tiny
-            }
+            S::TinyDelta(_)
+            | S::TinyDid { .. }
+            | S::TinyTrend { .. }
+            | S::TinyProbe(_)
+            | S::TinySwitch(_) => Tier::Tiny,
             _ => Tier::Theory,
         }
     }
@@ -145,7 +163,10 @@ impl Statistic {
         match self {
             S::TinyDelta(Delta::Pass1PBelow | Delta::PasskPAbove)
             | S::TinyTrend { p_value: true } => Tested::PValue,
-            S::TinyDelta(Delta::Pass1CiHigh) | S::TinyDid { upper: true } => Tested::CiHigh,
+            S::TinyDelta(Delta::Pass1CiHigh)
+            | S::TinyDid { upper: true }
+            | S::TinySwitch(Switch::FallCiHigh) => Tested::CiHigh,
+            S::TinySwitch(Switch::FallCiLow) => Tested::CiLow,
             S::TinyDelta(Delta::Pass1CiLow | Delta::PasskCiLow)
             | S::TinyDid { upper: false }
             | S::TinyTrend { p_value: false } => Tested::CiLow,

@@ -1,0 +1,231 @@
+//! The switch point in q (pre-registered in experiments/tiny-dose.toml, "THE SWITCH POINT"):
+//! where, scanning q upward, the mean over seeds of (a) the change of held-out pass@1 under
+//! pass@8 and (b) the warm-start interference (cross-family blocks of ⟨∇J_8, ∇J_1⟩) first go
+//! from below 0 to at least 0, with percentile-bootstrap intervals over seeds.
+
+use std::collections::BTreeSet;
+
+use passk_core::rng::{seeded, uniform_index};
+
+use crate::probe::load_probe_steps;
+use crate::tiny::TinyCell;
+
+/// Bootstrap resamples of seeds.
+pub const RESAMPLES: usize = 2000;
+/// The RNG seed of the resampling (fixed: the same cells give the same interval).
+pub const RNG_SEED: u64 = 20261207;
+/// The k of the objective whose cells are read.
+pub const K: u32 = 8;
+
+/// One seed's curves over the q grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedCurves {
+    /// The seed.
+    pub seed: u64,
+    /// Change of held-out pass@1 under pass@8 at each grid q.
+    pub fall: Vec<f64>,
+    /// Warm-start cross-family ⟨∇J_8, ∇J_1⟩ at each grid q.
+    pub interference: Vec<f64>,
+}
+
+/// The two switch points with their intervals, and the gap between them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwitchPoints {
+    /// The q grid, ascending.
+    pub qs: Vec<f64>,
+    /// Seeds used.
+    pub seeds: usize,
+    /// q*_fall, with its 95% percentile interval.
+    pub fall: (f64, (f64, f64)),
+    /// q*_int, with its interval.
+    pub interference: (f64, (f64, f64)),
+    /// q*_fall − q*_int (paired resampling), with its interval.
+    pub gap: (f64, (f64, f64)),
+}
+
+/// The first q, scanning `qs` upward, where `means` goes from below 0 to at least 0, linearly
+/// interpolated; with no such crossing, `qs[0]` when every mean is at least 0, else the last q.
+pub fn crossing(qs: &[f64], means: &[f64]) -> f64 {
+    for i in 0..qs.len().saturating_sub(1) {
+        let (a, b) = (means[i], means[i + 1]);
+        if a < 0.0 && b >= 0.0 {
+            return qs[i] + (0.0 - a) * (qs[i + 1] - qs[i]) / (b - a);
+        }
+    }
+    if means.iter().all(|m| *m >= 0.0) {
+        qs[0]
+    } else {
+        qs[qs.len() - 1]
+    }
+}
+
+/// Per-seed curves from the selected cells: the objective with k = [`K`], every seed at every
+/// q of the selection, each cell with a step-0 probe.
+pub fn seed_curves(
+    experiment_dir: &std::path::Path,
+    selected: &[&TinyCell],
+) -> Result<(Vec<f64>, Vec<SeedCurves>), String> {
+    let cells: Vec<&&TinyCell> = selected.iter().filter(|c| c.objective_k() == K).collect();
+    let objectives: BTreeSet<&str> = cells.iter().map(|c| c.objective.as_str()).collect();
+    if objectives.len() != 1 {
+        return Err(format!(
+            "the switch point reads one pass@{K} objective; the selection has {objectives:?}"
+        ));
+    }
+    let mut qs: Vec<f64> = cells.iter().map(|c| c.q).collect();
+    qs.sort_by(f64::total_cmp);
+    qs.dedup();
+    if qs.len() < 2 {
+        return Err(format!(
+            "the switch point needs at least two q; the selection has {qs:?}"
+        ));
+    }
+    let seeds: BTreeSet<u64> = cells.iter().map(|c| c.seed).collect();
+    let mut curves = Vec::new();
+    for &seed in &seeds {
+        let (mut fall, mut interference) = (Vec::new(), Vec::new());
+        for &q in &qs {
+            let cell = cells
+                .iter()
+                .find(|c| c.q == q && c.seed == seed)
+                .ok_or_else(|| format!("seed {seed} has no pass@{K} cell at q = {q}"))?;
+            let delta = cell.delta(1).filter(|d| d.is_finite()).ok_or_else(|| {
+                format!("cell {} lacks a finite change of pass@1", cell.record.hash)
+            })?;
+            let steps = load_probe_steps(&experiment_dir.join(&cell.record.hash))
+                .map_err(|e| e.to_string())?;
+            // The warm start is step 0 exactly: a later probe is not a stand-in for it.
+            let start = steps
+                .iter()
+                .find(|s| s.step == 0)
+                .ok_or_else(|| format!("cell {} has no step-0 probe", cell.record.hash))?;
+            let inner = start
+                .cross_family_inner(K)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    format!(
+                        "cell {}: no finite cross-family block at k = {K}",
+                        cell.record.hash
+                    )
+                })?;
+            fall.push(delta);
+            interference.push(inner);
+        }
+        curves.push(SeedCurves {
+            seed,
+            fall,
+            interference,
+        });
+    }
+    if curves.len() < 2 {
+        return Err("a bootstrap over seeds needs at least 2 seeds".into());
+    }
+    Ok((qs, curves))
+}
+
+fn mean_curve(curves: &[&SeedCurves], pick: fn(&SeedCurves) -> &Vec<f64>) -> Vec<f64> {
+    let n = curves.len() as f64;
+    let len = pick(curves[0]).len();
+    (0..len)
+        .map(|i| curves.iter().map(|c| pick(c)[i]).sum::<f64>() / n)
+        .collect()
+}
+
+/// The 2.5% and 97.5% order statistics of `values` (sorted in place).
+fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        let i = (p * (values.len() - 1) as f64).round() as usize;
+        values[i]
+    };
+    (at(0.025), at(0.975))
+}
+
+/// Both switch points and their gap, point estimates from all seeds and intervals from
+/// [`RESAMPLES`] resamples of whole seeds (a seed's q values stay together: they share stage 1).
+pub fn switch_points(qs: &[f64], curves: &[SeedCurves]) -> SwitchPoints {
+    fn fall_of(c: &SeedCurves) -> &Vec<f64> {
+        &c.fall
+    }
+    fn int_of(c: &SeedCurves) -> &Vec<f64> {
+        &c.interference
+    }
+    let all: Vec<&SeedCurves> = curves.iter().collect();
+    let point = |set: &[&SeedCurves]| {
+        let f = crossing(qs, &mean_curve(set, fall_of));
+        let i = crossing(qs, &mean_curve(set, int_of));
+        (f, i)
+    };
+    let (fall, interference) = point(&all);
+    let mut rng = seeded(RNG_SEED, &[]);
+    let (mut fs, mut is, mut gs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RESAMPLES {
+        let sample: Vec<&SeedCurves> = (0..curves.len())
+            .map(|_| &curves[uniform_index(&mut rng, curves.len())])
+            .collect();
+        let (f, i) = point(&sample);
+        fs.push(f);
+        is.push(i);
+        gs.push(f - i);
+    }
+    SwitchPoints {
+        qs: qs.to_vec(),
+        seeds: curves.len(),
+        fall: (fall, percentile_interval(&mut fs)),
+        interference: (interference, percentile_interval(&mut is)),
+        gap: (fall - interference, percentile_interval(&mut gs)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossing_interpolates_the_first_rise_through_zero() {
+        let qs = [0.6, 0.75, 0.8, 0.85, 0.9];
+        // Below zero up to 0.8, then 0.02 at 0.85: a quarter of the way from 0.8 (-0.06).
+        let m = [-0.1, -0.1, -0.06, 0.02, 0.03];
+        assert!((crossing(&qs, &m) - 0.8375).abs() < 1e-12);
+        assert_eq!(
+            crossing(&qs, &[0.1; 5]),
+            0.6,
+            "never below 0: the lower edge"
+        );
+        assert_eq!(
+            crossing(&qs, &[-0.1; 5]),
+            0.9,
+            "never rises: the upper edge"
+        );
+        // Scanning upward, the first rise counts, not a later one.
+        let m = [-0.1, 0.1, -0.1, 0.1, 0.1];
+        assert!((crossing(&qs, &m) - 0.675).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_bootstrap_recovers_a_known_switch_and_is_deterministic() {
+        let qs = vec![0.6, 0.75, 0.8, 0.85, 0.9];
+        // Every seed crosses between 0.8 and 0.85; interference likewise, a little earlier.
+        let curves: Vec<SeedCurves> = (0..6)
+            .map(|s| {
+                let jitter = 0.005 * s as f64;
+                SeedCurves {
+                    seed: s,
+                    fall: vec![-0.2, -0.15, -0.05 + jitter, 0.05 + jitter, 0.06],
+                    interference: vec![-3.0, -2.0, 1.0 + jitter, 2.0, 3.0],
+                }
+            })
+            .collect();
+        let a = switch_points(&qs, &curves);
+        assert_eq!(a, switch_points(&qs, &curves));
+        let (f, (lo, hi)) = a.fall;
+        assert!(0.8 < lo && lo <= f && f <= hi && hi < 0.85, "{:?}", a.fall);
+        let (i, (ilo, ihi)) = a.interference;
+        assert!(
+            0.75 < ilo && ilo <= i && i <= ihi && ihi < 0.8,
+            "{:?}",
+            a.interference
+        );
+        assert!(a.gap.0 > 0.0 && a.gap.1 .0 > 0.0, "{:?}", a.gap);
+    }
+}
