@@ -33,6 +33,7 @@ passk warm-starts <experiment.toml>... [--cache DIR] [--shard I/N]
 const LIST_USAGE: &str = "passk list <experiment.toml>... [--results DIR]";
 const STATUS_USAGE: &str = "passk status <experiment.toml>... [--results DIR]";
 const EXPERIMENTS_USAGE: &str = "passk experiments [DIR] [--json]";
+const OBJECTIVES_USAGE: &str = "passk objectives [--json]";
 const REPORT_USAGE: &str = "\
 passk report [--results DIR] [--figures DIR] [--per-cell DIR] [--force] [--claims FILE]
                     [--quiet]";
@@ -65,7 +66,10 @@ passk lm-bench <DIR> [--device cpu|cuda] [--dtype f32,bf16] [--shape P,S,T]
     arg_required_else_help = true,
     max_term_width = 100,
     after_help = "`passk <command> --help` shows one command in full.\n\
-                  Defaults: --results results, --figures figures."
+                  Defaults: --results results, --figures figures.\n\n\
+                  Exit status: 0 success; 1 an error, or `check`/`verify` found a failure; \
+                  2 a usage error; 3 `run` incomplete (cells another process is running were \
+                  skipped); 130/143 stopped by SIGINT/SIGTERM (the next run resumes)."
 )]
 pub struct Cli {
     /// What to do.
@@ -158,6 +162,13 @@ pub enum Command {
     /// (the `device` its cells ask for, if any).
     #[command(args_override_self = true, override_usage = EXPERIMENTS_USAGE)]
     Experiments(ExperimentsArgs),
+    /// List the registered RL objectives (what `rl.objective` and `compare --objective` take)
+    ///
+    /// List the registered RL objectives, one per line: the name, whether the spec needs
+    /// `:k=K`, and what it computes (including whether it is unbiased); with --json as a JSON
+    /// array of {name, needs_k, description}.
+    #[command(args_override_self = true, override_usage = OBJECTIVES_USAGE)]
+    Objectives(ObjectivesArgs),
     /// Regenerate every figure and table under figures/ from results/ only
     ///
     /// Regenerate every figure and table under figures/ from results/ only, write the report
@@ -449,6 +460,14 @@ pub struct ExperimentsArgs {
     #[arg(value_name = "DIR", default_value = "experiments")]
     pub dir: PathBuf,
     /// Every experiment file in DIR, with what it needs to run, as a JSON array
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The options of `passk objectives`.
+#[derive(Args, Debug, Clone)]
+pub struct ObjectivesArgs {
+    /// The registry as a JSON array
     #[arg(long)]
     pub json: bool,
 }

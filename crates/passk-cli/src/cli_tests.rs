@@ -31,7 +31,7 @@ fn the_declaration_is_consistent() {
 fn every_command_has_help_and_the_binary_its_version() {
     let cmd = Cli::command();
     let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
-    assert_eq!(names.len(), 17, "{names:?}");
+    assert_eq!(names.len(), 18, "{names:?}");
     for name in names {
         for flag in ["--help", "-h"] {
             let e = parse(&[name, flag]).expect_err(name);

@@ -11,6 +11,21 @@ use crate::write::write_json;
 /// Its file name inside the results folder.
 pub const FILE: &str = "ENVIRONMENT.json";
 
+/// Whether `results/ENVIRONMENT.json` exists and MANIFEST lists it with its present bytes.
+pub fn listed_as_is(results: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(results.join(FILE)) else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(results.join(passk_report::manifest::MANIFEST)) else {
+        return false;
+    };
+    passk_report::manifest::parse(&text).is_ok_and(|m| {
+        m.get(FILE).is_some_and(|e| {
+            e.size == bytes.len() as u64 && e.sha256 == passk_report::manifest::sha256_hex(&bytes)
+        })
+    })
+}
+
 /// Records versions, provenance, CPU features, thread settings and device beside the
 /// manifest: `git` (`{"commit", "dirty"}` of the checkout the binary was built from, `dirty`
 /// when tracked files other than results/ and figures/ differ from the commit; `null` when it

@@ -45,6 +45,10 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
     let argv = std::iter::once("passk".to_string()).chain(raw.iter().cloned());
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            println!("{}", version());
+            return Ok(ExitCode::SUCCESS);
+        }
         Err(e) if e.exit_code() == 0 => {
             print!("{}", e.render());
             return Ok(ExitCode::SUCCESS);
@@ -63,6 +67,32 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         }
         Command::WarmStarts(args) => cmd_warm_starts(&args),
         Command::Experiments(args) => cmd_experiments(&args),
+        Command::Objectives(args) => {
+            let all = passk_core::objective::registered_objectives();
+            if args.json {
+                let rows: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "name": o.name,
+                            "needs_k": o.needs_k,
+                            "description": o.description,
+                        })
+                    })
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(rows));
+            } else {
+                for o in &all {
+                    let spec = if o.needs_k {
+                        format!("{}:k=K", o.name)
+                    } else {
+                        o.name.to_string()
+                    };
+                    println!("{spec:<26} {}", o.description);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => cmd_report(&args),
         Command::Manifest(args) => cmd_manifest(&args),
         Command::Verify(args) => cmd_verify(&args),
@@ -82,6 +112,20 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
             lm_tools::cmd_bench(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `passk --version`: the crate version and, when the binary's source folder is a git
+/// checkout, its commit and whether tracked sources differ from it (`dirty`).
+pub fn version() -> String {
+    let base = format!("passk {}", env!("CARGO_PKG_VERSION"));
+    match provenance::git_state() {
+        Some((commit, dirty)) => format!(
+            "{base} (commit {}{})",
+            &commit[..commit.len().min(12)],
+            if dirty { ", dirty" } else { "" }
+        ),
+        None => base,
     }
 }
 
@@ -420,8 +464,9 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
             );
         }
     } else {
-        // Also when a run killed after its last cell but before this line left none.
-        if ran > 0 || !results.join(environment::FILE).exists() {
+        // Also when a run killed after its last cell left none, or left one that MANIFEST
+        // does not list as it is (killed between the two writes).
+        if ran > 0 || !environment::listed_as_is(results) {
             environment::write(results, &device)?;
             vouched.environment = true;
         }

@@ -22,9 +22,11 @@ fn main() -> ExitCode {
                 eprint!("{}", usage.render());
                 ExitCode::from(u8::try_from(usage.exit_code()).unwrap_or(2))
             }
+            // A runtime error (bad input, a failed cell, a refused MANIFEST update): status 1,
+            // apart from clap's 2 for usage errors and 3 for an incomplete run.
             None => {
                 eprintln!("error: {e:#}");
-                ExitCode::from(2)
+                ExitCode::from(1)
             }
         },
     }

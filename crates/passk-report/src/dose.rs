@@ -18,13 +18,9 @@ const FORWARD: &str = "addition";
 /// The families plotted over training.
 const FAMILIES: [&str; 2] = ["addition", "reversed_addition"];
 
-/// A readable name for an objective spec: `pass@8 (PKPO)` for `pkpo_loo_minus_one:k=8`.
+/// A readable name for an objective spec ([`crate::style::label`]).
 pub fn display_name(spec: &str) -> String {
-    match spec.split(':').next() {
-        Some("pass1_rloo") => "pass@1 (RLOO)".into(),
-        Some("pkpo_loo_minus_one") => format!("pass@{} (PKPO)", objective_k(spec)),
-        _ => spec.to_string(),
-    }
+    crate::style::label(spec)
 }
 
 /// Mean and 95% Student-t interval (the mean twice with fewer than two values).
@@ -94,7 +90,7 @@ fn per_q_series(
         if points.is_empty() {
             continue;
         }
-        let color = all_objectives_color(objective);
+        let color = crate::style::color_in(objectives, objective);
         out.push(
             Series::new(
                 format!("{} (≤ {seeds} seeds)", display_name(objective)),
@@ -106,17 +102,6 @@ fn per_q_series(
         );
     }
     out
-}
-
-/// A stable colour per objective kind, so figures of one experiment agree.
-fn all_objectives_color(objective: &str) -> usize {
-    match objective_k(objective) {
-        1 => 0,
-        2 => 4,
-        4 => 2,
-        8 => 1,
-        _ => 3,
-    }
 }
 
 /// Renders the figures and tables of this module; returns their paths.
@@ -199,7 +184,7 @@ pub fn render_dose(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
                         format!("{} ({} seeds)", display_name(objective), g.len()),
                         stats.iter().map(|(s, (m, _, _))| (*s, *m)).collect(),
                         Mark::LineAndPoints,
-                        all_objectives_color(objective),
+                        crate::style::color_in(&objectives, objective),
                     )
                     .with_intervals(stats.iter().map(|(_, (_, lo, hi))| (*lo, *hi)).collect()),
                 );
@@ -221,6 +206,7 @@ pub fn render_dose(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
 
     paths.extend(render_hedging(cells, &objectives, out_dir, x_range)?);
     paths.extend(render_profile(cells, out_dir)?);
+    paths.extend(render_relative(cells, &objectives, out_dir)?);
     Ok(paths)
 }
 
@@ -303,6 +289,73 @@ fn render_hedging(
         hashes(),
     )?);
     Ok(paths)
+}
+
+/// The objective pass@k training is compared with, from the same warm starts.
+const BASELINE: &str = "pass1_rloo";
+
+/// The relative effect per q: the change of held-out pass@1 under each pass@k objective minus
+/// its change under pass@1 training from the same warm start (same q and seed), over seeds.
+/// Unlike the change from the warm start, this does not reward an arm for having more room to
+/// rise (issue 29: the matched control gains under both objectives).
+fn render_relative(
+    cells: &[TinyCell],
+    objectives: &[String],
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut table = Table::new(
+        "relative_effect",
+        "Relative effect: change of held-out pass@1 (final − warm start) under a pass@k objective minus the change under pass@1 training (RLOO) from the same warm start, paired by seed; mean with its 95% Student-t interval over the seeds that have both cells.",
+        &["q", "objective", "seeds", "Δ pass@1 (pass@k)", "Δ pass@1 (pass@1)", "relative effect", "95% CI low", "95% CI high"],
+    );
+    for q in sorted_qs(cells) {
+        let baseline = group(cells, q, BASELINE);
+        for objective in objectives.iter().filter(|o| o.as_str() != BASELINE) {
+            let pairs: Vec<(f64, f64)> = group(cells, q, objective)
+                .iter()
+                .filter_map(|c| {
+                    let b = baseline.iter().find(|b| b.seed == c.seed)?;
+                    Some((c.delta(1)?, b.delta(1)?))
+                })
+                .filter(|(a, b)| a.is_finite() && b.is_finite())
+                .collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            let diffs: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+            let (m, (lo, hi)) = mean_ci(&diffs);
+            let col = |i: usize| {
+                mean(
+                    &pairs
+                        .iter()
+                        .map(|p| if i == 0 { p.0 } else { p.1 })
+                        .collect::<Vec<_>>(),
+                )
+            };
+            table.rows.push(vec![
+                format!("{q}"),
+                display_name(objective),
+                pairs.len().to_string(),
+                fmt_f(col(0), 3),
+                fmt_f(col(1), 3),
+                fmt_f(m, 3),
+                fmt_f(lo, 3),
+                fmt_f(hi, 3),
+            ]);
+        }
+    }
+    if table.rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let files = table.write_all(out_dir)?;
+    write_sidecar(
+        out_dir,
+        "relative_effect",
+        "table",
+        &table.caption,
+        &files,
+        cells.iter().map(|c| c.record.hash.clone()).collect(),
+    )
 }
 
 /// The warm-start profile: held-out pass@1 per family at RL step 0, one value per (q, seed)

@@ -18,6 +18,7 @@ pub mod probe;
 pub mod probe_pooled;
 pub mod readme;
 pub mod record;
+pub mod style;
 pub mod tables;
 pub mod theory;
 pub mod tier;

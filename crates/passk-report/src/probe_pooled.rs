@@ -47,6 +47,11 @@ fn pooled_series(label: String, steps: &[&ProbeStep], block: &str, color: usize)
 }
 
 fn panels(cells: &[ProbeCell], block: &str) -> Vec<Chart> {
+    let y = if block == BLOCK_GLOBAL {
+        "⟨∇J_k, ∇J_1⟩, all prompts (mean, 95% CI)".to_string()
+    } else {
+        format!("block {block} of ⟨∇J_k, ∇J_1⟩ (mean, 95% CI)")
+    };
     let mut qs: Vec<f64> = cells.iter().map(|c| c.cell.q).collect();
     qs.sort_by(f64::total_cmp);
     qs.dedup();
@@ -56,7 +61,7 @@ fn panels(cells: &[ProbeCell], block: &str) -> Vec<Chart> {
     let mut out = Vec::new();
     for q in qs {
         let at_q: Vec<&ProbeCell> = cells.iter().filter(|c| c.cell.q == q).collect();
-        let mut chart = Chart::new(format!("q = {q}"), "k", "⟨∇J_k, ∇J_1⟩ (mean, 95% CI)");
+        let mut chart = Chart::new(format!("q = {q}"), "k", y.clone());
         chart.x_scale = XScale::Log2;
         chart.zero_line = true;
         chart.legend = Legend::Outside;
@@ -67,19 +72,25 @@ fn panels(cells: &[ProbeCell], block: &str) -> Vec<Chart> {
             .filter(|c| seen.insert(c.cell.seed))
             .filter_map(|c| c.steps.first().filter(|s| s.step == 0))
             .collect();
-        chart
-            .series
-            .extend(pooled_series("warm start".into(), &start, block, 7));
-        for (i, objective) in objectives.iter().enumerate() {
+        chart.series.extend(pooled_series(
+            "warm start".into(),
+            &start,
+            block,
+            crate::style::REFERENCE,
+        ));
+        for objective in objectives.iter() {
             let end: Vec<&ProbeStep> = at_q
                 .iter()
                 .filter(|c| &c.cell.objective == objective)
                 .filter_map(|c| c.steps.last().filter(|s| s.step > 0))
                 .collect();
             let label = format!("after {}", display_name(objective));
-            chart
-                .series
-                .extend(pooled_series(label, &end, block, [0, 2, 1, 3, 4][i % 5]));
+            chart.series.extend(pooled_series(
+                label,
+                &end,
+                block,
+                crate::style::color_in(&objectives, objective),
+            ));
         }
         if !chart.series.is_empty() {
             out.push(chart);

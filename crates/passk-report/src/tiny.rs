@@ -179,13 +179,14 @@ pub fn tradeoff_figure(cells: &[TinyCell], stem: &str, label: &dyn Fn(&str) -> S
     let mut panels = Vec::new();
     for q in qs(cells) {
         let mut chart = Chart::new(
-            format!("pass@k against pass@1, q = {q}"),
+            format!("Δ pass@1 against Δ pass@k, q = {q}"),
             "Δ pass@k (k of the objective)",
             "Δ pass@1",
         );
         chart.zero_line = true;
         chart.legend = Legend::Outside;
-        for (color, objective) in objectives.iter().enumerate() {
+        for objective in objectives.iter() {
+            let color = crate::style::color_in(&objectives, objective);
             let group: Vec<&TinyCell> = cells
                 .iter()
                 .filter(|c| c.q == q && &c.objective == objective)
@@ -347,7 +348,8 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
             "pass@1 (all prompts)",
         );
         chart.legend = Legend::Outside;
-        for (color, objective) in objectives.iter().enumerate() {
+        for objective in objectives.iter() {
+            let color = crate::style::color_in(&objectives, objective);
             let group: Vec<&TinyCell> = cells
                 .iter()
                 .filter(|c| c.q == q && &c.objective == objective)
@@ -360,7 +362,7 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
             }
             let points = by_step.iter().map(|(s, v)| (*s as f64, mean(v))).collect();
             chart.series.push(Series::new(
-                format!("{objective} ({} seeds)", group.len()),
+                format!("{} ({} seeds)", crate::style::label(objective), group.len()),
                 points,
                 Mark::LineAndPoints,
                 color,
@@ -387,7 +389,7 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
 
     paths.extend(crate::dose::render_dose(cells, out_dir)?);
 
-    let figure = tradeoff_figure(cells, "tradeoff", &|o| o.to_string());
+    let figure = tradeoff_figure(cells, "tradeoff", &crate::style::label);
     let caption = "Change of held-out pass@k (k of the objective) against change of pass@1, from the warm start, one panel per q: large points are means over seeds, small ones single seeds. Upper right of the origin: pass@k gained without losing pass@1.";
     let files = render_figure(&figure, out_dir)?;
     paths.extend(sources(

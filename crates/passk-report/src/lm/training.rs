@@ -419,7 +419,17 @@ fn figure(
     level
         .series
         .push(Series::new("before RL", p, Mark::DashedLine, 7).with_intervals(b));
+    // Each objective its fixed colour, unless one objective runs in several settings (then
+    // the groups are told apart by position).
+    let names: Vec<&str> = groups.iter().map(|g| g.objective.as_str()).collect();
+    let unique = names
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        == names.len();
+    let styled = crate::style::colors(&names);
     for (i, g) in groups.iter().enumerate() {
+        let i = if unique { styled[i] } else { i };
         let end_of = |c: &LmCell, k: u32| c.at(c.steps, "all", k);
         let (p, b) = series(&g.cells, &end_of);
         let name = format!("after {}", g.name());
