@@ -17,7 +17,8 @@ pub fn build(sh: &Shell, cuda: bool) -> Result<PathBuf> {
         // A shell of its own: the CUDA environment must not leak into later commands.
         return cuda::build_passk(&Shell::new()?, &project_root());
     }
-    cmd!(sh, "cargo build --release --quiet -p passk-cli --bin passk")
+    // Not --quiet: a cold build takes minutes, and cargo's progress says what it is doing.
+    cmd!(sh, "cargo build --release -p passk-cli --bin passk")
         .run()
         .context("building passk failed")?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -52,6 +53,8 @@ pub struct Experiment {
     pub file: String,
     /// `[experiment] tier`.
     pub tier: String,
+    /// The number of cells of its matrix.
+    pub cells: usize,
     /// Whether `reproduce all` runs it.
     pub in_all: bool,
     /// The environment variables its cells read (`"$NAME"` strings).
