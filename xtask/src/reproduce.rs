@@ -116,6 +116,7 @@ mod tests {
         Experiment {
             file: "experiments/x.toml".into(),
             tier: tier.into(),
+            cells: 1,
             in_all: true,
             env: env.iter().map(|s| s.to_string()).collect(),
             devices: devices.iter().map(|s| s.to_string()).collect(),

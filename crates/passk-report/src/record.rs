@@ -157,11 +157,13 @@ pub fn compare_files(recorded: &[FileEntry], found: &[FileEntry]) -> Vec<String>
     problems
 }
 
+/// Cell directories split by [`cells_by_check`]: those whose record verifies, and those that
+/// fail with the reason.
+pub type CheckedCells = (Vec<PathBuf>, Vec<(PathBuf, String)>);
+
 /// The cell directories under `experiment_dir` (non-hidden folders, sorted), split into those
 /// whose record verifies and those that fail, each failing one with the reason.
-pub fn cells_by_check(
-    experiment_dir: &Path,
-) -> std::io::Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
+pub fn cells_by_check(experiment_dir: &Path) -> std::io::Result<CheckedCells> {
     let mut dirs = Vec::new();
     for entry in std::fs::read_dir(experiment_dir)? {
         let entry = entry?;
