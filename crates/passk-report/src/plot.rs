@@ -221,7 +221,8 @@ impl Chart {
     }
 }
 
-/// A figure: one or more panels side by side, written as `<stem>.svg` and `<stem>.png`.
+/// A figure: one or more panels (two per row, see [`Figure::grid`]), written as `<stem>.svg`
+/// and `<stem>.png`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
     /// File stem.
@@ -230,7 +231,7 @@ pub struct Figure {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Panels, left to right.
+    /// Panels, left to right, then top to bottom.
     pub panels: Vec<Chart>,
 }
 
@@ -481,6 +482,54 @@ fn tick(v: f64, span: f64) -> String {
     }
 }
 
+impl Figure {
+    /// Columns and rows of the panel grid: one row up to two panels, else two columns, so a
+    /// four-panel figure is a 2 x 2 grid that fits a page instead of a strip.
+    pub fn grid(&self) -> (usize, usize) {
+        let n = self.panels.len().max(1);
+        let cols = n.min(2);
+        (cols, n.div_ceil(cols))
+    }
+
+    /// The canvas in pixels: `width` and `height` are what the builder gave for its panels side
+    /// by side in one row; the grid keeps each panel's size.
+    pub fn canvas(&self) -> (u32, u32) {
+        let n = self.panels.len().max(1) as u32;
+        let (cols, rows) = self.grid();
+        (self.width / n * cols as u32, self.height * rows as u32)
+    }
+
+    /// The panels as drawn: panels that plot the same quantity (the same y-axis label) and
+    /// leave their y range free share one, so their values compare at a glance.
+    pub fn shared_panels(&self) -> Vec<Chart> {
+        let mut panels = self.panels.clone();
+        let mut labels: Vec<&str> = panels.iter().map(|c| c.y_label.as_str()).collect();
+        labels.sort();
+        labels.dedup();
+        let labels: Vec<String> = labels.into_iter().map(String::from).collect();
+        for label in labels {
+            let free: Vec<usize> = (0..panels.len())
+                .filter(|&i| panels[i].y_label == label && panels[i].y_range.is_none())
+                .collect();
+            if free.len() < 2 {
+                continue;
+            }
+            let (lo, hi) = free
+                .iter()
+                .map(|&i| panels[i].ranges().1)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
+                    (lo.min(a), hi.max(b))
+                });
+            if lo.is_finite() && hi.is_finite() && lo < hi {
+                for &i in &free {
+                    panels[i].y_range = Some((lo, hi));
+                }
+            }
+        }
+        panels
+    }
+}
+
 fn draw_figure<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     fig: &Figure,
@@ -488,9 +537,9 @@ fn draw_figure<DB: DrawingBackend>(
 ) -> Result<(), ReportError> {
     let err = draw_err(path);
     root.fill(&WHITE).map_err(&err)?;
-    let n = fig.panels.len().max(1);
-    let areas = root.split_evenly((1, n));
-    for (area, chart) in areas.iter().zip(&fig.panels) {
+    let (cols, rows) = fig.grid();
+    let areas = root.split_evenly((rows, cols));
+    for (area, chart) in areas.iter().zip(&fig.shared_panels()) {
         draw_panel(area, chart, path)?;
     }
     root.present().map_err(&err)?;
@@ -503,7 +552,7 @@ pub fn render_svg(fig: &Figure) -> Result<String, ReportError> {
     let path = PathBuf::from(format!("{}.svg", fig.stem));
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (fig.width, fig.height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, fig.canvas()).into_drawing_area();
         draw_figure(root, fig, &path)?;
     }
     Ok(svg)
@@ -525,7 +574,7 @@ pub fn render_figure(fig: &Figure, dir: &Path) -> Result<Vec<PathBuf>, ReportErr
     // The bitmap backend picks the encoder from the extension, so the temporary keeps `.png`.
     let tmp = temp_path_for(&png_path);
     let drawn = {
-        let root = BitMapBackend::new(&tmp, (fig.width, fig.height)).into_drawing_area();
+        let root = BitMapBackend::new(&tmp, fig.canvas()).into_drawing_area();
         draw_figure(root, fig, &png_path)
     };
     if let Err(e) = drawn {

@@ -213,3 +213,45 @@ fn empty_figure_is_an_error() {
     };
     assert!(render_figure(&fig, dir.path()).is_err());
 }
+
+#[test]
+fn four_panels_make_a_two_by_two_grid_with_a_shared_y_scale() {
+    let panel = |title: &str, y: f64| {
+        let mut c = Chart::new(title, "step", "pass@1");
+        c.series.push(Series::new(
+            "s",
+            vec![(0.0, 0.0), (1.0, y)],
+            Mark::LineAndPoints,
+            0,
+        ));
+        c
+    };
+    let mut other = Chart::new("other", "k", "cosine");
+    other.series.push(Series::new(
+        "s",
+        vec![(0.0, 5.0), (1.0, 6.0)],
+        Mark::Points,
+        1,
+    ));
+    let fig = Figure {
+        stem: "grid".into(),
+        width: 4 * 700,
+        height: 450,
+        panels: vec![panel("a", 0.2), panel("b", 0.9), panel("c", 0.5), other],
+    };
+    assert_eq!(fig.grid(), (2, 2));
+    assert_eq!(fig.canvas(), (1400, 900));
+    let drawn = fig.shared_panels();
+    let y = |i: usize| drawn[i].ranges().1;
+    assert_eq!(y(0), y(1));
+    assert_eq!(y(1), y(2));
+    assert!(y(0).1 >= 0.9, "{:?}", y(0));
+    assert_ne!(y(3), y(0), "another quantity keeps its own scale");
+    let one = Figure {
+        panels: vec![panel("a", 0.2)],
+        width: 700,
+        ..fig.clone()
+    };
+    assert_eq!((one.grid(), one.canvas()), ((1, 1), (700, 450)));
+    render_svg(&fig).unwrap();
+}
