@@ -1,10 +1,11 @@
 //! Every LaTeX table the report writes (`figures/**/*.tex`) compiles under pdflatex in a
-//! minimal document: `article` and `booktabs`, the one package the tables say they need
-//! (`passk_report::tables::Table::to_latex`). Ignored by default (pdflatex is a Debian
+//! minimal document: `article`, `booktabs` and `graphicx`, the packages the tables say they
+//! need (`passk_report::tables::Table::to_latex`). Ignored by default (pdflatex is a Debian
 //! package, not a Rust one): `cargo xtask latex-test` installs it when missing and runs this.
 //!
-//! A table fails when pdflatex stops (`-halt-on-error`) or its log reports a character the
-//! font lacks (which pdflatex otherwise drops silently). A document with an undefined command
+//! A table fails when pdflatex stops (`-halt-on-error`), or its log reports a character the
+//! font lacks (which pdflatex otherwise drops silently) or an overfull box (a table wider than
+//! the page). Labels must be unique across all tables. A document with an undefined command
 //! must fail the same way, so a harness that cannot see errors cannot pass.
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use passk_e2e::external::{
 
 /// The document around a table; `\tracinglostchars=2` logs every character the font lacks.
 const PREAMBLE: &str =
-    "\\documentclass{article}\n\\usepackage{booktabs}\n\\tracinglostchars=2\n\\begin{document}\n";
+    "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\tracinglostchars=2\n\\begin{document}\n";
 
 /// Compiles `body` in the minimal document under `dir`; `Err` holds pdflatex's error lines.
 fn compile(pdflatex: &Path, dir: &Path, body: &str) -> Result<PathBuf, String> {
@@ -38,7 +39,11 @@ fn compile(pdflatex: &Path, dir: &Path, body: &str) -> Result<PathBuf, String> {
     let log = std::fs::read_to_string(dir.join("table.log")).unwrap_or_default();
     let problems: Vec<&str> = log
         .lines()
-        .filter(|l| l.starts_with('!') || l.contains("Missing character"))
+        .filter(|l| {
+            l.starts_with('!')
+                || l.contains("Missing character")
+                || l.starts_with("Overfull \\hbox")
+        })
         .collect();
     let pdf = dir.join("table.pdf");
     if output.status.success() && problems.is_empty() && pdf.is_file() {
@@ -73,6 +78,20 @@ fn every_report_table_compiles_under_pdflatex() {
         figures.display()
     );
     let mut failed = Vec::new();
+    let mut labels = std::collections::BTreeMap::new();
+    for table in &tables {
+        let body = std::fs::read_to_string(table).unwrap();
+        for label in body.split("\\label{").skip(1) {
+            let label = label.split('}').next().unwrap_or_default().to_string();
+            if let Some(other) = labels.insert(label.clone(), table.clone()) {
+                failed.push(format!(
+                    "label {label} is in both {} and {}",
+                    other.display(),
+                    table.display()
+                ));
+            }
+        }
+    }
     for table in &tables {
         let rel = table.strip_prefix(&figures).unwrap().display().to_string();
         let body = std::fs::read_to_string(table).unwrap();

@@ -122,8 +122,16 @@ impl Table {
 
     /// The table as a LaTeX `table` float with a booktabs `tabular`, caption and
     /// `\label{tab:<name>}`; every cell is escaped, and the symbols pdflatex's text fonts lack
-    /// are set in math. Needs `\usepackage{booktabs}` only (tests/latex.rs compiles them).
+    /// are set in math. A tabular wider than the text is scaled down to `\linewidth` (never
+    /// up). Needs `\usepackage{booktabs}` and `\usepackage{graphicx}` (tests/latex.rs compiles
+    /// them and fails on an overfull box).
     pub fn to_latex(&self) -> String {
+        self.to_latex_in("")
+    }
+
+    /// [`Table::to_latex`] with the label `tab:<experiment>-<name>`, unique across a figure
+    /// set whose experiments each have a table of this name.
+    pub fn to_latex_in(&self, experiment: &str) -> String {
         let keep = self.visible(false);
         let spec: String = keep
             .iter()
@@ -142,8 +150,12 @@ impl Table {
         out.push_str(&format!("\\caption{{{}}}\n", escape_latex(&self.caption)));
         // A label is read as a control-sequence name, where `\_` is an error: it gets the
         // name itself, other characters than letters, digits, `-`, `_`, `.` made `-`.
-        let label: String = self
-            .name
+        let full = if experiment.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{experiment}-{}", self.name)
+        };
+        let label: String = full
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -154,13 +166,15 @@ impl Table {
             })
             .collect();
         out.push_str(&format!("\\label{{tab:{label}}}\n"));
+        // `\width` is the tabular's natural width inside `\resizebox`: scale only when wider.
+        out.push_str("\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n");
         out.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
         out.push_str(&line(&Self::pick(&self.columns, &keep)));
         out.push_str("\\midrule\n");
         for row in &self.rows {
             out.push_str(&line(&Self::pick(row, &keep)));
         }
-        out.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+        out.push_str("\\bottomrule\n\\end{tabular}}\n\\end{table}\n");
         out
     }
 
@@ -168,11 +182,15 @@ impl Table {
     /// their paths in that order.
     pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
         self.validate()?;
+        // The folder is the experiment's (figures/<experiment>/): it makes the label unique.
+        let experiment = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let mut paths = Vec::new();
         for (ext, text) in [
             ("csv", self.to_csv()),
             ("md", self.to_markdown()),
-            ("tex", self.to_latex()),
+            ("tex", self.to_latex_in(&experiment)),
         ] {
             let path = dir.join(format!("{}.{ext}", self.name));
             write_atomic(&path, text.as_bytes())?;
@@ -421,7 +439,10 @@ mod tests {
         assert!(tex
             .contains("\\begin{tabular}{lrr}\n\\toprule\nname & value & range \\\\\n\\midrule\n"));
         assert!(tex.contains("a\\_b & 1.500 & 1.0 [0.5, 2.0] \\\\\n"));
-        assert!(tex.ends_with("\\bottomrule\n\\end{tabular}\n\\end{table}\n"));
+        assert!(tex.ends_with("\\bottomrule\n\\end{tabular}}\n\\end{table}\n"));
+        assert!(sample()
+            .to_latex_in("tiny-dose")
+            .contains("\\label{tab:tiny-dose-demo_1}"));
         assert_eq!(
             escape_latex("Δ pass@1 ≥ −0.1, ⟨∇J_k, ∇J_1⟩"),
             "\\ensuremath{\\Delta} pass@1 \\ensuremath{\\geq} \\ensuremath{-}0.1, \\ensuremath{\\langle}\\ensuremath{\\nabla}J\\_k, \\ensuremath{\\nabla}J\\_1\\ensuremath{\\rangle}"
