@@ -138,15 +138,16 @@ for i in $(seq 1 "$KILLS"); do
     result "run killed at ${delay} s" "$why"
 done
 
-# 2. kill -9 during report, then rerun it.
-say "kill -9 during report ($REPORT_KILLS trials):"
-for i in $(seq 1 "$REPORT_KILLS"); do
-    T=$W/report-$i
+# 2. kill -9 during report, then rerun it: from no figures, and (after the tamper cases)
+# while it replaces an existing figure set.
+report_kill() { # work folder, "fresh" or "over"
+    local T=$1
     mkdir -p "$T"
     cp -a "$REF/results" "$T/results"
+    [ "$2" = over ] && cp -a "$REF/figures" "$T/figures"
     delay=$(seconds_between 0 "$REPORT_S")
     "$PASSK" report --results "$T/results" --figures "$T/figures" --quiet >>"$LOG" 2>&1 &
-    pid=$!
+    local pid=$!
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
@@ -158,6 +159,10 @@ for i in $(seq 1 "$REPORT_KILLS"); do
     elif [ "$(ls -A "$T" | tr '\n' ' ')" != "figures results " ]; then
         why="leftovers beside the figures: $(ls -A "$T" | tr '\n' ' ')"
     fi
+}
+say "kill -9 during report ($REPORT_KILLS trials):"
+for i in $(seq 1 "$REPORT_KILLS"); do
+    report_kill "$W/report-$i" fresh
     result "report killed at ${delay} s" "$why"
 done
 
@@ -393,24 +398,7 @@ result "run killed at the MANIFEST rename" "$why"
 
 # Report killed while it replaces an existing figure set.
 for i in 1 2 3; do
-    T=$W/report-over-$i
-    mkdir -p "$T"
-    cp -a "$REF/results" "$T/results"
-    cp -a "$REF/figures" "$T/figures"
-    delay=$(seconds_between 0 "$REPORT_S")
-    "$PASSK" report --results "$T/results" --figures "$T/figures" --quiet >>"$LOG" 2>&1 &
-    pid=$!
-    sleep "$delay"
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    why=0
-    if ! "$PASSK" report --results "$T/results" --figures "$T/figures" --quiet >>"$LOG" 2>&1; then
-        why="the rerun failed"
-    elif ! same "$T/figures" "$REF/figures"; then
-        why="figures differ: $(head -c 300 "$W/diff")"
-    elif [ "$(ls -A "$T" | tr '\n' ' ')" != "figures results " ]; then
-        why="leftovers beside the figures: $(ls -A "$T" | tr '\n' ' ')"
-    fi
+    report_kill "$W/report-over-$i" over
     result "report over an existing figure set killed at ${delay} s" "$why"
 done
 
