@@ -349,7 +349,9 @@ pub fn render_probe(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>,
     let mut paths = crate::probe_pooled::render_pooled(cells, out_dir)?;
     let rows = sign_rows(cells);
     let all: BTreeSet<String> = cells.iter().map(|c| c.cell.record.hash.clone()).collect();
-    for table in [sign_prediction_table(&rows), sign_detail_table(&rows)] {
+    let mut tables = vec![sign_prediction_table(&rows), sign_detail_table(&rows)];
+    tables.extend(switch_table(cells));
+    for table in tables {
         let files = table.write_all(out_dir)?;
         paths.extend(write_sidecar(
             out_dir,
@@ -362,6 +364,72 @@ pub fn render_probe(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>,
     }
     paths.sort();
     Ok(paths)
+}
+
+/// The switch point in q (`claims::switch`, pre-registered in experiments/tiny-dose.toml): per
+/// q the mean over seeds of the change of pass@1 under pass@8 and of the warm-start
+/// cross-family ⟨∇J_8, ∇J_1⟩, then the two switch points and their gap; `None` for an
+/// experiment without pass@8 cells at two or more q < 1, every seed at each.
+fn switch_table(cells: &[ProbeCell]) -> Option<Table> {
+    use crate::claims::switch;
+    let tiny: Vec<&TinyCell> = cells
+        .iter()
+        .map(|c| &c.cell)
+        .filter(|c| c.q < 1.0)
+        .collect();
+    let steps_of = |cell: &TinyCell| {
+        let found = cells
+            .iter()
+            .find(|c| c.cell.record.hash == cell.record.hash);
+        switch::warm_start_inner(cell, found.map_or(&[][..], |c| &c.steps))
+    };
+    let (qs, curves) = switch::curves_with(&tiny, &steps_of).ok()?;
+    let points = switch::switch_points(&qs, &curves);
+    let mut table = Table::new(
+        "switch_point",
+        &format!(
+            "The switch point in q (pre-registered, experiments/tiny-dose.toml): per q, the mean over {} seeds of the change of held-out pass@1 under pass@8 and of the warm-start cross-family ⟨∇J_8, ∇J_1⟩ with 95% Student-t intervals; q*_fall and q*_int are the first q, scanning up, where each mean rises through 0 (linear interpolation; the grid edge when it never does), with 95% percentile intervals from {} resamples of whole seeds.",
+            points.seeds,
+            switch::RESAMPLES
+        ),
+        &["quantity", "q", "estimate", "95% CI low", "95% CI high"],
+    );
+    for (i, q) in qs.iter().enumerate() {
+        for (name, pick) in [
+            ("Δ pass@1 under pass@8", 0),
+            ("warm-start cross-family ⟨∇J_8, ∇J_1⟩", 1),
+        ] {
+            let v: Vec<f64> = curves
+                .iter()
+                .map(|c| {
+                    if pick == 0 {
+                        c.fall[i]
+                    } else {
+                        c.interference[i]
+                    }
+                })
+                .collect();
+            let (m, (lo, hi)) = crate::dose::mean_ci(&v);
+            let f = |x: f64| if pick == 0 { fmt_f(x, 3) } else { fmt_e(x, 3) };
+            table
+                .rows
+                .push(vec![name.into(), format!("{q}"), f(m), f(lo), f(hi)]);
+        }
+    }
+    for (name, (est, (lo, hi))) in [
+        ("q*_fall", points.fall),
+        ("q*_int", points.interference),
+        ("q*_fall − q*_int", points.gap),
+    ] {
+        table.rows.push(vec![
+            name.into(),
+            String::new(),
+            fmt_f(est, 3),
+            fmt_f(lo, 3),
+            fmt_f(hi, 3),
+        ]);
+    }
+    Some(table)
 }
 
 /// Renders the probe figures of each cell (file stems `probe_<hash>_inner_vs_k`,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use passk_core::rng::{seeded, uniform_index};
 
-use crate::probe::load_probe_steps;
+use crate::probe::{load_probe_steps, ProbeStep};
 use crate::tiny::TinyCell;
 
 /// Bootstrap resamples of seeds.
@@ -60,10 +60,40 @@ pub fn crossing(qs: &[f64], means: &[f64]) -> f64 {
 }
 
 /// Per-seed curves from the selected cells: the objective with k = [`K`], every seed at every
-/// q of the selection, each cell with a step-0 probe.
+/// q of the selection, each cell with a step-0 probe (read from `experiment_dir`).
 pub fn seed_curves(
     experiment_dir: &std::path::Path,
     selected: &[&TinyCell],
+) -> Result<(Vec<f64>, Vec<SeedCurves>), String> {
+    curves_with(selected, &|cell: &TinyCell| {
+        let steps =
+            load_probe_steps(&experiment_dir.join(&cell.record.hash)).map_err(|e| e.to_string())?;
+        warm_start_inner(cell, &steps)
+    })
+}
+
+/// The warm-start cross-family ⟨∇J_8, ∇J_1⟩ of `cell` from its probe `steps`: step 0 exactly,
+/// a later probe is not a stand-in for it.
+pub fn warm_start_inner(cell: &TinyCell, steps: &[ProbeStep]) -> Result<f64, String> {
+    let start = steps
+        .iter()
+        .find(|s| s.step == 0)
+        .ok_or_else(|| format!("cell {} has no step-0 probe", cell.record.hash))?;
+    start
+        .cross_family_inner(K)
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| {
+            format!(
+                "cell {}: no finite cross-family block at k = {K}",
+                cell.record.hash
+            )
+        })
+}
+
+/// [`seed_curves`] with the warm-start interference of a cell from `inner`.
+pub fn curves_with(
+    selected: &[&TinyCell],
+    inner: &dyn Fn(&TinyCell) -> Result<f64, String>,
 ) -> Result<(Vec<f64>, Vec<SeedCurves>), String> {
     let cells: Vec<&&TinyCell> = selected.iter().filter(|c| c.objective_k() == K).collect();
     let objectives: BTreeSet<&str> = cells.iter().map(|c| c.objective.as_str()).collect();
@@ -92,24 +122,8 @@ pub fn seed_curves(
             let delta = cell.delta(1).filter(|d| d.is_finite()).ok_or_else(|| {
                 format!("cell {} lacks a finite change of pass@1", cell.record.hash)
             })?;
-            let steps = load_probe_steps(&experiment_dir.join(&cell.record.hash))
-                .map_err(|e| e.to_string())?;
-            // The warm start is step 0 exactly: a later probe is not a stand-in for it.
-            let start = steps
-                .iter()
-                .find(|s| s.step == 0)
-                .ok_or_else(|| format!("cell {} has no step-0 probe", cell.record.hash))?;
-            let inner = start
-                .cross_family_inner(K)
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    format!(
-                        "cell {}: no finite cross-family block at k = {K}",
-                        cell.record.hash
-                    )
-                })?;
             fall.push(delta);
-            interference.push(inner);
+            interference.push(inner(cell)?);
         }
         curves.push(SeedCurves {
             seed,
