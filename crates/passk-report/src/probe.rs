@@ -350,7 +350,7 @@ pub fn render_probe(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>,
     let rows = sign_rows(cells);
     let all: BTreeSet<String> = cells.iter().map(|c| c.cell.record.hash.clone()).collect();
     let mut tables = vec![sign_prediction_table(&rows), sign_detail_table(&rows)];
-    tables.extend(switch_table(cells));
+    tables.extend(switch_table(cells).into_iter().flatten());
     for table in tables {
         let files = table.write_all(out_dir)?;
         paths.extend(write_sidecar(
@@ -370,7 +370,7 @@ pub fn render_probe(cells: &[ProbeCell], out_dir: &Path) -> Result<Vec<PathBuf>,
 /// q the mean over seeds of the change of pass@1 under pass@8 and of the warm-start
 /// cross-family ⟨∇J_8, ∇J_1⟩, then the two switch points and their gap; `None` for an
 /// experiment without pass@8 cells at two or more q < 1, every seed at each.
-fn switch_table(cells: &[ProbeCell]) -> Option<Table> {
+fn switch_table(cells: &[ProbeCell]) -> Option<[Table; 2]> {
     use crate::claims::switch;
     let tiny: Vec<&TinyCell> = cells
         .iter()
@@ -429,7 +429,29 @@ fn switch_table(cells: &[ProbeCell]) -> Option<Table> {
             fmt_f(hi, 3),
         ]);
     }
-    Some(table)
+    let mut beyond = Table::new(
+        "interference_beyond_q",
+        &format!(
+            "EXPLORATORY (not pre-registered; written after the cells were seen): does the warm-start cross-family ⟨∇J_8, ∇J_1⟩ say more about the change of held-out pass@1 under pass@8 than q does? Both are centred within each q (q as a fixed effect, so only differences between the {} seeds at one q count); the slope of the change on the interference, its 95% percentile interval from {} resamples of whole seeds, and the share of the within-q variance of the change it explains. A positive slope: seeds whose warm start interferes more (more negative) lose more pass@1.",
+            points.seeds,
+            switch::RESAMPLES
+        ),
+        &["q values", "cells", "slope", "95% CI low", "95% CI high", "within-q R²"],
+    );
+    if let Some((b, r2, (lo, hi))) = switch::within_q_slope_ci(&curves) {
+        beyond.rows.push(vec![
+            qs.iter()
+                .map(|q| q.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            (qs.len() * curves.len()).to_string(),
+            fmt_e(b, 3),
+            fmt_e(lo, 3),
+            fmt_e(hi, 3),
+            fmt_f(r2, 3),
+        ]);
+    }
+    Some([table, beyond])
 }
 
 /// Renders the probe figures of each cell (file stems `probe_<hash>_inner_vs_k`,

@@ -191,9 +191,73 @@ pub fn switch_points(qs: &[f64], curves: &[SeedCurves]) -> SwitchPoints {
     }
 }
 
+/// Does the warm-start interference say more than q? The least-squares slope of the change of
+/// pass@1 on the warm-start cross-family inner product after both are centred within each q
+/// (q as a fixed effect, so only differences between seeds at the same q count), and the share
+/// of the within-q variance of the change that it explains. `None` without within-q spread.
+pub fn within_q_slope(curves: &[&SeedCurves]) -> Option<(f64, f64)> {
+    let nq = curves.first()?.fall.len();
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for i in 0..nq {
+        let n = curves.len() as f64;
+        let mx = curves.iter().map(|c| c.interference[i]).sum::<f64>() / n;
+        let my = curves.iter().map(|c| c.fall[i]).sum::<f64>() / n;
+        for c in curves {
+            let (x, y) = (c.interference[i] - mx, c.fall[i] - my);
+            sxy += x * y;
+            sxx += x * x;
+            syy += y * y;
+        }
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| (sxy / sxx, sxy * sxy / (sxx * syy)))
+}
+
+/// [`within_q_slope`] over all seeds, with a 95% percentile interval of the slope from
+/// [`RESAMPLES`] resamples of whole seeds (resamples without within-q spread are skipped).
+pub fn within_q_slope_ci(curves: &[SeedCurves]) -> Option<(f64, f64, (f64, f64))> {
+    let all: Vec<&SeedCurves> = curves.iter().collect();
+    let (slope, r2) = within_q_slope(&all)?;
+    let mut rng = seeded(RNG_SEED, &[1]);
+    let mut slopes = Vec::new();
+    for _ in 0..RESAMPLES {
+        let sample: Vec<&SeedCurves> = (0..curves.len())
+            .map(|_| &curves[uniform_index(&mut rng, curves.len())])
+            .collect();
+        if let Some((b, _)) = within_q_slope(&sample) {
+            slopes.push(b);
+        }
+    }
+    if slopes.is_empty() {
+        return None;
+    }
+    Some((slope, r2, percentile_interval(&mut slopes)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_within_q_slope_ignores_differences_between_q() {
+        // The change of pass@1 is 0.5 x interference plus a q effect that interference does
+        // not carry: the within-q slope recovers 0.5 exactly.
+        let curves: Vec<SeedCurves> = (0..4)
+            .map(|s| {
+                let x = [s as f64, 2.0 * s as f64 + 1.0];
+                SeedCurves {
+                    seed: s,
+                    fall: vec![0.5 * x[0] - 3.0, 0.5 * x[1] + 7.0],
+                    interference: x.to_vec(),
+                }
+            })
+            .collect();
+        let (b, r2, (lo, hi)) = within_q_slope_ci(&curves).unwrap();
+        assert!(
+            (b - 0.5).abs() < 1e-12 && (r2 - 1.0).abs() < 1e-12,
+            "{b} {r2}"
+        );
+        assert!(lo <= b && b <= hi);
+    }
 
     #[test]
     fn crossing_interpolates_the_first_rise_through_zero() {
