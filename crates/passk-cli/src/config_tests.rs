@@ -249,3 +249,16 @@ fn a_file_over_the_size_cap_is_refused_without_reading_it_all() {
         assert!(err.contains("larger than"), "{err}");
     }
 }
+
+#[test]
+fn a_tiny_value_of_the_wrong_type_names_its_full_key_path() {
+    let smoke = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/tiny-smoke.toml"),
+    )
+    .unwrap();
+    let bad = smoke.replacen("clip = 1.0", "clip = \"fast\"", 1);
+    assert_ne!(bad, smoke, "tiny-smoke.toml has no `clip = 1.0` to break");
+    let err = format!("{:#}", parse(&bad).unwrap_err());
+    assert!(err.contains("`rl.clip`") && err.contains("invalid type"), "{err}");
+    assert!(err.contains("exp.toml"), "the file is named: {err}");
+}

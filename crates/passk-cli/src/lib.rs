@@ -18,6 +18,7 @@ pub mod run;
 pub mod signals;
 pub mod slurm;
 pub mod status;
+pub mod term;
 pub mod theory;
 mod tidy;
 pub mod tiers;
@@ -250,6 +251,10 @@ fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
         strict: args.strict,
         on_corrupt: args.on_corrupt.on_corrupt,
         force: args.force,
+        log: term::Log::default(),
+        label: args
+            .shard
+            .map_or_else(String::new, |(i, n)| format!("shard {i}/{n}")),
     };
     let Some(table) = compare::compare(
         &args.experiment,
@@ -406,6 +411,10 @@ fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
             strict: args.strict,
             on_corrupt: args.on_corrupt.on_corrupt,
             force: args.force,
+            log: term::Log::default(),
+            label: args
+                .shard
+                .map_or_else(String::new, |(i, n)| format!("shard {i}/{n}")),
         };
         let exp = &match args.shard {
             Some((i, n)) => exp.shard(i, n),

@@ -53,16 +53,16 @@ pub fn run(config: &Map<String, Value>, dir: &Path, ctx: &RunContext) -> Result<
             Phase::Rl => "RL step",
             Phase::Sft1 | Phase::Sft2 => "SFT",
         };
-        eprintln!(
-            "    {phase} {}/{} ({:.0} s in this cell)",
+        ctx.log.line(&format!(
+            "{phase} {}/{} ({:.0} s in this cell)",
             p.step,
             p.total,
             started.elapsed().as_secs_f64()
-        );
+        ));
     };
     let mut note = |s: &str| {
         if !quiet {
-            eprintln!("    {s}");
+            ctx.log.line(s);
         }
     };
     run_lm_cell(&cfg, dir, &mut progress, &mut note)?;

@@ -204,14 +204,20 @@ pub fn run_experiment_with(
         ..RunStats::default()
     };
     let mut busy = Vec::new();
+    // Lines of several shard processes share one terminal: each says whose it is.
+    let prefix = if ctx.label.is_empty() {
+        String::new()
+    } else {
+        format!("[{}] ", ctx.label)
+    };
     if !quiet {
-        eprintln!(
-            "{}: {} cells, {} cached, {} to run",
+        crate::term::say(&format!(
+            "{prefix}{}: {} cells, {} cached, {} to run",
             exp.name,
             exp.cells.len(),
             stats.cached,
             todo.len()
-        );
+        ));
     }
     let bar = ProgressBar::new(todo.len() as u64);
     if quiet {
@@ -291,7 +297,11 @@ pub fn run_experiment_with(
             CellState::Missing => {}
         }
         lock.write_holder()?;
-        if let Err(e) = run_locked_cell(exp, results, ctx, cell) {
+        let cell_ctx = RunContext {
+            log: cell_log(&bar, &prefix, &exp.name, &cell.hash),
+            ..ctx.clone()
+        };
+        if let Err(e) = run_locked_cell(exp, results, &cell_ctx, cell) {
             // The temporary stays (a checkpoint to resume from); the lock file goes.
             let _ = lock.remove();
             return Err(e);
@@ -302,14 +312,14 @@ pub fn run_experiment_with(
         bar.inc(1);
         if logged && (last_line.elapsed().as_secs_f64() >= 1.0 || stats.ran == total) {
             last_line = Instant::now();
-            eprintln!(
-                "  [{}/{}] {} ({}) in {:.2}s",
+            crate::term::say(&format!(
+                "{prefix}  [{}/{}] {} ({}) in {:.2}s",
                 stats.ran,
                 total,
                 cell.hash,
                 describe(&cell.coords),
                 started.elapsed().as_secs_f64()
-            );
+            ));
         }
     }
     bar.finish_and_clear();
@@ -323,6 +333,20 @@ pub fn run_experiment_with(
         );
     }
     Ok(stats)
+}
+
+/// Where the stage lines of one cell go: on a terminal into the progress bar's message (the
+/// bar keeps its line and shows the cell's current stage), otherwise (logs, CI) as lines
+/// naming the process's shard and the cell.
+fn cell_log(bar: &ProgressBar, prefix: &str, experiment: &str, hash: &str) -> crate::term::Log {
+    let (bar, head) = (bar.clone(), format!("{prefix}{experiment}/{hash}: "));
+    crate::term::Log::new(move |line: &str| {
+        if bar.is_hidden() {
+            crate::term::say(&format!("{head}{line}"));
+        } else {
+            bar.set_message(format!("{head}{line}"));
+        }
+    })
 }
 
 /// Says (one line each) how many done cells of `exp` were computed by other code and how

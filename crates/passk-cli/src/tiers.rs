@@ -28,6 +28,12 @@ pub struct RunContext {
     /// fingerprint differs, or they record none: `--force`); cells this build computed are
     /// kept.
     pub force: bool,
+    /// Where a cell's stage lines go (`passk run` sends them through its progress bar, with
+    /// the cell they belong to); ignored when `quiet`.
+    pub log: crate::term::Log,
+    /// What this process is among several (`shard 1/2`), for the prefix of its lines; empty
+    /// when alone.
+    pub label: String,
 }
 
 impl Default for RunContext {
@@ -39,6 +45,8 @@ impl Default for RunContext {
             strict: false,
             on_corrupt: crate::record::OnCorrupt::Rerun,
             force: false,
+            log: crate::term::Log::default(),
+            label: String::new(),
         }
     }
 }

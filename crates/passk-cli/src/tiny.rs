@@ -24,11 +24,19 @@ pub fn spec(config: &Map<String, Value>) -> Result<TinyCellConfig> {
             );
         }
     }
-    let cfg: TinyCellConfig =
-        serde_json::from_value(Value::Object(config.clone())).map_err(|e| {
+    // The error names the full key path of the value that does not fit (`rl.lr: invalid type`).
+    let cfg: TinyCellConfig = serde_path_to_error::deserialize(Value::Object(config.clone()))
+        .map_err(|e| {
+            let at = e.path().to_string();
+            let at = if at == "." {
+                String::new()
+            } else {
+                format!("`{at}`: ")
+            };
             anyhow::anyhow!(
-                "{e}; a tiny cell needs exactly the keys model, mixture, seed, sft, rl, eval, \
-             checkpoint_every (see experiments/tiny.toml)"
+                "{at}{}; a tiny cell needs exactly the keys model, mixture, seed, sft, rl, eval, \
+                 checkpoint_every (see experiments/tiny.toml)",
+                e.inner()
             )
         })?;
     cfg.validate()?;
@@ -65,12 +73,12 @@ pub fn run(config: &Map<String, Value>, dir: &Path, ctx: &RunContext) -> Result<
             Phase::Rl => "RL",
             Phase::Probe => "gradient probe at RL step",
         };
-        eprintln!(
-            "    {phase} {}/{} ({:.0} s in this cell)",
+        ctx.log.line(&format!(
+            "{phase} {}/{} ({:.0} s in this cell)",
             p.step,
             p.total,
             started.elapsed().as_secs_f64()
-        );
+        ));
     };
     let outcome = run_tiny_cell_with(&cfg, dir, &ctx.cache_dir, &mut progress, &options)?;
     if !outcome.completed {
