@@ -259,6 +259,9 @@ fn a_tiny_value_of_the_wrong_type_names_its_full_key_path() {
     let bad = smoke.replacen("clip = 1.0", "clip = \"fast\"", 1);
     assert_ne!(bad, smoke, "tiny-smoke.toml has no `clip = 1.0` to break");
     let err = format!("{:#}", parse(&bad).unwrap_err());
-    assert!(err.contains("`rl.clip`") && err.contains("invalid type"), "{err}");
+    assert!(
+        err.contains("`rl.clip`") && err.contains("invalid type"),
+        "{err}"
+    );
     assert!(err.contains("exp.toml"), "the file is named: {err}");
 }

@@ -5,6 +5,7 @@
 mod against;
 mod approve;
 pub mod cli;
+mod commands;
 pub mod compare;
 pub mod config;
 mod environment;
@@ -14,6 +15,7 @@ pub mod machine;
 mod page_files;
 pub mod provenance;
 pub mod record;
+mod reuse;
 pub mod run;
 pub mod signals;
 pub mod slurm;
@@ -34,9 +36,11 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use passk_report::{figures, readme};
 
+pub use commands::run::RUN_INCOMPLETE;
+
 use crate::cli::{
-    CheckArgs, Cli, Command, CompareArgs, ExperimentsArgs, GateArgs, ListArgs, ManifestArgs,
-    ReportArgs, RunArgs, SealArgs, VerifyArgs, WarmCacheArgs, WarmStartsArgs,
+    Cli, Command, CompareArgs, ExperimentsArgs, GateArgs, ListArgs, ManifestArgs, ReportArgs,
+    SealArgs, VerifyArgs, WarmCacheArgs, WarmStartsArgs,
 };
 
 /// Runs the command line `raw` (without the program name). `--help` and `--version` print to
@@ -57,7 +61,7 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     match cli.command {
-        Command::Run(args) => cmd_run(&args),
+        Command::Run(args) => commands::run::cmd_run(&args),
         Command::Slurm(options) => slurm::cmd_slurm(&options),
         Command::Compare(args) => cmd_compare(&args),
         Command::List(args) => cmd_list(&args),
@@ -98,7 +102,7 @@ pub fn run_cli(raw: &[String]) -> Result<ExitCode> {
         Command::Manifest(args) => cmd_manifest(&args),
         Command::Verify(args) => cmd_verify(&args),
         Command::Seal(args) => cmd_seal(&args),
-        Command::Check(args) => cmd_check(&args),
+        Command::Check(args) => commands::check::cmd_check(&args),
         Command::Gate(args) => cmd_gate(&args),
         Command::WarmCache(args) => cmd_warm_cache(&args),
         Command::LmShape(args) => {
@@ -222,7 +226,7 @@ fn cmd_manifest(args: &ManifestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_all(paths: &[PathBuf]) -> Result<Vec<config::Experiment>> {
+pub(crate) fn load_all(paths: &[PathBuf]) -> Result<Vec<config::Experiment>> {
     if paths.is_empty() {
         bail!("name at least one experiment file, e.g. experiments/theory.toml");
     }
@@ -279,248 +283,6 @@ fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
-
-/// Checks, before anything is created, what would otherwise fail only at the first cell: the
-/// device opens, the cache is a writable folder (or can be made), `--reuse` names a folder,
-/// and the `--shard` has at least one cell.
-fn validate_run(args: &RunArgs, experiments: &[config::Experiment]) -> Result<()> {
-    let trained = experiments
-        .iter()
-        .any(|e| e.tier != passk_report::tier::Tier::Theory);
-    if trained {
-        args.device
-            .device
-            .device()
-            .map_err(|e| anyhow::anyhow!("--device {}: {e}", args.device.device))?;
-    }
-    if experiments.iter().any(|e| tiers::entry(e.tier).warm_starts) {
-        writable_folder(&args.cache.cache, "--cache")?;
-    }
-    if let Some(from) = &args.reuse {
-        if !from.is_dir() {
-            bail!(
-                "--reuse {}: not a folder; name a results folder (e.g. --reuse results)",
-                from.display()
-            );
-        }
-    }
-    // A shard may lack cells of a small experiment, but one with no cell at all runs nothing
-    // and would still exit 0.
-    if let Some((i, n)) = args.shard {
-        let cells: usize = experiments.iter().map(|e| e.shard(i, n).cells.len()).sum();
-        let largest = experiments.iter().map(|e| e.cells.len()).max().unwrap_or(0);
-        if cells == 0 {
-            bail!(
-                "--shard {i}/{n}: shard {i} of {n} has no cell of the experiment files given \
-                 (the largest has {largest}); use at most {largest} shards"
-            );
-        }
-    }
-    let results = &args.results.results;
-    if results.exists() && !results.is_dir() {
-        bail!("--results {}: not a folder", results.display());
-    }
-    Ok(())
-}
-
-/// Fails unless `dir` is a folder this process can write in, or a path where one can be made
-/// (its nearest existing ancestor is a writable folder); leaves nothing behind.
-fn writable_folder(dir: &std::path::Path, flag: &str) -> Result<()> {
-    let mut probe = dir;
-    loop {
-        if probe.exists() {
-            break;
-        }
-        match probe.parent() {
-            Some(p) if !p.as_os_str().is_empty() => probe = p,
-            _ => return Ok(()),
-        }
-    }
-    if !probe.is_dir() {
-        bail!(
-            "{flag} {}: {} is a file, not a folder",
-            dir.display(),
-            probe.display()
-        );
-    }
-    let meta = std::fs::metadata(probe)?;
-    let read_only = meta.permissions().readonly() || !access_writable(probe);
-    if read_only {
-        bail!(
-            "{flag} {}: {} is not writable; name a folder this user can write in",
-            dir.display(),
-            probe.display()
-        );
-    }
-    Ok(())
-}
-
-/// Whether this process may create a file in `dir` (tried with a hidden temporary that is
-/// removed at once; root ignores permission bits, so the bits alone do not say).
-fn access_writable(dir: &std::path::Path) -> bool {
-    // Named as a temporary, so a kill here leaves what the next run tidies.
-    let probe = dir.join(format!(".write-test.tmp-{}-0", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
-    let experiments = load_all(&args.experiments)?;
-    validate_run(args, &experiments)?;
-    let (results, cache) = (&args.results.results, &args.cache.cache);
-    let (quiet, device) = (args.quiet.get(), args.device.device.to_string());
-    if experiments.iter().any(|e| tiers::entry(e.tier).warm_starts) {
-        warm_cache::seed_from_committed(results, cache)?;
-    }
-    // What this run may approve into MANIFEST: the cells it writes or removes.
-    let mut vouched = approve::Vouched::default();
-    // MANIFEST's and ENVIRONMENT.json's temporaries from killed runs.
-    tidy::remove_dead_temporaries(results)?;
-    // Against the whole matrix, before `--cell` narrows it: the other cells are not orphans.
-    for exp in &experiments {
-        for dir in &run::stale_cells(exp, results)? {
-            if args.prune {
-                std::fs::remove_dir_all(dir)?;
-                vouched
-                    .cells
-                    .insert(passk_report::manifest::relative(results, dir));
-                eprintln!("pruned {}", dir.display());
-            } else {
-                eprintln!(
-                    "warning: {} is not a cell of {} (changed matrix?); it still feeds the report. \
-                     Rerun with --prune to delete it.",
-                    dir.display(),
-                    exp.path.display()
-                );
-            }
-        }
-    }
-    let experiments = select_cells(experiments, &args.cells)?;
-    let mut ran = 0;
-    let mut busy = 0;
-    for exp in &experiments {
-        let ctx = tiers::RunContext {
-            cache_dir: cache.clone(),
-            device: device.clone(),
-            quiet,
-            strict: args.strict,
-            on_corrupt: args.on_corrupt.on_corrupt,
-            force: args.force,
-            log: term::Log::default(),
-            label: args
-                .shard
-                .map_or_else(String::new, |(i, n)| format!("shard {i}/{n}")),
-        };
-        let exp = &match args.shard {
-            Some((i, n)) => exp.shard(i, n),
-            None => exp.clone(),
-        };
-        if let Some(from) = &args.reuse {
-            let copied = run::reuse_cells(exp, from, results, args.force)?;
-            if copied > 0 && !quiet {
-                println!(
-                    "{}: {copied} cells copied from {}",
-                    exp.name,
-                    from.display()
-                );
-            }
-        }
-        vouched
-            .cells
-            .extend(run::to_write(exp, results, args.force));
-        let wait = if args.wait {
-            run::Busy::Wait
-        } else {
-            run::Busy::Skip
-        };
-        let stats = run::run_experiment_with(exp, results, &ctx, wait)?;
-        ran += stats.ran;
-        busy += stats.busy;
-        if stats.quarantined > 0 {
-            eprintln!(
-                "{}: {} corrupt cell(s) were moved aside to {}/{}/{} and rerun (messages above)",
-                exp.name,
-                stats.quarantined,
-                results.display(),
-                exp.name,
-                record::QUARANTINE
-            );
-        }
-        if stats.busy > 0 {
-            println!(
-                "{}: ran {} cells, {} already done, {} skipped (run by another process)",
-                exp.name, stats.ran, stats.cached, stats.busy
-            );
-        } else {
-            println!(
-                "{}: ran {} cells, {} already done",
-                exp.name, stats.ran, stats.cached
-            );
-        }
-    }
-    if !args.cells.is_empty() {
-        // Many `--cell` runs (Slurm array tasks) end at once: the manifest, a walk over every
-        // result file, is left to one later `passk run` or `passk manifest`.
-        if !quiet {
-            eprintln!(
-                "run: --cell given: MANIFEST and ENVIRONMENT.json left to a later `passk run`"
-            );
-        }
-    } else {
-        // Also when a run killed after its last cell left none, or left one that MANIFEST
-        // does not list as it is (killed between the two writes).
-        if ran > 0 || !environment::listed_as_is(results) {
-            environment::write(results, &device)?;
-            vouched.environment = true;
-        }
-        approve::update(results, &vouched, args.accept_changes)
-            .with_context(|| format!("the manifest of {} was not updated", results.display()))?;
-    }
-    if busy > 0 {
-        eprintln!(
-            "run INCOMPLETE: {busy} cell(s) were skipped because another process is running \
-             them (messages above); the results are not complete. Rerun once it has finished \
-             (exit status {RUN_INCOMPLETE})."
-        );
-        return Ok(ExitCode::from(RUN_INCOMPLETE));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// With `--cell`: the experiments holding the named cells, each cut down to them (as a shard,
-/// so temporaries of its other cells are left alone); an error names a hash no experiment has.
-fn select_cells(
-    experiments: Vec<config::Experiment>,
-    cells: &[String],
-) -> Result<Vec<config::Experiment>> {
-    if cells.is_empty() {
-        return Ok(experiments);
-    }
-    for hash in cells {
-        if !experiments
-            .iter()
-            .any(|e| e.cells.iter().any(|c| &c.hash == hash))
-        {
-            bail!(
-                "--cell {hash}: no cell of the experiment files given has this hash; \
-                 `passk list <experiment.toml>` prints them"
-            );
-        }
-    }
-    Ok(experiments
-        .into_iter()
-        .map(|e| e.only(cells))
-        .filter(|e| !e.cells.is_empty())
-        .collect())
-}
-
-/// The exit status of a `passk run` that skipped cells other processes were running.
-pub const RUN_INCOMPLETE: u8 = 3;
 
 fn cmd_list(args: &ListArgs) -> Result<ExitCode> {
     for exp in load_all(&args.experiments)? {
@@ -708,107 +470,6 @@ fn cmd_seal(args: &SealArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn cmd_check(args: &CheckArgs) -> Result<ExitCode> {
-    let (claims_file, results) = (&args.claims.claims, &args.results.results);
-    let text = std::fs::read_to_string(claims_file)
-        .with_context(|| format!("cannot read {}", claims_file.display()))?;
-    let mut claims = passk_report::claims::parse_claims(&text, claims_file)?.claim;
-    if let Some(experiment) = &args.experiment {
-        claims.retain(|c| &c.experiment == experiment);
-        if claims.is_empty() {
-            bail!(
-                "{}: no claim reads experiment {experiment:?}",
-                claims_file.display()
-            );
-        }
-    }
-    let mut verdicts = passk_report::claims::evaluate(&claims, results, &args.baseline);
-    let unverified = withhold_unverified(&mut verdicts, results, &args.baseline)?;
-    // A claim withheld because its cells fail their records fails the check even without
-    // --strict: its data cannot be trusted, unlike an experiment that was simply not run.
-    let failed = machine::failed(&verdicts, args.strict) + if args.strict { 0 } else { unverified };
-    if args.json {
-        println!("{:#}", machine::verdicts_json(&verdicts, args.strict));
-        return Ok(if failed > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        });
-    }
-    print!("{}", passk_report::claims::render_table(&verdicts));
-    let skipped = verdicts.iter().filter(|v| v.not_evaluated).count();
-    let evaluated = verdicts.len() - skipped;
-    if unverified > 0 {
-        println!(
-            "check: {unverified} claim(s) NOT EVALUATED because cells they read fail their \
-             completion records (listed above; `passk verify` names them too): rerun them with \
-             `passk run` (it moves them aside and recomputes them) or restore them"
-        );
-    }
-    if failed > 0 {
-        println!("check: {failed} of {} claims FAILED", verdicts.len());
-        Ok(ExitCode::from(1))
-    } else if skipped > 0 {
-        println!(
-            "check: all {evaluated} evaluated claims hold; {skipped} NOT EVALUATED (their \
-             experiments are not under {}: the gate's fresh cells, see above). `cargo xtask \
-             check` recomputes and requires them; --strict makes a claim not evaluated fail",
-            results.display()
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("check: all {} claims hold", verdicts.len());
-        Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// Marks NOT EVALUATED every verdict whose experiment (under `results`, or `baseline` for a
-/// baseline claim) holds a cell whose completion record fails: such a cell's numbers, and even
-/// its coordinates (`cell.json`), are not to be trusted, so no verdict may rest on them.
-/// Returns how many verdicts it withheld.
-fn withhold_unverified(
-    verdicts: &mut [passk_report::claims::Verdict],
-    results: &std::path::Path,
-    baseline: &std::path::Path,
-) -> Result<usize> {
-    let mut failing: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
-    let mut withheld = 0;
-    for v in verdicts.iter_mut() {
-        let root = if v.claim.baseline { baseline } else { results };
-        let dir = root.join(&v.claim.experiment);
-        if !dir.is_dir() {
-            continue;
-        }
-        if !failing.contains_key(&dir) {
-            let (_, bad) = passk_report::record::cells_by_check(&dir)
-                .with_context(|| format!("cannot read {}", dir.display()))?;
-            let names = bad
-                .iter()
-                .map(|(d, _)| passk_report::manifest::relative(root, d))
-                .collect();
-            failing.insert(dir.clone(), names);
-        }
-        let bad = &failing[&dir];
-        if bad.is_empty() {
-            continue;
-        }
-        v.not_evaluated = true;
-        v.passed = false;
-        v.measured = None;
-        v.estimate = None;
-        v.interval = None;
-        v.error = Some(format!(
-            "NOT EVALUATED: {} cell(s) of `{}` fail their completion record ({}{})",
-            bad.len(),
-            v.claim.experiment,
-            bad.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
-            if bad.len() > 3 { ", ..." } else { "" }
-        ));
-        withheld += 1;
-    }
-    Ok(withheld)
 }
 
 #[cfg(test)]
