@@ -7,7 +7,12 @@
 //! - files of a cell this process wrote, or removed (`--prune`, a quarantined or `--force`d
 //!   cell), and `ENVIRONMENT.json` when this process wrote it;
 //! - files of a cell MANIFEST does not list at all (finished by a `--cell` run, a Slurm task or
-//!   `--reuse`) whose completion record verifies.
+//!   `--reuse`) whose completion record verifies;
+//! - files of a listed cell that another `passk run` rewrote (a `--cell --force` rerun, a
+//!   Slurm task rerunning a corrupt cell): the writer leaves `.written-<hash>` beside the cell
+//!   with the sha256 of the record it wrote ([`attest`]); a record that verifies and matches it
+//!   is approved, and the attestation is then removed. A hand edit has no attestation, and an
+//!   attestation does not match a record edited after it.
 //!
 //! Anything else that differs (a listed cell's files, changed together with its record or not;
 //! a committed warm start; an extra file) is refused by name, and MANIFEST is left as it was,
@@ -50,6 +55,37 @@ impl Change {
             Change::Removed => "missing",
         }
     }
+}
+
+/// The attestation a run leaves for the cell it just wrote: `results/<experiment>/.written-<hash>`.
+fn attestation(results: &Path, cell: &str) -> std::path::PathBuf {
+    let (exp, hash) = cell.split_once('/').unwrap_or(("", cell));
+    results.join(exp).join(format!(".written-{hash}"))
+}
+
+fn record_sha(results: &Path, cell: &str) -> Option<String> {
+    let bytes = std::fs::read(results.join(cell).join(passk_schema::cell::RECORD_FILE)).ok()?;
+    Some(passk_report::manifest::sha256_hex(&bytes))
+}
+
+/// Records that this process wrote cell `hash` of `experiment` (its record's sha256), so a
+/// later MANIFEST update by another process may approve the cell's changed entries.
+pub fn attest(results: &Path, experiment: &str, hash: &str) -> Result<()> {
+    let cell = format!("{experiment}/{hash}");
+    let sha = record_sha(results, &cell)
+        .with_context(|| format!("cannot read the record of {cell} just written"))?;
+    let path = attestation(results, &cell);
+    passk_schema::write_atomic(&path, sha.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Whether a run attested cell `cell` as it is now and its record verifies.
+fn attested(results: &Path, cell: &str) -> bool {
+    let Ok(said) = std::fs::read_to_string(attestation(results, cell)) else {
+        return false;
+    };
+    record_sha(results, cell).as_deref() == Some(said.trim())
+        && crate::record::check(&results.join(cell)).is_ok()
 }
 
 /// What [`update`] did.
@@ -124,10 +160,13 @@ pub fn update(results: &Path, vouched: &Vouched, accept_changes: bool) -> Result
                 vouched.environment
             } else if let Some(cell) = cell_of(p) {
                 vouched.cells.contains(cell)
-                    || (!listed_cells.contains(cell)
-                        && *verified
-                            .entry(cell)
-                            .or_insert_with(|| crate::record::check(&results.join(cell)).is_ok()))
+                    || *verified.entry(cell).or_insert_with(|| {
+                        if listed_cells.contains(cell) {
+                            attested(results, cell)
+                        } else {
+                            crate::record::check(&results.join(cell)).is_ok()
+                        }
+                    })
             } else {
                 false
             };
@@ -156,6 +195,17 @@ pub fn update(results: &Path, vouched: &Vouched, accept_changes: bool) -> Result
     if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
         passk_schema::write_atomic(&path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    // Attestations of cells now listed as they are have served their purpose.
+    for cell in present
+        .keys()
+        .filter_map(|p| cell_of(p))
+        .collect::<BTreeSet<_>>()
+    {
+        let marker = attestation(results, cell);
+        if marker.exists() && attested(results, cell) {
+            let _ = std::fs::remove_file(marker);
+        }
     }
     Ok(Updated {
         listed: present.len(),

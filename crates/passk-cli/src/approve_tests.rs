@@ -176,3 +176,35 @@ fn cell_hashes_are_sixteen_lower_hex_digits() {
     assert_eq!(cell_of("e/06c729c2e3c1ee21"), None);
     assert_eq!(cell_of("warm-starts/sft-1.csv"), None);
 }
+
+#[test]
+fn a_listed_cell_rewritten_by_a_run_is_approved_by_its_attestation_and_a_hand_edit_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path();
+    let cells = committed(results);
+    let before = manifest(results);
+    let (exp, hash) = cells[0].split_once('/').unwrap();
+    let cell = results.join(&cells[0]);
+    // Rewritten as a run would (`--cell --force`, another process): new bytes, a fresh record,
+    // then the attestation.
+    let file = a_file_of(results, &cells[0]);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&file, &bytes).unwrap();
+    crate::record::write(&cell, hash, &[], crate::record::Code::ThisBuild).unwrap();
+    attest(results, exp, hash).unwrap();
+    let marker = results.join(exp).join(format!(".written-{hash}"));
+    assert!(marker.exists());
+    update(results, &Vouched::default(), false).unwrap();
+    assert_ne!(manifest(results), before);
+    assert!(passk_report::manifest::verify_manifest(results).is_empty());
+    assert!(!marker.exists(), "a used attestation is removed");
+    // A hand edit after an attestation: the record no longer matches it.
+    attest(results, exp, hash).unwrap();
+    let listed = manifest(results);
+    bytes.push(b'x');
+    std::fs::write(&file, &bytes).unwrap();
+    crate::record::write(&cell, hash, &[], crate::record::Code::ThisBuild).unwrap();
+    assert!(update(results, &Vouched::default(), false).is_err());
+    assert_eq!(manifest(results), listed);
+}
