@@ -256,9 +256,7 @@ fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
         on_corrupt: args.on_corrupt.on_corrupt,
         force: args.force,
         log: term::Log::default(),
-        label: args
-            .shard
-            .map_or_else(String::new, |(i, n)| format!("shard {i}/{n}")),
+        label: tiers::shard_label(args.shard),
     };
     let Some(table) = compare::compare(
         &args.experiment,

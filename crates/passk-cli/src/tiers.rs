@@ -36,6 +36,11 @@ pub struct RunContext {
     pub label: String,
 }
 
+/// [`RunContext::label`] of a process running shard `i` of `n` (`shard 1/2`), or of one alone.
+pub fn shard_label(shard: Option<(usize, usize)>) -> String {
+    shard.map_or_else(String::new, |(i, n)| format!("shard {i}/{n}"))
+}
+
 impl Default for RunContext {
     fn default() -> Self {
         Self {

@@ -141,9 +141,7 @@ pub fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
             on_corrupt: args.on_corrupt.on_corrupt,
             force: args.force,
             log: term::Log::default(),
-            label: args
-                .shard
-                .map_or_else(String::new, |(i, n)| format!("shard {i}/{n}")),
+            label: tiers::shard_label(args.shard),
         };
         let exp = &match args.shard {
             Some((i, n)) => exp.shard(i, n),
