@@ -159,14 +159,18 @@ pub fn update(results: &Path, vouched: &Vouched, accept_changes: bool) -> Result
             let ok = if p == crate::environment::FILE {
                 vouched.environment
             } else if let Some(cell) = cell_of(p) {
-                vouched.cells.contains(cell)
-                    || *verified.entry(cell).or_insert_with(|| {
-                        if listed_cells.contains(cell) {
-                            attested(results, cell)
-                        } else {
-                            crate::record::check(&results.join(cell)).is_ok()
-                        }
-                    })
+                *verified.entry(cell).or_insert_with(|| {
+                    let dir = results.join(cell);
+                    if !dir.exists() {
+                        // Gone: only a cell this process removed (pruned) may leave MANIFEST.
+                        vouched.cells.contains(cell)
+                    } else if vouched.cells.contains(cell) || !listed_cells.contains(cell) {
+                        // Written here, or new to MANIFEST: its record must verify.
+                        crate::record::check(&dir).is_ok()
+                    } else {
+                        attested(results, cell)
+                    }
+                })
             } else {
                 false
             };
