@@ -34,7 +34,9 @@ pub fn recompute(sh: &Shell, passk: &Path, scratch: &Path) -> Result<()> {
         // Cells are cached by config hash, not by code: start clean so the gate recomputes.
         std::fs::remove_dir_all(scratch)?;
     }
-    let cache = scratch.join("cache");
+    // Hidden: the scratch folder is a results folder, and MANIFEST lists no hidden file (a
+    // visible cache would be extra files that `passk run` refuses to approve).
+    let cache = scratch.join(".cache");
     let copied = passk::warm_cache(sh, passk, &cache, true)?.copied;
     println!(
         "check: recomputing {} gate experiment(s) into {} ({copied} committed warm-start file(s) \
@@ -97,7 +99,7 @@ pub fn rejects_broken_objective(sh: &Shell, passk: &Path, scratch: &Path) -> Res
     let claims_file = dir.join("claims.toml");
     std::fs::write(&gate_file, gate.replace(GOOD, BROKEN))?;
     std::fs::write(&claims_file, claims.replace(GOOD, BROKEN))?;
-    let cache = scratch.join("cache");
+    let cache = scratch.join(".cache");
     if !cache.is_dir() {
         passk::warm_cache(sh, passk, &cache, true)?;
     }
