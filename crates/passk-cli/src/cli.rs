@@ -388,13 +388,14 @@ pub struct RunArgs {
     pub device: DeviceArg,
     /// Run only every N-th cell in matrix order (keys sorted, the last varying fastest),
     /// starting at the I-th, so N processes (say one per core, each with RAYON_NUM_THREADS=1)
-    /// share a matrix; with `seed` the last key they start on different warm starts. Run
-    /// `passk manifest` after the last shard ends
+    /// share a matrix; with `seed` the last key they start on different warm starts. Each
+    /// shard updates MANIFEST with the cells whose records verify, so the last to end lists all
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
     /// Run only the named cells (hashes as `passk list` prints them; repeat it or separate them
-    /// by commas) and leave MANIFEST and ENVIRONMENT.json to a later `passk run` or `passk
-    /// manifest`: what each task of a Slurm job array runs (`passk slurm`)
+    /// by commas) and leave MANIFEST and ENVIRONMENT.json to a later `passk run` (which
+    /// approves the cells by their records and attestations): what each task of a Slurm job
+    /// array runs (`passk slurm`)
     #[arg(long = "cell", value_name = "HASH[,HASH...]", value_delimiter = ',', value_parser = parse_cell)]
     pub cells: Vec<String>,
     /// Wait for a cell another process is running instead of skipping it, then find it done,
