@@ -9,7 +9,7 @@
 //! - files of a cell MANIFEST does not list at all (finished by a `--cell` run, a Slurm task or
 //!   `--reuse`) whose completion record verifies;
 //! - files of a listed cell that another `passk run` rewrote (a `--cell --force` rerun, a
-//!   Slurm task rerunning a corrupt cell): the writer leaves `.written-<hash>` beside the cell
+//!   Slurm task rerunning a corrupt cell): a `--cell` run leaves `.written-<hash>` beside the cell
 //!   with the sha256 of the record it wrote ([`attest`]); a record that verifies and matches it
 //!   is approved, and the attestation is then removed. A hand edit has no attestation, and an
 //!   attestation does not match a record edited after it.

@@ -257,6 +257,7 @@ fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
         force: args.force,
         log: term::Log::default(),
         label: tiers::shard_label(args.shard),
+        attest: false,
     };
     let Some(table) = compare::compare(
         &args.experiment,

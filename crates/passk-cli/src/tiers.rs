@@ -34,6 +34,9 @@ pub struct RunContext {
     /// What this process is among several (`shard 1/2`), for the prefix of its lines; empty
     /// when alone.
     pub label: String,
+    /// Leave an attestation beside each cell written ([`crate::approve::attest`]): for runs
+    /// that leave MANIFEST to a later `passk run` (`--cell`, Slurm tasks).
+    pub attest: bool,
 }
 
 /// [`RunContext::label`] of a process running shard `i` of `n` (`shard 1/2`), or of one alone.
@@ -52,6 +55,7 @@ impl Default for RunContext {
             force: false,
             log: crate::term::Log::default(),
             label: String::new(),
+            attest: false,
         }
     }
 }

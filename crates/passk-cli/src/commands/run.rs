@@ -142,6 +142,8 @@ pub fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
             force: args.force,
             log: term::Log::default(),
             label: tiers::shard_label(args.shard),
+            // A `--cell` run leaves MANIFEST to a later run, which needs its word for the cells.
+            attest: !args.cells.is_empty(),
         };
         let exp = &match args.shard {
             Some((i, n)) => exp.shard(i, n),
