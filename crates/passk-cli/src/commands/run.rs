@@ -13,10 +13,11 @@ use crate::{approve, config, environment, load_all, record, run, term, tidy, tie
 /// device opens, the cache is a writable folder (or can be made), `--reuse` names a folder,
 /// and the `--shard` has at least one cell.
 fn validate_run(args: &RunArgs, experiments: &[config::Experiment]) -> Result<()> {
-    let trained = experiments
+    // Only the tiny tier runs on --device (an lm cell names its own device).
+    let on_device = experiments
         .iter()
-        .any(|e| e.tier != passk_report::tier::Tier::Theory);
-    if trained {
+        .any(|e| e.tier == passk_report::tier::Tier::Tiny);
+    if on_device {
         args.device
             .device
             .device()
