@@ -31,7 +31,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use passk_schema::cell::{CellRecord, SCHEMA_VERSION};
-use passk_train::lock::{holder, pid_alive, temp_writer_pid};
+use passk_train::lock::holder;
 use passk_train::FileLock;
 use serde_json::Value;
 
@@ -542,12 +542,9 @@ fn remove_dead_temporaries(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<()>
             let kind = entry.file_type()?;
             if kind.is_dir() && !name.starts_with('.') {
                 stack.push(entry.path());
-            } else if kind.is_file() && temp_writer_pid(&name).is_some_and(|p| !pid_alive(p)) {
-                std::fs::remove_file(entry.path())
-                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-                removed.push(entry.path());
             }
         }
+        removed.extend(crate::tidy::remove_dead_temporaries(&d)?);
     }
     Ok(())
 }

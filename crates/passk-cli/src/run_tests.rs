@@ -35,7 +35,10 @@ fn dead_pid() -> u32 {
         .trim()
         .parse()
         .unwrap();
-    (2..max).rev().find(|&p| !pid_alive(p)).unwrap()
+    (2..max)
+        .rev()
+        .find(|&p| !passk_train::lock::pid_alive(p))
+        .unwrap()
 }
 
 #[test]

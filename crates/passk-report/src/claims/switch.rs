@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use passk_core::rng::{seeded, uniform_index};
+use passk_core::stats::bootstrap_ci;
 
 use crate::probe::{load_probe_steps, ProbeStep};
 use crate::tiny::TinyCell;
@@ -145,18 +145,9 @@ fn mean_curve(curves: &[&SeedCurves], pick: fn(&SeedCurves) -> &Vec<f64>) -> Vec
         .collect()
 }
 
-/// The 2.5% and 97.5% order statistics of `values` (sorted in place).
-fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
-    values.sort_by(f64::total_cmp);
-    let at = |p: f64| {
-        let i = (p * (values.len() - 1) as f64).round() as usize;
-        values[i]
-    };
-    (at(0.025), at(0.975))
-}
-
-/// Both switch points and their gap, point estimates from all seeds and intervals from
-/// [`RESAMPLES`] resamples of whole seeds (a seed's q values stay together: they share stage 1).
+/// Both switch points and their gap, point estimates from all seeds and percentile intervals
+/// (`passk_core::stats::bootstrap_ci`) from [`RESAMPLES`] resamples of whole seeds (a seed's q
+/// values stay together: they share stage 1).
 pub fn switch_points(qs: &[f64], curves: &[SeedCurves]) -> SwitchPoints {
     fn fall_of(c: &SeedCurves) -> &Vec<f64> {
         &c.fall
@@ -171,23 +162,22 @@ pub fn switch_points(qs: &[f64], curves: &[SeedCurves]) -> SwitchPoints {
         (f, i)
     };
     let (fall, interference) = point(&all);
-    let mut rng = seeded(RNG_SEED, &[]);
-    let (mut fs, mut is, mut gs) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..RESAMPLES {
-        let sample: Vec<&SeedCurves> = (0..curves.len())
-            .map(|_| &curves[uniform_index(&mut rng, curves.len())])
-            .collect();
-        let (f, i) = point(&sample);
-        fs.push(f);
-        is.push(i);
-        gs.push(f - i);
-    }
+    // One seed and RNG stream for all three: each resample of seeds is the same for the two
+    // switch points, so their gap is paired.
+    let interval = |stat: &dyn Fn(f64, f64) -> f64| {
+        let ci = bootstrap_ci(curves.len(), RESAMPLES, 0.95, RNG_SEED, |idx| {
+            let sample: Vec<&SeedCurves> = idx.iter().map(|&i| &curves[i]).collect();
+            let (f, i) = point(&sample);
+            stat(f, i)
+        });
+        (ci.lo, ci.hi)
+    };
     SwitchPoints {
         qs: qs.to_vec(),
         seeds: curves.len(),
-        fall: (fall, percentile_interval(&mut fs)),
-        interference: (interference, percentile_interval(&mut is)),
-        gap: (fall - interference, percentile_interval(&mut gs)),
+        fall: (fall, interval(&|f, _| f)),
+        interference: (interference, interval(&|_, i| i)),
+        gap: (fall - interference, interval(&|f, i| f - i)),
     }
 }
 
@@ -213,24 +203,16 @@ pub fn within_q_slope(curves: &[&SeedCurves]) -> Option<(f64, f64)> {
 }
 
 /// [`within_q_slope`] over all seeds, with a 95% percentile interval of the slope from
-/// [`RESAMPLES`] resamples of whole seeds (resamples without within-q spread are skipped).
+/// [`RESAMPLES`] resamples of whole seeds (`bootstrap_ci`; a resample without within-q spread,
+/// every draw the same seed, counts as NaN and sorts last).
 pub fn within_q_slope_ci(curves: &[SeedCurves]) -> Option<(f64, f64, (f64, f64))> {
     let all: Vec<&SeedCurves> = curves.iter().collect();
     let (slope, r2) = within_q_slope(&all)?;
-    let mut rng = seeded(RNG_SEED, &[1]);
-    let mut slopes = Vec::new();
-    for _ in 0..RESAMPLES {
-        let sample: Vec<&SeedCurves> = (0..curves.len())
-            .map(|_| &curves[uniform_index(&mut rng, curves.len())])
-            .collect();
-        if let Some((b, _)) = within_q_slope(&sample) {
-            slopes.push(b);
-        }
-    }
-    if slopes.is_empty() {
-        return None;
-    }
-    Some((slope, r2, percentile_interval(&mut slopes)))
+    let ci = bootstrap_ci(curves.len(), RESAMPLES, 0.95, RNG_SEED, |idx| {
+        let sample: Vec<&SeedCurves> = idx.iter().map(|&i| &curves[i]).collect();
+        within_q_slope(&sample).map_or(f64::NAN, |(b, _)| b)
+    });
+    Some((slope, r2, (ci.lo, ci.hi)))
 }
 
 #[cfg(test)]
