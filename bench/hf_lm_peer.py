@@ -6,9 +6,14 @@ samples `new` tokens per row at temperature 1 with no early stop and no top-k. P
 comments, `sample_b<batch>_n<new> <generated tokens/s>` (median over reps) and the peak
 resident memory `rss_mib <MiB>`.
 
+With `--train-blocks N` it then takes one training step on its last samples, as lm_sample
+does: only the last N blocks and the final norm train (the tied embedding is frozen), the
+completion tokens' log-probabilities are summed (the head runs on completion positions only)
+and back-propagated; it prints `train_b<batch>_blocks<N>_ms <ms>` before the memory line.
+
 Needs: pip install torch transformers gguf numpy accelerate (e.g. in target/torch-venv;
 transformers 5 loads GGUF files only with accelerate installed).
-Usage: python hf_lm_peer.py GGUF --batch 64 --new 64 --reps 3 --threads 2
+Usage: python hf_lm_peer.py GGUF --batch 64 --new 64 --reps 3 --threads 2 [--train-blocks 2]
 """
 import argparse
 import os
@@ -25,6 +30,7 @@ ap.add_argument("--batch", type=int, default=64)
 ap.add_argument("--new", type=int, default=64)
 ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--train-blocks", type=int, default=0)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 folder, name = os.path.dirname(os.path.abspath(a.gguf)), os.path.basename(a.gguf)
@@ -51,4 +57,22 @@ with torch.inference_mode():
         made = (out.shape[1] - enc["input_ids"].shape[1]) * a.batch
         rates.append(made / (time.perf_counter() - t))
 print(f"sample_b{a.batch}_n{a.new} {statistics.median(rates):.1f}")
+if a.train_blocks > 0:
+    layers = model.model.layers
+    for name, p in model.named_parameters():
+        p.requires_grad_(False)
+    for block in layers[len(layers) - a.train_blocks:]:
+        for p in block.parameters():
+            p.requires_grad_(True)
+    model.model.norm.weight.requires_grad_(True)
+    model.train()
+    prompt = enc["input_ids"].shape[1]
+    out = out.clone()
+    t = time.perf_counter()
+    hidden = model.model(input_ids=out, attention_mask=torch.ones_like(out)).last_hidden_state
+    logits = model.lm_head(hidden[:, prompt - 1:-1])
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    picked = logp.gather(-1, out[:, prompt:].unsqueeze(-1)).squeeze(-1)
+    picked.sum().backward()
+    print(f"train_b{a.batch}_blocks{a.train_blocks}_ms {(time.perf_counter() - t) * 1e3:.0f}")
 print(f"rss_mib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")

@@ -1,5 +1,6 @@
 //! `cargo xtask bench --lm`: SmolLM2-135M sampling throughput of passk's CPU engine beside
-//! Hugging Face transformers (PyTorch eager) generating from the same GGUF, alternating.
+//! Hugging Face transformers (PyTorch eager) generating from the same GGUF, alternating, then
+//! one training step (last blocks trainable) of each on rows of the same shape.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -178,27 +179,63 @@ pub fn lm(sh: &Shell, root: &Path, opts: &LmOptions) -> Result<()> {
             fmt(rp)
         );
     }
-    // Training memory: one process per trainable-block count, so each peak is its own.
+    // Training steps: one process per trainable-block count and engine, so each peak RSS is
+    // its own; the peer takes the same step on its own samples of the same shape.
     let b = opts.batches[0].to_string();
     println!();
     println!(
-        "passk training step (forward + backward of {b} sampled rows, prompt + {} tokens), one \
-         run each:",
-        opts.new
+        "Training step (forward + backward of {b} sampled rows, prompt + {} tokens, the last \
+         blocks and the final norm trainable), one step per run, median of {} rounds:",
+        opts.new, opts.rounds
     );
-    println!("| trainable blocks | step ms | peak RSS MiB (sampling + step) |");
-    println!("|---:|---:|---:|");
+    println!(
+        "| trainable blocks | passk ms | peer ms | passk / peer | passk RSS MiB | peer RSS MiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
     for blocks in ["2", "4"] {
-        let out = cmd!(
-            sh,
-            "{passk} {gguf} --batch {b} --new {new} --reps 1 --train-blocks {blocks}"
-        )
-        .read()?;
-        let t = parse_times(&out)?;
-        let ms = t.get(&format!("train_b{b}_blocks{blocks}_ms")).copied();
-        let rss = t.get("rss_mib").copied();
+        let key = format!("train_b{b}_blocks{blocks}_ms");
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut our_rss, mut their_rss) = (Vec::new(), Vec::new());
+        for round in 1..=opts.rounds {
+            eprintln!(
+                "bench --lm: training step, {blocks} blocks, round {round}/{}",
+                opts.rounds
+            );
+            let t = parse_times(
+                &cmd!(
+                    sh,
+                    "{passk} {gguf} --batch {b} --new {new} --reps 1 --train-blocks {blocks}"
+                )
+                .read()?,
+            )?;
+            ours.extend(t.get(&key).copied());
+            our_rss.extend(t.get("rss_mib").copied());
+            if let Ok(python) = &python {
+                let out = cmd!(
+                    sh,
+                    "{python} {script} {gguf} --batch {b} --new {new} --reps 1 --threads {n} --train-blocks {blocks}"
+                )
+                .ignore_stderr()
+                .read()?;
+                let t = parse_times(&out)?;
+                theirs.extend(t.get(&key).copied());
+                their_rss.extend(t.get("rss_mib").copied());
+            }
+        }
+        let med = |v: Vec<f64>| (!v.is_empty()).then(|| median(v));
+        let (a, p) = (med(ours), med(theirs));
         let fmt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.0}"));
-        println!("| {blocks} | {} | {} |", fmt(ms), fmt(rss));
+        let ratio = match (a, p) {
+            (Some(a), Some(p)) => format!("{:.2}", a / p),
+            _ => String::new(),
+        };
+        println!(
+            "| {blocks} | {} | {} | {ratio} | {} | {} |",
+            fmt(a),
+            fmt(p),
+            fmt(med(our_rss)),
+            fmt(med(their_rss))
+        );
     }
     Ok(())
 }

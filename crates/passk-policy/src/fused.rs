@@ -21,12 +21,12 @@ use crate::model::LN_EPS;
 /// Rows per block of a cross-row reduction (fixed, so sums do not depend on the thread count).
 const BLOCK: usize = 64;
 
-fn op_err(msg: impl Into<String>) -> candle_core::Error {
+pub(crate) fn op_err(msg: impl Into<String>) -> candle_core::Error {
     candle_core::Error::Msg(msg.into())
 }
 
 /// The contiguous f32 slice of a CPU storage region.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let (a, b) = l
         .contiguous_offsets()
         .ok_or_else(|| op_err("fused op input must be contiguous"))?;
@@ -34,7 +34,7 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
 }
 
 /// Runs `f` on the contiguous f32 data of `t` (made contiguous first if needed).
-fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {

@@ -58,8 +58,9 @@ pub(crate) struct Engine {
     eps: f32,
     /// `[vocab, d]`, row-major, for token lookups.
     embed: Vec<f32>,
-    /// `[vocab, d]`: the output head (a copy of the embedding when tied).
-    head: Matrix,
+    /// `[vocab, d]`: the output head (a copy of the embedding when tied); `None` in an engine
+    /// of the lower blocks only.
+    head: Option<Matrix>,
     norm: Vec<f32>,
     blocks: Vec<Block>,
     /// `[positions, hd / 2]` RoPE tables.
@@ -68,7 +69,7 @@ pub(crate) struct Engine {
 }
 
 /// Keys and values of one link of a sequence's chain, per layer `[len, nkv * hd]`.
-struct Kv {
+pub(crate) struct Kv {
     /// The cache holding the positions before `start`, if any.
     parent: Option<usize>,
     /// The position of this cache's first token.
@@ -78,7 +79,7 @@ struct Kv {
 }
 
 impl Kv {
-    fn new(layers: usize, parent: Option<usize>, start: usize) -> Self {
+    pub(crate) fn new(layers: usize, parent: Option<usize>, start: usize) -> Self {
         Self {
             parent,
             start,
@@ -90,14 +91,14 @@ impl Kv {
 
 /// One token of a forward batch.
 #[derive(Clone, Copy)]
-struct Item {
-    token: u32,
+pub(crate) struct Item {
+    pub(crate) token: u32,
     /// Absolute position in its sequence.
-    pos: usize,
+    pub(crate) pos: usize,
     /// The cache its key and value are appended to (the last link of its chain).
-    own: usize,
+    pub(crate) own: usize,
     /// Whether logits are wanted for it.
-    logits: bool,
+    pub(crate) logits: bool,
 }
 
 /// A sample being decoded.
@@ -118,6 +119,16 @@ fn tensor_vec(t: &Tensor) -> Result<Vec<f32>> {
 impl Engine {
     /// Copies `model`'s weights, with RoPE tables for `positions` positions.
     pub(crate) fn new(model: &CausalLm, positions: usize) -> Result<Self> {
+        Self::build(model, model.config().num_hidden_layers, true, positions)
+    }
+
+    /// Copies the embedding and the first `layers` blocks of `model` (no final norm use, no
+    /// head): the engine of [`Engine::lower_blocks`].
+    pub(crate) fn lower(model: &CausalLm, layers: usize, positions: usize) -> Result<Self> {
+        Self::build(model, layers, false, positions)
+    }
+
+    fn build(model: &CausalLm, layers: usize, with_head: bool, positions: usize) -> Result<Self> {
         let cfg: &LmConfig = model.config();
         let get = |n: &str| -> Result<Vec<f32>> {
             tensor_vec(model.var(n).expect("every parameter exists").as_tensor())
@@ -131,8 +142,9 @@ impl Engine {
         };
         let (d, f, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
         let (qd, kvd) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd);
-        let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
-        for i in 0..cfg.num_hidden_layers {
+        let layers = layers.min(cfg.num_hidden_layers);
+        let mut blocks = Vec::with_capacity(layers);
+        for i in 0..layers {
             let p = |s: &str| format!("model.layers.{i}.{s}");
             let qkv_names = ["q_proj", "k_proj", "v_proj"];
             blocks.push(Block {
@@ -166,10 +178,10 @@ impl Engine {
         let angles = (0..positions).flat_map(|p| inv.iter().map(move |f| p as f32 * f));
         let (cos, sin) = angles.map(|a| (a.cos(), a.sin())).unzip();
         let embed = get("model.embed_tokens.weight")?;
-        let head = if cfg.tie_word_embeddings {
-            embed.clone()
-        } else {
-            get("lm_head.weight")?
+        let head = match (with_head, cfg.tie_word_embeddings) {
+            (false, _) => None,
+            (true, true) => Some(Matrix::new(embed.clone(), cfg.vocab_size, d)),
+            (true, false) => Some(Matrix::new(get("lm_head.weight")?, cfg.vocab_size, d)),
         };
         Ok(Self {
             d,
@@ -179,7 +191,7 @@ impl Engine {
             hd,
             vocab: cfg.vocab_size,
             eps: cfg.rms_norm_eps as f32,
-            head: Matrix::new(head, cfg.vocab_size, d),
+            head,
             embed,
             norm: get("model.norm.weight")?,
             blocks,
@@ -191,6 +203,27 @@ impl Engine {
     /// Runs `items` through the model, appending their keys and values to their caches, and
     /// returns the logits `[m, V]` of the `m` items that want them, in item order.
     fn forward(&self, caches: &mut [Option<Kv>], items: &[Item]) -> Vec<f32> {
+        let d = self.d;
+        let x = self.lower_blocks(caches, items);
+        let n = items.len();
+        let wanted: Vec<usize> = (0..n).filter(|&i| items[i].logits).collect();
+        let m = wanted.len();
+        let mut last = vec![0f32; m * d];
+        for (dst, &i) in last.chunks_exact_mut(d).zip(&wanted) {
+            dst.copy_from_slice(&x[i * d..(i + 1) * d]);
+        }
+        let mut hl = vec![0f32; m * d];
+        rms_norm_rows(&last, &self.norm, self.eps, &mut hl);
+        let mut logits = vec![0f32; m * self.vocab];
+        let head = self.head.as_ref().expect("a sampling engine has its head");
+        head.matmul_t(&hl, m, &mut logits, false);
+        logits
+    }
+
+    /// Runs `items` through the embedding and every block this engine holds, appending their
+    /// keys and values to their caches; returns the residual stream after the last block,
+    /// `[items, d]` (no final norm).
+    pub(crate) fn lower_blocks(&self, caches: &mut [Option<Kv>], items: &[Item]) -> Vec<f32> {
         let (d, f, nh, nkv, hd) = (self.d, self.f, self.nh, self.nkv, self.hd);
         let (qd, kvd) = (nh * hd, nkv * hd);
         let wqkv = qd + 2 * kvd;
@@ -244,17 +277,17 @@ impl Engine {
                 });
             b.down.matmul_t(&act, n, &mut x, true);
         }
-        let wanted: Vec<usize> = (0..n).filter(|&i| items[i].logits).collect();
-        let m = wanted.len();
-        let mut last = vec![0f32; m * d];
-        for (dst, &i) in last.chunks_exact_mut(d).zip(&wanted) {
-            dst.copy_from_slice(&x[i * d..(i + 1) * d]);
-        }
-        let mut hl = vec![0f32; m * d];
-        rms_norm_rows(&last, &self.norm, self.eps, &mut hl);
-        let mut logits = vec![0f32; m * self.vocab];
-        self.head.matmul_t(&hl, m, &mut logits, false);
-        logits
+        x
+    }
+
+    /// The width of the residual stream.
+    pub(crate) fn hidden_size(&self) -> usize {
+        self.d
+    }
+
+    /// How many blocks this engine holds.
+    pub(crate) fn layers(&self) -> usize {
+        self.blocks.len()
     }
 
     fn rope_at(&self, pos: usize) -> (&[f32], &[f32]) {

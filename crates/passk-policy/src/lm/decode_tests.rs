@@ -198,7 +198,7 @@ fn logits_after_a_shared_prefix_equal_those_of_the_whole_sequence() {
     let worst = max_abs_diff(&got, &want);
     // Bit for bit where the packed kernel runs (rows do not interact); gemm may round a
     // batch of 5 rows differently from one of 7.
-    let packed = engine.head.is_packed();
+    let packed = engine.head.as_ref().expect("a head").is_packed();
     assert!(
         if packed { worst == 0.0 } else { worst < 1e-5 },
         "max |Δlogit| = {worst} (packed: {packed})"

@@ -11,10 +11,8 @@ use candle_core::{DType, Device, Tensor, Var};
 
 use super::config::LmConfig;
 use super::init::param_shapes;
-use super::ops::{causal_mask, head, log_softmax_last, rms_norm, softmax_last};
+use super::ops::{causal_mask, head, rms_norm, softmax_last};
 use crate::error::{PolicyError, Result};
-use crate::fused;
-use crate::model::SequenceBatch;
 use crate::tokens::check_tokens;
 
 /// Which parameters receive gradients; the others are used as constants (detached).
@@ -52,7 +50,7 @@ pub(crate) struct LmWeights {
     blocks: Vec<BlockW>,
     norm: Tensor,
     /// `[V, d]`: the embedding when tied.
-    head: Tensor,
+    pub(super) head: Tensor,
 }
 
 /// Post-RoPE keys and values of every layer for the positions seen so far.
@@ -96,12 +94,15 @@ impl LmCache {
 
 /// A Llama/Qwen2-family causal language model whose weights are candle `Var`s.
 pub struct CausalLm {
-    cfg: LmConfig,
-    device: Device,
+    pub(super) cfg: LmConfig,
+    pub(super) device: Device,
     /// The dtype of the forward pass (see [`CausalLm::set_compute_dtype`]).
-    dtype: DType,
+    pub(super) dtype: DType,
     vars: BTreeMap<String, Var>,
-    trainable: BTreeSet<String>,
+    pub(super) trainable: BTreeSet<String>,
+    /// Whether training passes run the frozen lower blocks through the packed engine
+    /// (`lm/frozen.rs`); off only to test that path against the all-autograd one.
+    pub(super) frozen_engine: bool,
 }
 
 impl CausalLm {
@@ -163,6 +164,7 @@ impl CausalLm {
             dtype: DType::F32,
             vars,
             trainable,
+            frozen_engine: true,
         })
     }
 
@@ -338,16 +340,28 @@ impl CausalLm {
         &self,
         w: &LmWeights,
         tokens: &Tensor,
-        mut cache: Option<&mut LmCache>,
+        cache: Option<&mut LmCache>,
     ) -> Result<Tensor> {
-        let offset = cache.as_ref().map_or(0, |c| c.len);
+        let (b, t) = self.check_input(tokens, cache.as_deref())?;
+        let x = w.embed.index_select(&tokens.flatten_all()?, 0)?;
+        self.blocks_from(w, x, 0, (b, t), cache)
+    }
+
+    /// Checks a `[B, T]` u32 batch against the vocabulary, the positions and `cache`;
+    /// returns `(B, T)`.
+    pub(super) fn check_input(
+        &self,
+        tokens: &Tensor,
+        cache: Option<&LmCache>,
+    ) -> Result<(usize, usize)> {
+        let offset = cache.map_or(0, |c| c.len);
         let (b, t) = check_tokens(
             tokens,
             offset,
             (self.cfg.max_position_embeddings, "max_position_embeddings"),
             self.cfg.vocab_size,
         )?;
-        if let Some(c) = cache.as_ref() {
+        if let Some(c) = cache {
             if c.layers.len() != self.cfg.num_hidden_layers {
                 return Err(PolicyError::Input(
                     "cache was made for a model with a different number of layers".to_string(),
@@ -360,14 +374,28 @@ impl CausalLm {
                 )));
             }
         }
+        Ok((b, t))
+    }
+
+    /// Final-norm hidden states `[B, T, d]` from `x` `[B * T, d]`, the residual stream
+    /// entering block `first`, after the cached positions (blocks below `first` are not run
+    /// and their cache layers stay empty).
+    pub(super) fn blocks_from(
+        &self,
+        w: &LmWeights,
+        mut x: Tensor,
+        first: usize,
+        (b, t): (usize, usize),
+        mut cache: Option<&mut LmCache>,
+    ) -> Result<Tensor> {
+        let offset = cache.as_ref().map_or(0, |c| c.len);
         let n = b * t;
         let eps = self.cfg.rms_norm_eps;
         let ones = Tensor::ones((n, 1), self.dtype, &self.device)?;
         let (cos, sin) = self.rope_tables(offset, t)?;
         let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
         let mask = causal_mask(t, offset, &self.device)?;
-        let mut x = w.embed.index_select(&tokens.flatten_all()?, 0)?;
-        for (i, blk) in w.blocks.iter().enumerate() {
+        for (i, blk) in w.blocks.iter().enumerate().skip(first) {
             let h = rms_norm(&x, &blk.in_norm, eps, &ones)?;
             let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
             let att = self.attention(
@@ -462,92 +490,6 @@ impl CausalLm {
         let w = self.weights(false)?;
         let h = self.hidden(&w, tokens, None)?;
         head(&h, &w.head)
-    }
-
-    /// Log-probability of each row's completion: the sum over positions `t >= prompt_len` of
-    /// `log pi(token_t | tokens_<t)` times `mask[b, t - prompt_len]`. `tokens` is `[B, T]` u32,
-    /// `mask` is `[B, T - prompt_len]` f32; the result is `[B]` and differentiable.
-    pub fn sequence_logprobs(
-        &self,
-        tokens: &Tensor,
-        prompt_len: usize,
-        mask: &Tensor,
-    ) -> Result<Tensor> {
-        let (b, t) = tokens.dims2()?;
-        if prompt_len == 0 || prompt_len >= t {
-            return Err(PolicyError::Input(format!(
-                "prompt_len must be in 1..{t} (the sequence length), got {prompt_len}"
-            )));
-        }
-        let l = t - prompt_len;
-        if mask.dims() != [b, l] || mask.dtype() != DType::F32 {
-            return Err(PolicyError::Input(format!(
-                "mask must be f32 of shape [{b}, {l}], got {:?} {:?}",
-                mask.dtype(),
-                mask.dims()
-            )));
-        }
-        let w = self.weights(false)?;
-        let h = self.completion_hidden(&w, tokens, prompt_len)?;
-        let logits = head(&h, &w.head)?.reshape((b * l, self.cfg.vocab_size))?;
-        let targets = tokens.narrow(1, prompt_len, l)?.contiguous()?;
-        let picked = if self.device.is_cpu() {
-            let targets = targets.flatten_all()?.to_vec1::<u32>()?;
-            logits.apply_op1(fused::PickLogProb(targets))?
-        } else {
-            log_softmax_last(&logits)?
-                .gather(&targets.reshape((b * l, 1))?, 1)?
-                .flatten_all()?
-        };
-        let mask = mask.to_device(&self.device)?;
-        Ok((picked.reshape((b, l))? * mask)?.sum(1)?)
-    }
-
-    /// Hidden states `[B, L, d]` that predict the completion tokens `tokens[:, P..]`
-    /// (positions `P - 1 .. T - 1`). Rows with identical prompts share one pass over the
-    /// prompt: the distinct prompts are run once, their keys/values copied to every row
-    /// (differentiably), and only the completions are run per row.
-    fn completion_hidden(&self, w: &LmWeights, tokens: &Tensor, p: usize) -> Result<Tensor> {
-        let (b, t) = tokens.dims2()?;
-        let l = t - p;
-        let prompts = tokens.narrow(1, 0, p)?.contiguous()?.to_vec2::<u32>()?;
-        let mut distinct: Vec<&Vec<u32>> = Vec::new();
-        let mut row_of = Vec::with_capacity(b);
-        for row in &prompts {
-            let i = match distinct.iter().position(|d| *d == row) {
-                Some(i) => i,
-                None => {
-                    distinct.push(row);
-                    distinct.len() - 1
-                }
-            };
-            row_of.push(i as u32);
-        }
-        if distinct.len() == b {
-            let h = self.hidden(w, tokens, None)?;
-            return Ok(h.narrow(1, p - 1, l)?.contiguous()?);
-        }
-        let flat: Vec<u32> = distinct.iter().flat_map(|d| d.iter().copied()).collect();
-        let unique = Tensor::from_vec(flat, (distinct.len(), p), &self.device)?;
-        let mut cache = LmCache::new(self);
-        let hp = self.hidden(w, &unique, Some(&mut cache))?;
-        let rows = Tensor::new(row_of.as_slice(), &self.device)?;
-        cache.select_rows(&rows)?;
-        let first = hp
-            .narrow(1, p - 1, 1)?
-            .contiguous()?
-            .index_select(&rows, 0)?;
-        if l == 1 {
-            return Ok(first.contiguous()?);
-        }
-        let rest = tokens.narrow(1, p, l - 1)?.contiguous()?;
-        let hc = self.hidden(w, &rest, Some(&mut cache))?;
-        Ok(Tensor::cat(&[&first, &hc], 1)?)
-    }
-
-    /// [`CausalLm::sequence_logprobs`] of a prepared [`SequenceBatch`].
-    pub fn batch_logprobs(&self, batch: &SequenceBatch) -> Result<Tensor> {
-        self.sequence_logprobs(&batch.tokens, batch.prompt_len, &batch.mask)
     }
 
     /// Logits `[B, T, V]` of `tokens` placed after the cached positions, from detached weights

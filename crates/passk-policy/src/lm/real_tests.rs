@@ -76,3 +76,64 @@ fn smollm2_answers_and_matches_quantized_llama() {
     );
     assert!(diff < 0.05 * scale, "max abs diff {diff} vs scale {scale}");
 }
+
+#[test]
+#[ignore = "needs the SmolLM2-135M-Instruct GGUF: set PASSK_SMOLLM2_GGUF"]
+fn smollm2_training_pass_with_frozen_blocks_in_the_engine_matches_autograd() {
+    use crate::model::SequenceBatch;
+    let ck = read_gguf(smollm2_path()).unwrap();
+    let tok = LmTokenizer::from_gguf_metadata(&ck.metadata).unwrap();
+    let mut model = CausalLm::from_tensors(ck.config.clone(), ck.tensors, &Device::Cpu).unwrap();
+    model.set_trainable(Trainable::LastBlocks {
+        blocks: 2,
+        embeddings: false,
+    });
+    assert_eq!(model.frozen_lower_blocks(), 28);
+    // Two prompts of one length, two samples each: shared prompts and distinct ones.
+    let prompts: Vec<Vec<u32>> = ["What is 3 + 4?", "What is 5 + 1?"]
+        .iter()
+        .map(|q| tok.encode(&smollm2_prompt(q)).unwrap())
+        .collect();
+    let params = crate::SamplingParams {
+        temperature: 1.0,
+        top_p: 1.0,
+    };
+    let out = model
+        .sample(&prompts, 2, 12, &[], params, |p, s| (p * 10 + s) as u64)
+        .unwrap();
+    let pairs: Vec<(&[u32], &[u32])> = out
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (prompts[i / 2].as_slice(), c.as_slice()))
+        .collect();
+    let batch = SequenceBatch::new(&pairs, u32::MAX, 0, &Device::Cpu).unwrap();
+    let weights = Tensor::new(&[1.0f32, -0.5, 2.0, 0.25], &Device::Cpu).unwrap();
+    let mut pass = |engine: bool| {
+        model.set_frozen_engine(engine);
+        let lp = model.batch_logprobs(&batch).unwrap();
+        let g = (&lp * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        (lp, g)
+    };
+    let (fast, gf) = pass(true);
+    let (slow, gs) = pass(false);
+    let err = tests::max_abs_diff(&fast, &slow);
+    assert!(err < 5e-4, "log-probabilities differ by {err}");
+    for (name, var) in model.params() {
+        let (a, c) = (
+            gf.get(var.as_tensor()).unwrap(),
+            gs.get(var.as_tensor()).unwrap(),
+        );
+        let scale = c.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let scale = scale.to_scalar::<f32>().unwrap().max(1e-6);
+        let err = tests::max_abs_diff(a, c);
+        assert!(
+            err < 1e-4 * scale,
+            "{name}: {err} against a largest entry of {scale}"
+        );
+    }
+}

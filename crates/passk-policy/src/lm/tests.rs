@@ -422,3 +422,59 @@ fn bad_inputs_are_refused() {
     );
     assert!(CausalLm::from_tensors(tiny_config("llama", true), map, &Device::Cpu).is_err());
 }
+
+#[test]
+fn frozen_blocks_in_the_engine_match_the_autograd_pass_in_value_and_gradient() {
+    let b = batch();
+    let p = b.prompt_len;
+    let tok = b.tokens.to_vec2::<u32>().unwrap();
+    let t = tok[0].len();
+    // Prompt sharing: none (rows differ after one common token), some (rows 0, 1, 3), all.
+    let layouts: [&[usize]; 3] = [&[], &[1, 3], &[1, 2, 3]];
+    let weights = Tensor::new(&[1.0f32, -0.5, 2.0, 0.25], &Device::Cpu).unwrap();
+    for (kind, tied) in [("llama", true), ("qwen2", false)] {
+        let mut model = CausalLm::random(tiny_config(kind, tied), 21, &Device::Cpu).unwrap();
+        for blocks in [0, 1] {
+            model.set_trainable(Trainable::LastBlocks {
+                blocks,
+                embeddings: false,
+            });
+            assert_eq!(model.frozen_lower_blocks(), 2 - blocks);
+            for same in layouts {
+                let mut rows = tok.clone();
+                for &r in same {
+                    let first = rows[0][..p].to_vec();
+                    rows[r][..p].copy_from_slice(&first);
+                }
+                let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+                let tokens = Tensor::from_vec(flat, (4, t), &Device::Cpu).unwrap();
+                let mut pass = |engine: bool| {
+                    model.set_frozen_engine(engine);
+                    let lp = model.sequence_logprobs(&tokens, p, &b.mask).unwrap();
+                    let g = (&lp * &weights)
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap();
+                    (lp, g)
+                };
+                let (fast, gf) = pass(true);
+                let (slow, gs) = pass(false);
+                model.set_frozen_engine(true);
+                let what = format!("{kind} blocks={blocks} shared={same:?}");
+                assert!(max_abs_diff(&fast, &slow) < 1e-4, "{what}: logprobs");
+                for (name, var) in model.params() {
+                    let (a, c) = (
+                        gf.get(var.as_tensor()).expect("a gradient"),
+                        gs.get(var.as_tensor()).expect("a gradient"),
+                    );
+                    let scale = c.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+                    let scale = scale.to_scalar::<f32>().unwrap().max(1.0);
+                    let err = max_abs_diff(a, c);
+                    assert!(err < 1e-4 * scale, "{what} {name}: {err} (scale {scale})");
+                }
+            }
+        }
+    }
+}
