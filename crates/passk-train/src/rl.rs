@@ -116,8 +116,8 @@ pub fn apply_update<P: Policy + ?Sized>(
 
 /// Back-propagates the losses of `objective` and of its projection `anchor` (both from the
 /// same `groups`), removes from the objective's gradient `g` its component against the
-/// anchor's `a` — `g − min(0, ⟨g, a⟩) a / ‖a‖²` — then clips and applies it like
-/// [`apply_update`]. Returns the norm before clipping and the cosine of `g` and `a` (`None`
+/// anchor's `a` — `g − min(0, ⟨g, a⟩) a / ‖a‖²`, plus `a` when
+/// [`Objective::projection_adds_anchor`] — then clips and applies it like [`apply_update`]. Returns the norm before clipping and the cosine of `g` and `a` (`None`
 /// when either is zero).
 #[allow(clippy::too_many_arguments)]
 pub fn apply_projected_update<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
@@ -131,7 +131,16 @@ pub fn apply_projected_update<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
     step: u64,
 ) -> Result<(f64, Option<f64>)> {
     let params = model.params();
+    let adds_anchor = objective.projection_adds_anchor();
     let Some(loss) = policy_loss(model, vocab, groups, objective)? else {
+        if adds_anchor {
+            // Nothing to project: the step is the anchor's alone.
+            let anchor_loss = policy_loss(model, vocab, groups, anchor)?;
+            if let Some(l) = &anchor_loss {
+                check_finite_loss(l, step)?;
+            }
+            return Ok((apply_update(model, opt, anchor_loss, clip, step)?, None));
+        }
         opt.step(&params, None)?;
         return Ok((0.0, None));
     };
@@ -176,6 +185,18 @@ pub fn apply_projected_update<P: Policy + ?Sized, C: PromptCodec + ?Sized>(
                     None => (a * -scale)?,
                 };
                 grads.insert(var.as_tensor(), projected);
+            }
+        }
+        if adds_anchor {
+            for (_, var) in &params {
+                let Some(a) = anchor_grads.get(var.as_tensor()) else {
+                    continue;
+                };
+                let sum = match grads.get(var.as_tensor()) {
+                    Some(g) => (g + a)?,
+                    None => a.clone(),
+                };
+                grads.insert(var.as_tensor(), sum);
             }
         }
     }

@@ -509,3 +509,74 @@ fn a_conflicting_projected_sgd_step_is_orthogonal_to_the_anchor_gradient() {
     assert!(norm(&step) > 0.0);
     assert!(step_cos.abs() < 1e-3, "step against anchor: cos {step_cos}");
 }
+
+/// `scale` times pass@1 RLOO's weights, projected against pass@1 RLOO with the anchor added
+/// back (as `group_projected` does).
+struct AddsAnchor {
+    scale: f64,
+}
+
+impl passk_core::objective::Objective for AddsAnchor {
+    fn name(&self) -> String {
+        format!("adds_anchor:{}", self.scale)
+    }
+    fn weights(&self, rewards: &[f64]) -> std::result::Result<Vec<f64>, passk_core::CoreError> {
+        let w = objective_from_spec("pass1_rloo")
+            .unwrap()
+            .weights(rewards)?;
+        Ok(w.iter().map(|x| self.scale * x).collect())
+    }
+    fn k(&self) -> u32 {
+        1
+    }
+    fn unbiased(&self) -> bool {
+        false
+    }
+    fn projection_anchor(&self) -> Option<Box<dyn passk_core::objective::Objective>> {
+        Some(objective_from_spec("pass1_rloo").unwrap())
+    }
+    fn projection_adds_anchor(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_projection_that_adds_the_anchor_back_keeps_the_anchor_step() {
+    let vocab = Vocab::synthetic();
+    let groups = fixed_groups(&vocab);
+    let anchor = objective_from_spec("pass1_rloo").unwrap();
+    let params = |m: &Gpt| -> Vec<Vec<f32>> {
+        m.params()
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    // Opposed (g = -a) and empty (g = 0): the projected g vanishes, the step is a's alone.
+    for scale in [-1.0, 0.0] {
+        let (a, b) = (nano(), nano());
+        let mut opt_a = Optimizer::new(OptimizerKind::Sgd, 0.5, &a.params()).unwrap();
+        let mut opt_b = Optimizer::new(OptimizerKind::Sgd, 0.5, &b.params()).unwrap();
+        let objective = AddsAnchor { scale };
+        apply_projected_update(
+            &a,
+            &mut opt_a,
+            &vocab,
+            &groups,
+            &objective,
+            anchor.as_ref(),
+            1e9,
+            0,
+        )
+        .unwrap();
+        let loss = policy_loss(&b, &vocab, &groups, anchor.as_ref()).unwrap();
+        apply_update(&b, &mut opt_b, loss, 1e9, 0).unwrap();
+        let (pa, pb) = (params(&a), params(&b));
+        let gap = pa
+            .iter()
+            .flatten()
+            .zip(pb.iter().flatten())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(gap < 1e-6, "scale {scale}: steps differ by {gap}");
+    }
+}

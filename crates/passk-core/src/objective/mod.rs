@@ -63,6 +63,13 @@ pub trait Objective: Send + Sync {
     fn projection_anchor(&self) -> Option<Box<dyn Objective>> {
         None
     }
+    /// For a projected objective whose weights and anchor's weights cover disjoint prompts
+    /// (like `group_projected`): the step adds the anchor's gradient back after the
+    /// projection, `g − min(0, ⟨g, a⟩) a / ‖a‖² + a`, so only the objective's part is
+    /// projected. `false`, the default, steps along the projected `g` alone.
+    fn projection_adds_anchor(&self) -> bool {
+        false
+    }
 }
 
 /// A registry entry's public description.
@@ -148,6 +155,23 @@ impl SpecParams {
                 spec: self.spec.clone(),
                 reason: format!("parameter {key}='{v}' is not a non-negative integer"),
             }),
+        }
+    }
+
+    /// Removes and parses an optional finite `f64` parameter.
+    ///
+    /// # Errors
+    /// [`CoreError::BadSpec`] when the value is not a finite number.
+    pub fn take_f64(&mut self, key: &str) -> Result<Option<f64>, CoreError> {
+        match self.values.remove(key) {
+            None => Ok(None),
+            Some(v) => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() => Ok(Some(x)),
+                _ => Err(CoreError::BadSpec {
+                    spec: self.spec.clone(),
+                    reason: format!("parameter {key}='{v}' is not a finite number"),
+                }),
+            },
         }
     }
 
@@ -238,6 +262,9 @@ registry! {
     conflict_projected,
     k_anneal,
     sign_flipped,
+    split_by_success,
+    group_projected,
+    entropic,
 }
 
 /// Builds an objective from a spec string such as `"pass1_rloo"` or `"pkpo_loo_minus_one:k=4"`.
