@@ -52,7 +52,7 @@ pub struct Claim {
     #[serde(default)]
     pub baseline: bool,
     /// The effect size δ of the one-sided tests (`tiny_delta_*_p_*`): H1 is a change beyond
-    /// δ. Default 0.
+    /// δ; for `tiny_vs_passk_share_ci_low`, the share of the reference's gain. Default 0.
     #[serde(default)]
     pub effect: f64,
     /// The claim is known not to hold on the committed results (its `why` gives the measured
@@ -60,6 +60,10 @@ pub struct Claim {
     /// is updated rather than silently outdated. Default false.
     #[serde(default)]
     pub expected_failure: bool,
+    /// The reference objective of the paired `tiny_vs_*` statistics (trained from the same
+    /// warm starts, at the same q and seeds, in the same experiment); only those take it.
+    #[serde(default)]
+    pub against: Option<String>,
 }
 
 impl Claim {
@@ -136,6 +140,17 @@ pub fn parse_claims(text: &str, path: &Path) -> Result<ClaimsFile, ReportError> 
                 format!(
                     "claim `{}`: unknown statistic {:?}; known: {known:?}",
                     claim.name, claim.statistic
+                ),
+            ));
+        }
+        let versus = matches!(claim.stat(), Some(Statistic::TinyVs(_)));
+        if versus != claim.against.is_some() {
+            return Err(ReportError::invalid(
+                path,
+                format!(
+                    "claim `{}`: `against` (the reference objective) is given with the \
+                     tiny_vs_* statistics and only with them",
+                    claim.name
                 ),
             ));
         }
@@ -258,6 +273,9 @@ fn evaluate_tiny(claim: &Claim, stat: Statistic, dir: &Path) -> Result<Verdict, 
         Statistic::TinyDid { upper } => return evaluate_did(claim, upper, &selected),
         Statistic::TinyTrend { p_value } => return evaluate_trend(claim, p_value, &selected),
         Statistic::TinySwitch(which) => return evaluate_switch(claim, which, dir, &selected),
+        Statistic::TinyVs(which) => {
+            return versus::evaluate_versus(claim, which, &cells, &selected)
+        }
         Statistic::TinyDelta(delta) => delta,
         other => return Err(format!("{} is not a tiny-tier statistic", other.name())),
     };
@@ -557,7 +575,8 @@ pub use render::{render_table, verdict_word};
 use theory_tier::theory_statistic;
 
 mod statistic;
-pub use statistic::{Delta, ProbeBlock, Statistic, Switch, Tested, STATISTICS};
+mod versus;
+pub use statistic::{Delta, ProbeBlock, Statistic, Switch, Tested, Versus, STATISTICS};
 pub mod switch;
 
 #[cfg(test)]

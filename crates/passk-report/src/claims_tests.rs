@@ -228,3 +228,88 @@ fn trend_over_q_and_expected_failures() {
     );
     assert!(table.contains("DOES NOT HOLD (expected)"), "{table}");
 }
+
+#[test]
+fn paired_comparisons_against_a_reference_objective() {
+    use crate::probe::tests::write_cell_seeded;
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("exp");
+    let k8 = "pkpo_loo_minus_one:k=8";
+    // Per seed: pass@1 training +0.10, pass@8 training -0.10, the candidate +0.08 +- 0.01;
+    // pass@8 gains 0.10 under pass@8 training and 0.09 +- 0.01 under the candidate.
+    let gain8 = |dir: &Path, d: f64| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("eval.csv"))
+            .unwrap();
+        writeln!(f, "0,all,8,0.5,400\n200,all,8,{},400", 0.5 + d).unwrap();
+    };
+    for (seed, c) in [(0u64, 0.07), (1, 0.08), (2, 0.09)] {
+        write_cell_seeded(
+            &exp,
+            &format!("p{seed:015}"),
+            0.75,
+            "pass1_rloo",
+            seed,
+            0.0,
+            0.10,
+        );
+        write_cell_seeded(&exp, &format!("k{seed:015}"), 0.75, k8, seed, 0.0, -0.10);
+        gain8(&exp.join(format!("k{seed:015}")), 0.10);
+        write_cell_seeded(
+            &exp,
+            &format!("c{seed:015}"),
+            0.75,
+            "entropic",
+            seed,
+            0.0,
+            c,
+        );
+        gain8(&exp.join(format!("c{seed:015}")), c + 0.01);
+    }
+    let sel = "{ \"mixture.cue_reliability\" = 0.75, \"rl.objective\" = \"entropic\" }";
+    let versus = |stat: &str, against: &str, op: &str, threshold: f64, effect: f64| {
+        // Parsed with another statistic: the parser wants `against` with a tiny_vs_* one.
+        let mut c = claim("tiny_delta_pass1_mean", sel, op, threshold);
+        c.statistic = stat.to_string();
+        c.against = Some(against.to_string());
+        c.effect = effect;
+        evaluate(&[c], tmp.path(), tmp.path()).remove(0)
+    };
+    // Candidate minus pass@1 training: -0.02 +- 0.01 per seed.
+    let v = versus("tiny_vs_pass1_mean", "pass1_rloo", ">=", -0.01, 0.0);
+    assert!(
+        !v.passed && (v.measured.unwrap() + 0.02).abs() < 1e-9,
+        "{v:?}"
+    );
+    assert_eq!(v.cells, 6);
+    let v = versus("tiny_vs_pass1_ci_low", "pass1_rloo", ">", -0.03, 0.0);
+    let (lo, hi) = v.interval.unwrap();
+    assert!(lo < -0.02 && -0.02 < hi && v.measured == Some(lo), "{v:?}");
+    // pass@8: 0.09 - 0.8 x 0.10 = 0.01 +- 0.01 per seed; with a share of 1, -0.01.
+    let v = versus("tiny_vs_passk_share_ci_low", k8, ">", -1.0, 0.8);
+    assert!(
+        v.error.is_none() && (v.estimate.unwrap() - 0.01).abs() < 1e-9,
+        "{v:?}"
+    );
+    let v = versus("tiny_vs_passk_share_ci_low", k8, ">", 0.0, 1.0);
+    assert!(
+        !v.passed && (v.estimate.unwrap() + 0.01).abs() < 1e-9,
+        "{v:?}"
+    );
+    // A reference with no cell at that q and seed: an error, not a pass.
+    let v = versus("tiny_vs_pass1_mean", "chen:k=8", ">=", -1.0, 0.0);
+    assert!(!v.passed && v.error.unwrap().contains("chen:k=8"));
+    // `against` goes with the tiny_vs_* statistics and only with them.
+    let text = |stat: &str, against: &str| {
+        format!(
+            "gate = []\n[[claim]]\nname = \"c\"\nexperiment = \"exp\"\nstatistic = \"{stat}\"\n\
+             op = \">\"\nthreshold = 0\nwhy = \"w\"\n{against}"
+        )
+    };
+    let path = Path::new("claims.toml");
+    assert!(parse_claims(&text("tiny_vs_pass1_mean", ""), path).is_err());
+    assert!(parse_claims(&text("tiny_delta_pass1_mean", "against = \"x\"\n"), path).is_err());
+    assert!(parse_claims(&text("tiny_vs_pass1_mean", "against = \"x\"\n"), path).is_ok());
+}

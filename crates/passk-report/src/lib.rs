@@ -12,6 +12,7 @@ pub mod html;
 pub mod lm;
 pub mod load;
 pub mod manifest;
+pub mod mitigation;
 pub mod page;
 pub mod plot;
 pub mod probe;

@@ -171,17 +171,20 @@ fn sources(
 }
 
 /// The trade-off figure: one panel per q, each objective a point at (mean Δ pass@k, mean
-/// Δ pass@1) over its seeds (k of the objective), with its seeds as small unlabelled points
-/// beside. Upper right of the origin: pass@k gained without a pass@1 loss. `label` names an
-/// objective's legend entry (so callers can mark new objectives).
+/// Δ pass@1) over its seeds with the 95% t-interval of Δ pass@1, and its seeds as small
+/// unlabelled points beside. k is one for every objective, the largest any of them targets,
+/// so pass@1-type objectives and mitigations sit on the same axis as pass@k training. Upper
+/// right of the origin: pass@k gained without a pass@1 loss. `label` names an objective's
+/// legend entry (so callers can mark new objectives).
 pub fn tradeoff_figure(cells: &[TinyCell], stem: &str, label: &dyn Fn(&str) -> String) -> Figure {
     let objectives = objectives(cells);
+    let k = objectives.iter().map(|o| objective_k(o)).max().unwrap_or(1);
     let mut panels = Vec::new();
     for q in qs(cells) {
         let mut chart = Chart::new(
-            format!("Δ pass@1 against Δ pass@k, q = {q}"),
-            "Δ pass@k (k of the objective)",
-            "Δ pass@1",
+            format!("Δ pass@1 against Δ pass@{k}, q = {q}"),
+            format!("Δ pass@{k}"),
+            "Δ pass@1 (mean, 95% CI over seeds)",
         );
         chart.zero_line = true;
         chart.legend = Legend::Outside;
@@ -193,19 +196,23 @@ pub fn tradeoff_figure(cells: &[TinyCell], stem: &str, label: &dyn Fn(&str) -> S
                 .collect();
             let seeds: Vec<(f64, f64)> = group
                 .iter()
-                .filter_map(|c| Some((c.delta(c.objective_k())?, c.delta(1)?)))
+                .filter_map(|c| Some((c.delta(k)?, c.delta(1)?)))
                 .collect();
             if seeds.is_empty() {
                 continue;
             }
             let xs: Vec<f64> = seeds.iter().map(|p| p.0).collect();
             let ys: Vec<f64> = seeds.iter().map(|p| p.1).collect();
-            chart.series.push(Series::new(
-                format!("{} (mean of {} seeds)", label(objective), seeds.len()),
-                vec![(mean(&xs), mean(&ys))],
-                Mark::LargePoints,
-                color,
-            ));
+            let (y, ci) = crate::dose::mean_ci(&ys);
+            chart.series.push(
+                Series::new(
+                    format!("{} (mean of {} seeds)", label(objective), seeds.len()),
+                    vec![(mean(&xs), y)],
+                    Mark::LargePoints,
+                    color,
+                )
+                .with_intervals(vec![ci]),
+            );
             chart
                 .series
                 .push(Series::new(String::new(), seeds, Mark::Points, color));
@@ -388,9 +395,10 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
     )?);
 
     paths.extend(crate::dose::render_dose(cells, out_dir)?);
+    paths.extend(crate::mitigation::render_criterion(cells, out_dir)?);
 
     let figure = tradeoff_figure(cells, "tradeoff", &crate::style::label);
-    let caption = "Change of held-out pass@k (k of the objective) against change of pass@1, from the warm start, one panel per q: large points are means over seeds, small ones single seeds. Upper right of the origin: pass@k gained without losing pass@1.";
+    let caption = "Change of held-out pass@k (k the largest any objective of the experiment targets, the same for every objective) against change of pass@1, from the warm start, one panel per q: large points are means over seeds with the 95% t-interval of the change of pass@1, small ones single seeds. Upper right of the origin: pass@k gained without losing pass@1.";
     let files = render_figure(&figure, out_dir)?;
     paths.extend(sources(
         out_dir, "tradeoff", "figure", caption, &files, &all,

@@ -143,6 +143,7 @@ mod tests {
                 baseline: false,
                 effect: 0.0,
                 expected_failure: false,
+                against: None,
             },
             measured,
             estimate: measured.map(|_| -0.1315),

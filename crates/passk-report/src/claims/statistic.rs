@@ -47,6 +47,18 @@ pub enum Switch {
     GapCiAbsMax,
 }
 
+/// A paired comparison with the claim's `against` objective at the same q and seed (tiny tier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versus {
+    /// Mean over seeds of Δpass@1 minus the reference's Δpass@1.
+    Pass1Mean,
+    /// Lower end of the 95% t-interval of that difference.
+    Pass1CiLow,
+    /// Lower end of the 95% t-interval of Δpass@k minus `effect` times the reference's
+    /// Δpass@k, k of the reference objective.
+    PasskShareCiLow,
+}
+
 /// A statistic a claim can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statistic {
@@ -80,6 +92,8 @@ pub enum Statistic {
     TinyProbe(ProbeBlock),
     /// Tiny tier: the switch point in q of the fall and of the warm-start interference.
     TinySwitch(Switch),
+    /// Tiny tier: one objective against a reference objective, paired by seed.
+    TinyVs(Versus),
 }
 
 /// What the value a claim compares with its threshold is.
@@ -126,6 +140,9 @@ pub const STATISTICS: &[(Statistic, &str, &str)] = &[
     (S::TinySwitch(Switch::FallCiLow), "tiny_switch_fall_ci_low", "tiny tier, pass@8 cells at several q: lower end of the 95% seed-bootstrap interval of q*_fall, the first q (scanning up) where the mean change of held-out pass@1 under pass@8 rises through 0 (experiments/tiny-dose.toml, THE SWITCH POINT)"),
     (S::TinySwitch(Switch::FallCiHigh), "tiny_switch_fall_ci_high", "tiny tier: upper end of that interval of q*_fall"),
     (S::TinySwitch(Switch::GapCiAbsMax), "tiny_switch_gap_ci_abs_max", "tiny tier: the larger absolute end of the 95% paired seed-bootstrap interval of q*_fall - q*_int, q*_int the same crossing of the warm-start cross-family <grad J_8, grad J_1>; < 0.05: the two switch points coincide within the grid spacing"),
+    (S::TinyVs(Versus::Pass1Mean), "tiny_vs_pass1_mean", "tiny tier, one objective at one q against the claim's `against` objective from the same warm starts: mean over seeds of (change of pass@1) minus (the reference's change of pass@1), paired by seed"),
+    (S::TinyVs(Versus::Pass1CiLow), "tiny_vs_pass1_ci_low", "tiny tier: lower end of the 95% t-interval over seeds of that paired difference (> -0.03: within the margin delta of the reference)"),
+    (S::TinyVs(Versus::PasskShareCiLow), "tiny_vs_passk_share_ci_low", "tiny tier: lower end of the 95% t-interval over seeds of (change of pass@k) minus `effect` x (the `against` objective's change of pass@k), k of the `against` objective, paired by seed (> 0: the objective keeps at least the share `effect` of the reference's gain)"),
 ];
 
 impl Statistic {
@@ -153,7 +170,8 @@ impl Statistic {
             | S::TinyDid { .. }
             | S::TinyTrend { .. }
             | S::TinyProbe(_)
-            | S::TinySwitch(_) => Tier::Tiny,
+            | S::TinySwitch(_)
+            | S::TinyVs(_) => Tier::Tiny,
             _ => Tier::Theory,
         }
     }
@@ -169,7 +187,8 @@ impl Statistic {
             S::TinySwitch(Switch::FallCiLow) => Tested::CiLow,
             S::TinyDelta(Delta::Pass1CiLow | Delta::PasskCiLow)
             | S::TinyDid { upper: false }
-            | S::TinyTrend { p_value: false } => Tested::CiLow,
+            | S::TinyTrend { p_value: false }
+            | S::TinyVs(Versus::Pass1CiLow | Versus::PasskShareCiLow) => Tested::CiLow,
             _ => Tested::Estimate,
         }
     }
