@@ -26,6 +26,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use passk_report::manifest::{parse, render, scan, Entry, MANIFEST};
 
+use crate::config::Experiment;
+
 /// What this process wrote or removed under a results folder, so it may approve it.
 #[derive(Debug, Default, Clone)]
 pub struct Vouched {
@@ -95,6 +97,26 @@ pub struct Updated {
     pub listed: usize,
     /// The changes written, each with its path.
     pub approved: Vec<(Change, String)>,
+}
+
+/// Whether a complete cell of `experiments` that MANIFEST does not list yet (finished by a
+/// `--cell` run or a Slurm task) records this build's code: then this build's
+/// `ENVIRONMENT.json` describes it, and the run that approves it writes one.
+pub fn adopts_cells_of_this_build(results: &Path, experiments: &[Experiment]) -> bool {
+    let listed: BTreeSet<String> = std::fs::read_to_string(results.join(MANIFEST))
+        .ok()
+        .and_then(|text| parse(&text).ok())
+        .map(|m| m.into_keys().collect())
+        .unwrap_or_default();
+    experiments.iter().any(|exp| {
+        exp.cells.iter().any(|cell| {
+            let rel = format!("{}/{}/complete.json", exp.name, cell.hash);
+            let dir = results.join(&exp.name).join(&cell.hash);
+            !listed.contains(&rel)
+                && crate::run::in_place(results, &exp.name, &cell.hash)
+                && crate::provenance::code_state(&dir) == crate::provenance::CodeState::Same
+        })
+    })
 }
 
 /// Whether `name` is a cell directory's name: 16 lower-case hex digits.

@@ -331,3 +331,39 @@ fn check_experiment_refuses_a_name_no_claim_reads() {
     let strict = [&args[..], &["--strict"]].concat();
     assert_eq!(cli(&strict).unwrap(), ExitCode::from(1));
 }
+
+#[test]
+fn the_run_that_approves_cells_of_cell_runs_writes_their_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("t.toml");
+    std::fs::write(&exp, THEORY).unwrap();
+    let results = dir.path().join("results");
+    let (exp_s, res) = (exp.to_str().unwrap(), results.to_str().unwrap());
+    let plain = ["run", exp_s, "--results", res, "--quiet"];
+    assert_eq!(cli(&plain).unwrap(), ExitCode::SUCCESS);
+    // An environment MANIFEST lists as it is, which a run with nothing new leaves alone.
+    let env = results.join("ENVIRONMENT.json");
+    std::fs::write(&env, "{}").unwrap();
+    assert_eq!(
+        cli(&["manifest", "--results", res, "--quiet"]).unwrap(),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(cli(&plain).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), "{}");
+    // A cell run alone (`--cell`, as Slurm tasks do), then approved by a plain run: that run
+    // writes the environment of the build that made it.
+    std::fs::write(&exp, THEORY.replace("k = [2]", "k = [2, 4]")).unwrap();
+    let all = config::load_experiment(&exp).unwrap();
+    let new = all
+        .cells
+        .iter()
+        .map(|c| c.hash.as_str())
+        .find(|h| !run::is_done(&results, "t", h))
+        .expect("a new cell");
+    let cell = ["run", exp_s, "--results", res, "--quiet", "--cell", new];
+    assert_eq!(cli(&cell).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), "{}");
+    assert_eq!(cli(&plain).unwrap(), ExitCode::SUCCESS);
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&env).unwrap()).unwrap();
+    assert!(written.get("code_fingerprints").is_some(), "{written}");
+}

@@ -203,8 +203,12 @@ pub fn cmd_run(args: &RunArgs) -> Result<ExitCode> {
         }
     } else {
         // Also when a run killed after its last cell left none, or left one that MANIFEST
-        // does not list as it is (killed between the two writes).
-        if ran > 0 || !environment::listed_as_is(results) {
+        // does not list as it is (killed between the two writes), and when this run approves
+        // cells that `--cell` runs of this build made.
+        if ran > 0
+            || !environment::listed_as_is(results)
+            || approve::adopts_cells_of_this_build(results, &experiments)
+        {
             environment::write(results, &device)?;
             vouched.environment = true;
         }
