@@ -1,5 +1,6 @@
 //! The mitigation criterion table (issue 30): every objective that is neither pass@1 nor
-//! pass@k training against both, paired by seed at each q.
+//! pass@k training against both, paired by seed at each q; and the per-step conflict that
+//! projected objectives log, the interference measured during training.
 //!
 //! The claims in `experiments/claims.toml` (`mitigation.*`) are the verdicts; this table shows
 //! the same paired differences for every candidate and q in one place, with the pre-registered
@@ -7,8 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use passk_core::stats::mean;
+
 use crate::dose::{display_name, mean_ci};
 use crate::error::ReportError;
+use crate::plot::{render_figure, Chart, Figure, Legend, Mark, Series};
 use crate::tables::{fmt_f, Table};
 use crate::theory::write_sidecar;
 use crate::tiny::{objective_k, objectives, qs, TinyCell};
@@ -125,6 +131,126 @@ pub fn render_criterion(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBu
     )
 }
 
+/// Steps averaged in each point of the conflict trace.
+const WINDOW: u64 = 10;
+
+/// Writes `conflict_over_training` (figure) and `conflict_share` (table) for the objectives
+/// whose cells log `conflict_cos`: the cosine, at each RL step, between a projected objective's
+/// gradient and its anchor's from the same samples (for `group_projected`, the low-success
+/// prompts' pass@k gradient against the other prompts' pass@1 gradient).
+pub fn render_conflict(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let logged: Vec<String> = objectives(cells)
+        .into_iter()
+        .filter(|o| {
+            cells
+                .iter()
+                .any(|c| &c.objective == o && !c.conflict.is_empty())
+        })
+        .collect();
+    if logged.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes = || cells.iter().map(|c| c.record.hash.clone()).collect();
+    let mut table = Table::new(
+        "conflict_share",
+        "The conflict a projected objective meets during training: per seed, the share of RL steps whose logged conflict_cos (cosine of the objective's gradient and its anchor's, same samples) is negative, and its mean over the steps that logged one (steps where either part had no samples log none); mean over seeds with the 95% Student-t interval. For group_projected the two parts are the low-success prompts' pass@k gradient and the other prompts' pass@1 gradient.",
+        &["q", "objective", "seeds", "steps logged (mean)", "share negative", "95% CI", "mean cos", "95% CI"],
+    );
+    let mut panels = Vec::new();
+    for q in qs(cells) {
+        let mut chart = Chart::new(
+            format!("conflict_cos over training, q = {q}"),
+            "RL step",
+            format!("cosine, mean over seeds and {WINDOW}-step windows"),
+        );
+        chart.zero_line = true;
+        chart.legend = Legend::Outside;
+        for objective in &logged {
+            let group: Vec<&TinyCell> = cells
+                .iter()
+                .filter(|c| c.q == q && &c.objective == objective && !c.conflict.is_empty())
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let share: Vec<f64> = group
+                .iter()
+                .map(|c| {
+                    c.conflict.iter().filter(|(_, v)| *v < 0.0).count() as f64
+                        / c.conflict.len() as f64
+                })
+                .collect();
+            let cos: Vec<f64> = group
+                .iter()
+                .map(|c| mean(&c.conflict.iter().map(|(_, v)| *v).collect::<Vec<_>>()))
+                .collect();
+            let steps = mean(
+                &group
+                    .iter()
+                    .map(|c| c.conflict.len() as f64)
+                    .collect::<Vec<_>>(),
+            );
+            let interval = |v: &[f64]| {
+                let (_, (lo, hi)) = mean_ci(v);
+                format!("[{}, {}]", fmt_f(lo, 3), fmt_f(hi, 3))
+            };
+            table.rows.push(vec![
+                format!("{q}"),
+                display_name(objective),
+                group.len().to_string(),
+                fmt_f(steps, 0),
+                fmt_f(mean(&share), 3),
+                interval(&share),
+                fmt_f(mean(&cos), 3),
+                interval(&cos),
+            ]);
+            let mut windows: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+            for c in &group {
+                for &(step, v) in &c.conflict {
+                    windows.entry(step / WINDOW).or_default().push(v);
+                }
+            }
+            let points = windows
+                .iter()
+                .map(|(w, v)| ((w * WINDOW) as f64 + (WINDOW as f64 - 1.0) / 2.0, mean(v)))
+                .collect();
+            chart.series.push(Series::new(
+                format!("{} ({} seeds)", display_name(objective), group.len()),
+                points,
+                Mark::LineAndPoints,
+                crate::style::color_in(&logged, objective),
+            ));
+        }
+        panels.push(chart);
+    }
+    let mut paths = table.write_all(out_dir)?;
+    paths = write_sidecar(
+        out_dir,
+        "conflict_share",
+        "table",
+        &table.caption,
+        &paths,
+        hashes(),
+    )?;
+    let figure = Figure {
+        stem: "conflict_over_training".into(),
+        width: 820 * panels.len().max(1) as u32,
+        height: 480,
+        panels,
+    };
+    let caption = format!("conflict_cos over RL steps, one panel per q, one line per projected objective: the cosine between the objective's gradient and its anchor's from the same samples, averaged over seeds and {WINDOW}-step windows (negative: the step was projected). For group_projected it is the measured interference between the low-success prompts' pass@k gradient and the other prompts' pass@1 gradient, at every step.");
+    let files = render_figure(&figure, out_dir)?;
+    paths.extend(write_sidecar(
+        out_dir,
+        "conflict_over_training",
+        "figure",
+        &caption,
+        &files,
+        hashes(),
+    )?);
+    Ok(paths)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -187,5 +313,43 @@ mod tests {
         // Without a pass@1 reference there is nothing to pair with.
         let only: Vec<TinyCell> = cells.into_iter().filter(|c| c.objective != PASS1).collect();
         assert!(render_criterion(&only, &out).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_logged_conflict_is_summarised_per_seed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = tmp.path().join("exp");
+        let k8 = "pkpo_loo_minus_one:k=8";
+        for seed in 0..3u64 {
+            cell(&exp, &format!("a{seed}"), 0.75, k8, seed, -0.1, 0.1);
+            let name = format!("g{seed}");
+            cell(&exp, &name, 0.75, "group_projected:k=8", seed, 0.1, 0.0);
+            // Steps 0-3: three negative cosines of four, mean -0.25; step 4 logs none.
+            let mut log = String::from(
+                "step,mean_reward,pass_at_1,k,pass_at_k,grad_norm,conflict_cos,seconds\n",
+            );
+            for (step, cos) in [(0, "-0.5"), (1, "-0.5"), (2, "-0.5"), (3, "0.5"), (4, "")] {
+                log.push_str(&format!("{step},0.5,0.5,8,0.9,1.0,{cos},0.1\n"));
+            }
+            std::fs::write(exp.join(&name).join("train_log.csv"), log).unwrap();
+        }
+        let cells = load_tiny_cells(&exp).unwrap();
+        let out = tmp.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let paths = render_conflict(&cells, &out).unwrap();
+        assert!(paths
+            .iter()
+            .any(|p| p.ends_with("conflict_over_training.svg")));
+        let csv = std::fs::read_to_string(out.join("conflict_share.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "only the projected objective: {csv}");
+        assert!(rows[0].contains("group_projected:k=8,3,4,0.750"), "{csv}");
+        assert!(rows[0].contains("-0.250"), "{csv}");
+        // Nothing logged: nothing written.
+        let plain: Vec<TinyCell> = cells
+            .into_iter()
+            .filter(|c| c.conflict.is_empty())
+            .collect();
+        assert!(render_conflict(&plain, &out).unwrap().is_empty());
     }
 }

@@ -15,6 +15,7 @@ use crate::theory::write_sidecar;
 use passk_schema::cell::CellRecord;
 use passk_schema::cell::CELL_FILE;
 use passk_schema::eval::{EvalRow, FormatRow, EVAL_FILE, FORMAT_FILE};
+use passk_schema::train::{TrainLogRow, TRAIN_LOG_FILE};
 
 /// One tiny-tier cell as read from `results/<experiment>/<hash>/`.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub struct TinyCell {
     pub objective: String,
     /// The cell's seed.
     pub seed: u64,
+    /// `(step, conflict_cos)` of `train_log.csv` for the steps of a projected objective that
+    /// logged one (empty for other objectives, or without a log).
+    pub conflict: Vec<(u64, f64)>,
 }
 
 impl TinyCell {
@@ -121,6 +125,15 @@ pub fn load_tiny_cells(experiment_dir: &Path) -> Result<Vec<TinyCell>, ReportErr
             .get("seed")
             .and_then(|v| v.as_u64())
             .ok_or_else(|| bad("seed"))?;
+        let log_path = dir.join(TRAIN_LOG_FILE);
+        let conflict = if log_path.is_file() {
+            read_csv::<TrainLogRow>(&log_path)?
+                .into_iter()
+                .filter_map(|r| Some((r.step, r.conflict_cos?)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         cells.push(TinyCell {
             record,
             eval,
@@ -128,6 +141,7 @@ pub fn load_tiny_cells(experiment_dir: &Path) -> Result<Vec<TinyCell>, ReportErr
             q,
             objective,
             seed,
+            conflict,
         });
     }
     if cells.is_empty() {
@@ -396,6 +410,7 @@ pub fn render_tiny(cells: &[TinyCell], out_dir: &Path) -> Result<Vec<PathBuf>, R
 
     paths.extend(crate::dose::render_dose(cells, out_dir)?);
     paths.extend(crate::mitigation::render_criterion(cells, out_dir)?);
+    paths.extend(crate::mitigation::render_conflict(cells, out_dir)?);
 
     let figure = tradeoff_figure(cells, "tradeoff", &crate::style::label);
     let caption = "Change of held-out pass@k (k the largest any objective of the experiment targets, the same for every objective) against change of pass@1, from the warm start, one panel per q: large points are means over seeds with the 95% t-interval of the change of pass@1, small ones single seeds. Upper right of the origin: pass@k gained without losing pass@1.";
