@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::ReportError;
-use crate::load::{rename_into_place, temp_path_for, write_atomic};
+use crate::load::write_atomic;
 
 /// The font family name every chart uses; it is mapped to the bundled DejaVu Sans.
 pub const FONT_FAMILY: &str = "sans-serif";
@@ -571,18 +571,26 @@ pub fn render_figure(fig: &Figure, dir: &Path) -> Result<Vec<PathBuf>, ReportErr
     write_atomic(&svg_path, render_svg(fig)?.as_bytes())?;
 
     let png_path = dir.join(format!("{}.png", fig.stem));
-    // The bitmap backend picks the encoder from the extension, so the temporary keeps `.png`.
-    let tmp = temp_path_for(&png_path);
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, fig.canvas()).into_drawing_area();
-        draw_figure(root, fig, &png_path)
-    };
-    if let Err(e) = drawn {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    rename_into_place(&tmp, &png_path)?;
+    write_atomic(&png_path, &render_png(fig, &png_path)?)?;
     Ok(vec![svg_path, png_path])
+}
+
+/// The figure as PNG bytes, compressed as far as the encoder goes: figures/ is committed, and
+/// this halves what plotters' default encoding writes (`path` only names the figure in errors).
+fn render_png(fig: &Figure, path: &Path) -> Result<Vec<u8>, ReportError> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let (w, h) = fig.canvas();
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        draw_figure(root, fig, path)?;
+    }
+    let mut png = Vec::new();
+    PngEncoder::new_with_quality(&mut png, CompressionType::Best, FilterType::Adaptive)
+        .write_image(&rgb, w, h, image::ColorType::Rgb8)
+        .map_err(|e| ReportError::invalid(path, format!("PNG encoding failed: {e}")))?;
+    Ok(png)
 }
 
 #[cfg(test)]
